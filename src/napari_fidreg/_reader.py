@@ -1,0 +1,41 @@
+"""npe2 reader: fiducial TIFF stacks as image layers with their voxel size as scale."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .core.errors import FidregError
+from .core.io import TIFF_SUFFIXES, read_stack
+
+
+def get_reader(path):
+    """Return a reader for a single .tif/.tiff/.ome.tif path, else None."""
+    if isinstance(path, list):
+        if not path:
+            return None
+        if not all(str(p).lower().endswith(TIFF_SUFFIXES) for p in path):
+            return None
+        return read_tiffs
+    if not str(path).lower().endswith(TIFF_SUFFIXES):
+        return None
+    return read_tiffs
+
+
+def read_tiffs(path):
+    """Layer data tuples, one per file: (data, {name, scale, metadata}, 'image').
+
+    A file that is not a 3D stack (a 2D image, say) is left to other readers by
+    raising, which napari reports, rather than shown with a wrong axis order.
+    """
+    paths = path if isinstance(path, list) else [path]
+    layers = []
+    for p in paths:
+        stack = read_stack(Path(p))
+        meta = {"name": stack.name, "metadata": {"path": str(stack.path), "voxel_size_um": stack.voxel_size}}
+        if stack.voxel_size is not None:
+            meta["scale"] = tuple(stack.voxel_size)
+        layers.append((stack.data, meta, "image"))
+    return layers
+
+
+__all__ = ["FidregError", "get_reader", "read_tiffs"]

@@ -1,0 +1,95 @@
+"""Block tiling, outlier rejection and filling of rejected blocks."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from .errors import FidregError
+
+Box = tuple[slice, slice, slice]
+
+
+def axis_edges(start: int, stop: int, size: int, axis: str) -> list[tuple[int, int]]:
+    """Split [start, stop) into blocks of ``size``; the last block takes the remainder.
+
+    The remainder is merged into the last block (so every block is at least
+    ``size`` long) rather than left as a sliver that holds too little to correlate.
+    """
+    extent = stop - start
+    if size > extent:
+        raise FidregError(f"block size {size} is larger than the {axis} extent {extent} of the (sub)volume")
+    n = extent // size
+    edges = [(start + i * size, start + (i + 1) * size) for i in range(n)]
+    edges[-1] = (edges[-1][0], stop)
+    return edges
+
+
+def tile(region: tuple[tuple[int, int], ...], size_zyx: tuple[int, int, int]) -> tuple[list[Box], tuple[int, int, int]]:
+    """Blocks covering ``region`` ((z0, z1), (y0, y1), (x0, x1)) in raster order, and the grid shape."""
+    per_axis = [axis_edges(a, b, s, axis) for (a, b), s, axis in zip(region, size_zyx, "zyx")]
+    boxes = [tuple(slice(a, b) for a, b in combo) for combo in itertools.product(*per_axis)]
+    return boxes, tuple(len(e) for e in per_axis)  # type: ignore[return-value]
+
+
+def flag_outliers(
+    shifts: np.ndarray,
+    scores: np.ndarray,
+    sharpness: np.ndarray,
+    valid: np.ndarray,
+    *,
+    min_score: float,
+    min_sharpness: float,
+    outlier_mad: float,
+    outlier_floor: float,
+) -> tuple[np.ndarray, list[str]]:
+    """Decide which blocks are inliers; returns (inlier mask, reason per block).
+
+    A block is rejected when it could not be measured, when its correlation peak
+    is weak (score or sharpness below the thresholds: typically a block without
+    fiducials), or when its shift departs from the median of the other good
+    blocks by more than ``outlier_mad`` robust standard deviations on some axis
+    (never less than ``outlier_floor`` pixels, so a smooth deformation is kept).
+    """
+    n = len(shifts)
+    reasons = [""] * n
+    good = valid.copy()
+    for i in range(n):
+        if not valid[i]:
+            reasons[i] = "not measured (outside the moving stack, or peak at the search limit)"
+        elif scores[i] < min_score:
+            reasons[i] = f"low score {scores[i]:.3f} < {min_score}"
+            good[i] = False
+        elif sharpness[i] < min_sharpness:
+            reasons[i] = f"flat peak: sharpness {sharpness[i]:.1f} < {min_sharpness}"
+            good[i] = False
+    if good.sum() >= 3:
+        med = np.median(shifts[good], axis=0)
+        mad = np.median(np.abs(shifts[good] - med), axis=0)
+        limit = np.maximum(outlier_mad * 1.4826 * mad, outlier_floor)
+        far = np.any(np.abs(shifts - med) > limit, axis=1)
+        for i in np.nonzero(good & far)[0]:
+            reasons[i] = "shift far from the other blocks' consensus"
+            good[i] = False
+    return good, reasons
+
+
+def fill_rejected(
+    shifts: np.ndarray, inlier: np.ndarray, grid_shape: tuple[int, int, int], fallback: np.ndarray
+) -> np.ndarray:
+    """Shifts for every block: inliers keep theirs, rejected blocks take the
+    median of the nearest inliers on the grid (3x3x3 ring first, widening), or
+    ``fallback`` when there is no inlier at all."""
+    out = shifts.copy()
+    if not inlier.any():
+        out[:] = fallback
+        return out
+    idx = np.array(list(np.ndindex(*grid_shape)))
+    good_idx = idx[inlier]
+    good_shifts = shifts[inlier]
+    for i in np.nonzero(~inlier)[0]:
+        dist = np.abs(good_idx - idx[i]).max(axis=1)  # Chebyshev ring on the grid
+        nearest = dist == dist.min()
+        out[i] = np.median(good_shifts[nearest], axis=0)
+    return out

@@ -1,0 +1,177 @@
+"""Normalized 3D cross-correlation with a sub-pixel peak and a quality score.
+
+Method
+------
+Both volumes are made zero-mean and unit-variance, multiplied by a separable
+Tukey window, zero-padded so that every searched lag is a *linear* (not
+circular) correlation, and correlated with float32 real FFTs
+(``scipy.fft.rfftn``). The integer peak is searched within ``max_shift``; the
+three samples around it on each axis are divided by the windows'
+autocorrelation at their lags (this removes the bias toward zero lag that
+limited overlap, the z axis especially, causes) and fitted with a 3-point
+Gaussian (log-parabola), falling back to a parabola when a sample is not
+positive.
+
+Sign convention: the returned shift is what to apply to ``moving`` to align it
+onto ``reference`` (scikit-image's ``phase_cross_correlation`` convention), so
+``scipy.ndimage.shift(moving, shift)`` registers it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.fft as sfft
+
+from .preprocess import normalize_windowed, window_1d, window_autocorrelation
+
+
+@dataclass(frozen=True)
+class ShiftEstimate:
+    """One pairwise estimate.
+
+    Attributes
+    ----------
+    shift : (dz, dy, dx) float array
+        Shift to apply to the moving volume, in pixels.
+    score : float
+        Normalized cross-correlation at the peak, in [-1, 1].
+    sharpness : float
+        Peak-to-sidelobe ratio: (peak - mean) / std of the correlation over all
+        searched lags. Noise-only blocks give ~3-5, fiducial-rich blocks > 15.
+    at_limit : bool
+        The peak sits on the edge of the searched range on some axis: the true
+        shift may be larger than ``max_shift``.
+    """
+
+    shift: np.ndarray
+    score: float
+    sharpness: float
+    at_limit: bool = False
+
+
+def correlate(
+    reference: np.ndarray,
+    moving: np.ndarray,
+    *,
+    max_shift: tuple[float, float, float],
+    z_taper: float = 0.5,
+    yx_taper: float = 0.25,
+    workers: int = 1,
+    refine: int = 0,
+) -> ShiftEstimate:
+    """Estimate the shift of ``moving`` onto ``reference`` (same shape, float32, preprocessed).
+
+    Both arrays are modified in place (normalised and windowed): pass copies you own.
+
+    Parameters
+    ----------
+    reference, moving : (z, y, x) float32 arrays of equal shape
+    max_shift : (dz, dy, dx)
+        Largest |shift| searched per axis, in pixels (capped at the extent - 1).
+    z_taper, yx_taper : float
+        Tukey fractions of the windows along z and y/x.
+    workers : int
+        Threads for the FFTs.
+    refine : int
+        Extra passes: the moving volume is Fourier-shifted by the current
+        estimate (before windowing, so the window stays fixed on the reference)
+        and the small residual is measured again. Windowing biases an estimate
+        in proportion to its distance from zero lag, so one pass removes almost
+        all of it (z error 0.01-0.025 px -> < 0.005 px on synthetic beads).
+    """
+    if refine > 0:
+        raw = moving.copy()
+        est = correlate(
+            reference.copy(), moving, max_shift=max_shift, z_taper=z_taper, yx_taper=yx_taper, workers=workers
+        )
+        for _ in range(refine):
+            shifted = fourier_shift(raw, est.shift, workers=workers)
+            residual = correlate(
+                reference.copy(), shifted, max_shift=(2, 2, 2), z_taper=z_taper, yx_taper=yx_taper, workers=workers
+            )
+            est = ShiftEstimate(est.shift + residual.shift, residual.score, est.sharpness, est.at_limit)
+        return est
+    shape = reference.shape
+    windows = (
+        window_1d(shape[0], z_taper),
+        window_1d(shape[1], yx_taper),
+        window_1d(shape[2], yx_taper),
+    )
+    ref, e_ref = normalize_windowed(reference, windows)
+    mov, e_mov = normalize_windowed(moving, windows)
+    if e_ref == 0 or e_mov == 0:
+        return ShiftEstimate(np.zeros(3), 0.0, 0.0, False)
+
+    limits = [min(int(np.ceil(m)), n - 1) for m, n in zip(max_shift, shape)]
+    fshape = [sfft.next_fast_len(n + m, real=True) for n, m in zip(shape, limits)]
+    f_ref = sfft.rfftn(ref, fshape, workers=workers)
+    f_mov = sfft.rfftn(mov, fshape, workers=workers)
+    np.conjugate(f_ref, out=f_ref)
+    f_ref *= f_mov
+    del f_mov
+    # xcorr[d] = sum_x ref[x] * mov[x + d]; its peak is at minus the shift to apply.
+    xcorr = sfft.irfftn(f_ref, fshape, workers=workers)
+    del f_ref
+
+    lags = [np.arange(-m, m + 1) for m in limits]
+    window = xcorr[np.ix_(*[lag % n for lag, n in zip(lags, fshape)])]
+    peak = np.unravel_index(int(np.argmax(window)), window.shape)
+    peak_value = float(window[peak])
+    at_limit = any(limits[k] > 0 and peak[k] in (0, window.shape[k] - 1) for k in range(3))
+
+    lag = np.array([lags[k][peak[k]] for k in range(3)], dtype=np.float64)
+    frac = np.zeros(3)
+    for k in range(3):
+        if limits[k] == 0 or peak[k] in (0, window.shape[k] - 1):
+            continue
+        idx = list(peak)
+        samples = []
+        for step in (-1, 0, 1):
+            idx[k] = peak[k] + step
+            samples.append(float(window[tuple(idx)]))
+        auto = window_autocorrelation(windows[k], lag[k] + np.array([-1, 0, 1]))
+        auto = np.where(auto > 1e-6, auto, 1e-6)
+        frac[k] = _fit_peak(np.asarray(samples) / auto)
+
+    mean = float(xcorr.mean())
+    std = float(xcorr.std())
+    sharpness = (peak_value - mean) / std if std > 0 else 0.0
+    score = float(np.clip(peak_value / np.sqrt(e_ref * e_mov), -1.0, 1.0))
+    return ShiftEstimate(-(lag + frac), score, float(sharpness), bool(at_limit))
+
+
+def _fit_peak(c: np.ndarray) -> float:
+    """Sub-sample offset of a peak from three samples (left, centre, right)."""
+    left, centre, right = c
+    if left > 0 and centre > 0 and right > 0:
+        ll, lc, lr = np.log(left), np.log(centre), np.log(right)
+        denom = ll - 2 * lc + lr
+        if denom < 0:
+            return float(np.clip(0.5 * (ll - lr) / denom, -0.5, 0.5))
+    denom = left - 2 * centre + right
+    if denom < 0:
+        return float(np.clip(0.5 * (left - right) / denom, -0.5, 0.5))
+    return 0.0
+
+
+def fourier_shift(vol: np.ndarray, shift, *, workers: int = 1) -> np.ndarray:
+    """``vol`` shifted by ``shift`` (applied as ``ndimage.shift`` would) with a padded real FFT.
+
+    Padding by the shift's size plus a margin keeps content from wrapping around;
+    what moves in from outside is zero.
+    """
+    shape = vol.shape
+    pad = [sfft.next_fast_len(n + int(np.ceil(abs(s))) + 4, real=True) if n > 1 else 1 for n, s in zip(shape, shift)]
+    spec = sfft.rfftn(vol, pad, workers=workers)
+    for axis, (n, s) in enumerate(zip(pad, shift)):
+        if n == 1 or s == 0:
+            continue
+        freq = sfft.rfftfreq(n) if axis == 2 else sfft.fftfreq(n)
+        phase = np.exp(-2j * np.pi * freq * s).astype(np.complex64)
+        bshape = [1, 1, 1]
+        bshape[axis] = len(freq)
+        spec *= phase.reshape(bshape)
+    out = sfft.irfftn(spec, pad, workers=workers)
+    return np.ascontiguousarray(out[: shape[0], : shape[1], : shape[2]], dtype=np.float32)

@@ -1,0 +1,201 @@
+"""Files in and out: TIFF / OME-TIFF stacks with voxel size, atomic writes.
+
+Every writer writes to a temporary file beside the target and renames it into
+place (``os.replace``), so a crash never leaves a half-written output and an
+existing file is only ever replaced whole. Readers turn every failure into a
+:class:`FidregError` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from .errors import FidregError
+from .validate import as_volume
+
+TIFF_SUFFIXES = (".tif", ".tiff", ".ome.tif", ".ome.tiff", ".btf")
+_UNITS_UM = {"um": 1.0, "µm": 1.0, "\u00b5m": 1.0, "micron": 1.0, "microns": 1.0, "nm": 1e-3, "mm": 1e3}
+
+
+@dataclass
+class Stack:
+    """A stack read from disk: data (z, y, x), voxel size in µm or None, a display name."""
+
+    data: np.ndarray
+    voxel_size: tuple[float, float, float] | None
+    name: str
+    path: Path
+
+
+def stem(path: str | Path) -> str:
+    """File name without .tif/.tiff/.ome.tif."""
+    name = Path(path).name
+    for suffix in sorted(TIFF_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
+
+
+def read_stack(path: str | Path, *, lazy: bool = False) -> Stack:
+    """Read a 3D TIFF/OME-TIFF stack and its voxel size.
+
+    Parameters
+    ----------
+    path : path to a .tif/.tiff/.ome.tif file
+    lazy : bool
+        Memory-map the file when its layout allows (uncompressed, contiguous),
+        else return a zarr view that reads chunks on demand; the data are then
+        read only where the registration looks.
+
+    Raises
+    ------
+    FidregError
+        Missing, empty, non-TIFF or corrupt file, or not a 3D stack.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FidregError(f"{path}: no such file")
+    if path.is_dir():
+        raise FidregError(f"{path}: is a folder, not a TIFF file")
+    if path.stat().st_size == 0:
+        raise FidregError(f"{path}: file is empty")
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic[:2] not in (b"II", b"MM"):
+        raise FidregError(f"{path}: not a TIFF file")
+    try:
+        with tifffile.TiffFile(path) as tif:
+            voxel = _voxel_size(tif)
+            if lazy:
+                data = _lazy(path, tif)
+            else:
+                data = tif.asarray()
+    except FidregError:
+        raise
+    except Exception as exc:  # tifffile raises many types for damaged files
+        raise FidregError(f"{path}: cannot read TIFF ({type(exc).__name__}: {exc})") from None
+    data = as_volume(data, str(path))
+    return Stack(data=data, voxel_size=voxel, name=stem(path), path=path)
+
+
+def _lazy(path: Path, tif: tifffile.TiffFile):
+    try:
+        return tifffile.memmap(path, mode="r")
+    except Exception:
+        import zarr
+
+        return zarr.open(tif.aszarr(), mode="r")
+
+
+def _voxel_size(tif: tifffile.TiffFile) -> tuple[float, float, float] | None:
+    """(z, y, x) voxel size in µm from OME or ImageJ metadata, else None."""
+    if tif.is_ome and tif.ome_metadata:
+        vs = _ome_voxel_size(tif.ome_metadata)
+        if vs is not None:
+            return vs
+    ij = tif.imagej_metadata
+    page = tif.pages[0]
+    try:
+        xres = page.tags["XResolution"].value
+        yres = page.tags["YResolution"].value
+    except KeyError:
+        return None
+    if not ij:
+        return None
+    unit = str(ij.get("unit", "")).strip().lower().replace("\\u00b5", "µ")
+    scale = _UNITS_UM.get(unit)
+    if scale is None or not xres[0] or not yres[0]:
+        return None
+    sx = xres[1] / xres[0] * scale
+    sy = yres[1] / yres[0] * scale
+    sz = float(ij.get("spacing", 1.0)) * scale
+    return (sz, sy, sx)
+
+
+def _ome_voxel_size(xml: str) -> tuple[float, float, float] | None:
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return None
+    pixels = next((el for el in root.iter() if el.tag.endswith("Pixels")), None)
+    if pixels is None:
+        return None
+    out = []
+    for axis in ("Z", "Y", "X"):
+        value = pixels.get(f"PhysicalSize{axis}")
+        unit = pixels.get(f"PhysicalSize{axis}Unit", "µm")
+        scale = _UNITS_UM.get(unit.lower() if unit else "µm", None)
+        if value is None or scale is None:
+            if axis == "Z":
+                out.append(1.0)
+                continue
+            return None
+        out.append(float(value) * scale)
+    return tuple(out)  # type: ignore[return-value]
+
+
+def write_stack(path: str | Path, data: np.ndarray, *, voxel_size=None, compress: bool = False) -> Path:
+    """Write a (z, y, x) stack as an ImageJ-compatible TIFF, atomically.
+
+    The voxel size (µm) goes into the ImageJ metadata (spacing, resolution,
+    unit) so that Fiji, napari and this package read it back.
+    """
+    path = Path(path)
+    data = np.asarray(data)
+    imagej = data.dtype in (np.uint8, np.uint16, np.float32)
+    kwargs: dict = {"photometric": "minisblack"}
+    if compress:
+        kwargs["compression"] = "zlib"
+    if imagej:
+        meta: dict = {"axes": "ZYX"}
+        if voxel_size is not None:
+            sz, sy, sx = (float(v) for v in voxel_size)
+            meta.update(spacing=sz, unit="um")
+            kwargs["resolution"] = (1.0 / sy, 1.0 / sx)
+        kwargs.update(imagej=True, metadata=meta)
+    else:
+        kwargs["metadata"] = {"axes": "ZYX"}
+    kwargs["bigtiff"] = data.nbytes > 3_900_000_000 and not imagej
+    return _atomic(path, lambda tmp: tifffile.imwrite(tmp, data, **kwargs))
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write text to ``path`` atomically."""
+    return _atomic(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    return _atomic(Path(path), lambda tmp: Path(tmp).write_bytes(data))
+
+
+def _atomic(path: Path, write) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe version of a layer or stack name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "stack"

@@ -1,0 +1,169 @@
+"""Preprocessing before correlation: hot pixels, background, windows.
+
+Each step is a plain function on float32 arrays so that it can be tested and used
+on its own; :func:`prepare_block` chains them the way the registration does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+from scipy.signal.windows import tukey
+
+_NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
+
+
+def hot_pixel_mask(zmin: np.ndarray, *, threshold: float = 8.0) -> np.ndarray:
+    """Find camera hot pixels from the per-(y, x) minimum over z.
+
+    A hot pixel is bright in every plane at the same (y, x), so it survives the
+    minimum over z while fiducials, which occupy a few planes, do not. It is also
+    isolated: most of its excess over the frame's median is not shared with its
+    3x3 neighbourhood, which tells it apart from a fiducial in a single-plane
+    stack.
+
+    Parameters
+    ----------
+    zmin : (y, x) array
+        Minimum over z of the stack (of both stacks, for a pair: hot pixels are
+        camera-fixed).
+    threshold : float
+        Robust standard deviations above the 3x3 median.
+
+    Returns
+    -------
+    (y, x) bool array
+    """
+    zmin = np.asarray(zmin, dtype=np.float32)
+    med = ndimage.median_filter(zmin, size=3, mode="reflect")
+    resid = zmin - med
+    mad = float(np.median(np.abs(resid - np.median(resid))))
+    sigma = max(1.4826 * mad, 1e-6 * max(float(np.abs(zmin).max()), 1.0))
+    excess = zmin - float(np.median(zmin))
+    return (resid > threshold * sigma) & (resid > 0.5 * excess)
+
+
+def replace_hot_pixels(vol: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Replace, in place, every masked (y, x) column by its 8-neighbour median per plane.
+
+    ``vol`` is a float array (z, y, x) that the caller owns; ``mask`` is (y, x).
+    Returns ``vol``.
+    """
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return vol
+    ny, nx = mask.shape
+    samples = np.empty((len(_NEIGHBOURS), vol.shape[0], ys.size), dtype=vol.dtype)
+    for i, (dy, dx) in enumerate(_NEIGHBOURS):
+        samples[i] = vol[:, np.clip(ys + dy, 0, ny - 1), np.clip(xs + dx, 0, nx - 1)]
+    vol[:, ys, xs] = np.median(samples, axis=0)
+    return vol
+
+
+def subtract_background(vol: np.ndarray, *, sigma: float = 8.0) -> np.ndarray:
+    """Subtract a smooth per-plane background, in place; returns ``vol``.
+
+    The background is the lower envelope of each plane (a minimum filter wider
+    than a fiducial) smoothed with a Gaussian of ``sigma`` pixels, computed on a
+    copy binned in y/x for speed and interpolated back. Using the lower envelope
+    rather than a plain blur keeps bright fiducials from raising their own
+    background. The result is unclipped (noise stays centred).
+    """
+    nz, ny, nx = vol.shape
+    factor = max(1, min(int(sigma // 2), ny // 4, nx // 4))
+    small = _bin_mean(vol, factor)
+    size = 2 * int(np.ceil(1.5 * sigma / factor)) + 1
+    small = ndimage.minimum_filter(small, size=(1, size, size), mode="nearest")
+    small = ndimage.gaussian_filter(small, sigma=(0, sigma / factor, sigma / factor), mode="nearest")
+    if factor == 1:
+        vol -= small
+        return vol
+    # Upsample with the bin centres at (i + 0.5) * factor - 0.5.
+    zoom_y = (np.arange(ny) + 0.5) / factor - 0.5
+    zoom_x = (np.arange(nx) + 0.5) / factor - 0.5
+    for z in range(nz):
+        vol[z] -= _bilinear(small[z], zoom_y, zoom_x)
+    return vol
+
+
+def _bin_mean(vol: np.ndarray, factor: int) -> np.ndarray:
+    """Mean over factor x factor bins in y/x; the ragged edge is averaged too."""
+    if factor == 1:
+        return vol.astype(np.float32, copy=True)
+    nz, ny, nx = vol.shape
+    py, px = (-ny) % factor, (-nx) % factor
+    padded = np.pad(vol, ((0, 0), (0, py), (0, px)), mode="edge") if (py or px) else vol
+    by, bx = padded.shape[1] // factor, padded.shape[2] // factor
+    out = padded.reshape(nz, by, factor, bx, factor).mean(axis=(2, 4), dtype=np.float32)
+    return out
+
+
+def _bilinear(img: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """Separable linear interpolation of a small image at rectilinear coordinates."""
+    wy = _interp_matrix(ys, img.shape[0])
+    wx = _interp_matrix(xs, img.shape[1])
+    return (wy @ img @ wx.T).astype(np.float32, copy=False)
+
+
+def _interp_matrix(coords: np.ndarray, n: int) -> np.ndarray:
+    """Dense (len(coords), n) matrix of linear-interpolation weights, clamped at edges."""
+    c = np.clip(coords, 0, n - 1)
+    i0 = np.floor(c).astype(int)
+    i1 = np.minimum(i0 + 1, n - 1)
+    w1 = (c - i0).astype(np.float32)
+    m = np.zeros((len(coords), n), dtype=np.float32)
+    rows = np.arange(len(coords))
+    np.add.at(m, (rows, i0), 1 - w1)
+    np.add.at(m, (rows, i1), w1)
+    return m
+
+
+def window_1d(n: int, fraction: float) -> np.ndarray:
+    """Tukey window of length ``n`` whose tapered part is ``fraction`` of it."""
+    if n < 3 or fraction <= 0:
+        return np.ones(n, dtype=np.float32)
+    return tukey(n, fraction).astype(np.float32) + np.float32(1e-3)
+
+
+def window_autocorrelation(w: np.ndarray, lags: np.ndarray) -> np.ndarray:
+    """Normalised autocorrelation of a 1D window at integer lags.
+
+    ``a(d) = sum_i w[i] w[i + d] / sum_i w[i]**2``. Multiplying two stacks by the
+    window scales their correlation at lag ``d`` by ``a(d)`` on average; dividing
+    it out removes the pull of the peak toward zero lag.
+    """
+    n = len(w)
+    full = np.correlate(w.astype(np.float64), w.astype(np.float64), mode="full")
+    full /= full[n - 1]
+    lags = np.asarray(lags).astype(int)
+    idx = np.clip(lags + n - 1, 0, 2 * n - 2)
+    out = full[idx]
+    out[np.abs(lags) >= n] = 0.0
+    return out
+
+
+def normalize_windowed(vol: np.ndarray, windows: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, float]:
+    """Zero-mean, unit-variance, windowed copy-in-place; returns (vol, energy).
+
+    ``energy`` is the sum of squares after windowing, used to normalise the
+    correlation to [-1, 1]. A constant volume has energy 0.
+    """
+    vol -= np.float32(vol.mean(dtype=np.float64))
+    std = float(vol.std(dtype=np.float64))
+    if std > 0:
+        vol /= np.float32(std)
+    wz, wy, wx = windows
+    vol *= wz[:, None, None]
+    vol *= wy[None, :, None]
+    vol *= wx[None, None, :]
+    return vol, float(np.vdot(vol.ravel(), vol.ravel()))
+
+
+def prepare(vol: np.ndarray, *, hot_mask: np.ndarray | None, background: bool, background_sigma: float) -> np.ndarray:
+    """Float32 copy of ``vol`` with hot pixels replaced and background removed."""
+    out = np.array(vol, dtype=np.float32, copy=True)
+    if hot_mask is not None and hot_mask.any():
+        replace_hot_pixels(out, hot_mask)
+    if background:
+        subtract_background(out, sigma=background_sigma)
+    return out

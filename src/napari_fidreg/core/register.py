@@ -1,0 +1,360 @@
+"""Register a moving fiducial stack onto a reference: global shift, then block shifts.
+
+Pipeline (see ``docs/method.md``):
+
+1. hot-pixel mask from the per-(y, x) minimum over z of both stacks;
+2. coarse global shift on copies binned in y/x (float32 real FFTs, padded, so
+   large shifts do not wrap around);
+3. refinement at full resolution on the ``n_global_blocks`` richest blocks,
+   each taken from the moving stack at the coarse integer offset, combined
+   robustly into the global shift;
+4. optionally, every block of the user's grid measured the same way around the
+   global shift, outliers rejected and filled from neighbours.
+
+:func:`iter_register` is a generator: each ``yield`` reports progress and is a
+point where the caller (a napari worker, a CLI progress bar) may stop it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .blocks import Box, fill_rejected, flag_outliers, tile
+from .correlate import ShiftEstimate, correlate
+from .errors import FidregError
+from .params import Params
+from .preprocess import _bin_mean, hot_pixel_mask, prepare, replace_hot_pixels, subtract_background
+from .result import Block, Registration
+from .validate import as_volume, check_finite_and_varying
+
+_COARSE_TARGET = 384  # y/x extent of the binned copy used for the coarse shift
+_GLOBAL_BLOCK = 256  # y/x size of the blocks that refine the global shift
+_MIN_YX = 16  # a block narrower than this after clipping is not measured
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress tick: ``stage`` is a short label, ``done`` of ``total`` steps."""
+
+    stage: str
+    done: int
+    total: int
+
+
+def register(reference, moving, params: Params | None = None, **kwargs: Any) -> Registration:
+    """Register ``moving`` onto ``reference`` and return the :class:`Registration`.
+
+    Parameters
+    ----------
+    reference, moving : array-like, (z, y, x)
+        Fiducial stacks of the same field (any integer or float dtype; numpy,
+        memmap, or any array that supports slicing). Never modified.
+    params : Params, optional
+        Options; keyword arguments override its fields (``block_size=256`` ...).
+    voxel_size : (z, y, x) micrometres, optional
+    reference_name, moving_name : str, optional
+        Recorded in the result.
+
+    Returns
+    -------
+    Registration
+        ``global_shift`` is what to apply to ``moving`` to align it onto
+        ``reference``; see :data:`napari_fidreg.core.result.SIGN_CONVENTION`.
+
+    Raises
+    ------
+    FidregError
+        Bad input or parameters, with a one-line message naming the problem.
+    """
+    gen = iter_register(reference, moving, params, **kwargs)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value
+
+
+def iter_register(
+    reference,
+    moving,
+    params: Params | None = None,
+    *,
+    voxel_size: Iterable[float] | None = None,
+    reference_name: str = "",
+    moving_name: str = "",
+    **overrides: Any,
+) -> Generator[Progress, None, Registration]:
+    """Generator form of :func:`register`: yields :class:`Progress`, returns the result."""
+    params = (params or Params()).with_(**overrides) if overrides else (params or Params())
+    ref = as_volume(reference, "reference")
+    mov = as_volume(moving, "moving")
+    warnings: list[str] = []
+    if ref.shape != mov.shape:
+        warnings.append(
+            f"reference {ref.shape} and moving {mov.shape} differ in shape: registered on their common region"
+        )
+    region = _region(ref.shape, mov.shape, params.subvolume)
+    block_zyx = None
+    if params.block_size is not None:
+        bz = params.block_size_z or (region[0][1] - region[0][0])
+        block_zyx = (bz, params.block_size, params.block_size)
+        grid_boxes, grid_shape = tile(region, block_zyx)  # validates sizes before any work
+    vs = None if voxel_size is None else tuple(float(v) for v in voxel_size)
+    if vs is not None and (len(vs) != 3 or min(vs) <= 0):
+        raise FidregError(f"voxel_size must be three positive numbers (z, y, x), got {voxel_size!r}")
+
+    yield Progress("hot pixels", 0, 1)
+    hot = _hot_mask(ref, mov, region, params)
+
+    # -- coarse global shift on binned copies --------------------------------
+    extent = [b - a for a, b in region]
+    factor = max(1, int(np.ceil(max(extent[1], extent[2]) / _COARSE_TARGET)))
+    ref_small = _binned(ref, region, factor, hot, params)
+    check_finite_and_varying(ref_small, "reference")
+    mov_small = _binned(mov, region, factor, hot, params)
+    check_finite_and_varying(mov_small, "moving")
+    max_shift = params.max_shift or (extent[0] / 3, extent[1] / 4, extent[2] / 4)
+    coarse = correlate(
+        ref_small.copy(),
+        mov_small.copy(),
+        max_shift=(max_shift[0], max_shift[1] / factor, max_shift[2] / factor),
+        z_taper=params.z_taper,
+        yx_taper=params.yx_taper,
+        workers=params.workers,
+    )
+    coarse_shift = coarse.shift * np.array([1, factor, factor])
+    if coarse.at_limit:
+        warnings.append(
+            f"the coarse shift {np.round(coarse_shift, 1).tolist()} is at the search limit "
+            f"{np.round(max_shift, 1).tolist()}: the true shift may be larger (raise max_shift)"
+        )
+
+    # -- refine on the richest full-resolution blocks -------------------------
+    candidates = _richest_blocks(ref_small, region, factor, params.n_global_blocks)
+    del ref_small, mov_small
+    offset = np.rint(coarse_shift).astype(int)
+    margin = float(max(4, factor + 2))
+    n_total = len(candidates) + (len(grid_boxes) if block_zyx else 0)
+    done = 0
+    estimates: list[tuple[ShiftEstimate, bool]] = []
+    for est in _measure_many(ref, mov, candidates, offset, (margin, margin, margin), hot, params, refine=1):
+        estimates.append(est)
+        done += 1
+        yield Progress("global shift", done, n_total)
+    global_shift, g_score, g_sharp = _combine(estimates, coarse, coarse_shift, params, warnings)
+
+    reg = Registration(
+        global_shift=tuple(float(v) for v in global_shift),
+        global_score=g_score,
+        global_sharpness=g_sharp,
+        reference_shape=tuple(int(v) for v in ref.shape),
+        moving_shape=tuple(int(v) for v in mov.shape),
+        params=params,
+        voxel_size=vs,
+        reference=reference_name,
+        moving=moving_name,
+        warnings=warnings,
+    )
+    if block_zyx is None:
+        return reg
+
+    # -- block grid ------------------------------------------------------------
+    offset = np.rint(global_shift).astype(int)
+    local = (params.max_local_shift,) * 3
+    block_estimates: list[tuple[ShiftEstimate, bool]] = []
+    for est in _measure_many(ref, mov, grid_boxes, offset, local, hot, params):
+        block_estimates.append(est)
+        done += 1
+        yield Progress("blocks", done, n_total)
+    reg.blocks, reg.consensus_shift = _grid_result(grid_boxes, grid_shape, block_estimates, global_shift, params)
+    reg.grid_shape = grid_shape
+    n_in = sum(b.inlier for b in reg.blocks)
+    if n_in < len(reg.blocks):
+        warnings.append(f"{len(reg.blocks) - n_in} of {len(reg.blocks)} blocks rejected and filled from neighbours")
+    return reg
+
+
+# -- helpers -------------------------------------------------------------------
+def _region(ref_shape, mov_shape, subvolume) -> tuple[tuple[int, int], ...]:
+    common = [min(a, b) for a, b in zip(ref_shape, mov_shape)]
+    if subvolume is None:
+        return tuple((0, n) for n in common)
+    for (a, b), n, axis in zip(subvolume, common, "zyx"):
+        if b > n:
+            raise FidregError(f"subvolume {axis} range {a}:{b} goes past the stack's {axis} extent {n}")
+    return tuple(tuple(r) for r in subvolume)
+
+
+def _hot_mask(ref, mov, region, params: Params) -> np.ndarray | None:
+    """Hot pixels of the camera frame (y, x): union over both stacks."""
+    if not params.hot_pixels:
+        return None
+    z0, z1 = region[0]
+    ny = max(ref.shape[1], mov.shape[1])
+    nx = max(ref.shape[2], mov.shape[2])
+    mask = np.zeros((ny, nx), dtype=bool)
+    for vol in (ref, mov):
+        if z1 - z0 < 3:
+            continue  # with fewer than 3 planes a fiducial is as bright as a hot pixel
+        zmin = _zmin(vol, z0, min(z1, vol.shape[0]))
+        mask[: vol.shape[1], : vol.shape[2]] |= hot_pixel_mask(zmin, threshold=params.hot_pixel_threshold)
+    return mask
+
+
+def _zmin(vol, z0: int, z1: int, chunk: int = 8) -> np.ndarray:
+    out = np.array(vol[z0], copy=True)
+    for z in range(z0 + 1, z1, chunk):
+        np.minimum(out, np.asarray(vol[z : min(z + chunk, z1)]).min(axis=0), out=out)
+    return out
+
+
+def _binned(vol, region, factor: int, hot, params: Params, chunk: int = 8) -> np.ndarray:
+    """Preprocessed float32 copy of the region, binned by ``factor`` in y/x, read in z-chunks."""
+    (z0, z1), (y0, y1), (x0, x1) = region
+    parts = []
+    for z in range(z0, z1, chunk):
+        block = np.asarray(vol[z : min(z + chunk, z1), y0:y1, x0:x1], dtype=np.float32)
+        if hot is not None:
+            replace_hot_pixels(block, hot[y0:y1, x0:x1])
+        parts.append(_bin_mean(block, factor))
+    small = np.concatenate(parts, axis=0)
+    if params.background:
+        subtract_background(small, sigma=max(params.background_sigma / factor, 1.0))
+    return small
+
+
+def _richest_blocks(ref_small, region, factor: int, n: int) -> list[Box]:
+    """The ``n`` full-depth blocks whose binned, background-free content varies most."""
+    (z0, z1), (y0, y1), (x0, x1) = region
+    size = (z1 - z0, min(_GLOBAL_BLOCK, y1 - y0), min(_GLOBAL_BLOCK, x1 - x0))
+    boxes, _ = tile(region, size)
+    energy = []
+    for box in boxes:
+        sy = slice((box[1].start - y0) // factor, max((box[1].stop - y0) // factor, 1 + (box[1].start - y0) // factor))
+        sx = slice((box[2].start - x0) // factor, max((box[2].stop - x0) // factor, 1 + (box[2].start - x0) // factor))
+        part = ref_small[:, sy, sx]
+        energy.append(float(np.square(part - part.mean()).mean()))
+    order = np.argsort(energy)[::-1]
+    return [boxes[i] for i in order[:n]]
+
+
+def _measure_many(ref, mov, boxes, offset, max_local, hot, params: Params, refine: int = 0):
+    """Measure blocks on a thread pool; yields (estimate, valid) in box order."""
+    results: list = [None] * len(boxes)
+    next_out = 0
+    with ThreadPoolExecutor(max_workers=params.workers) as pool:
+        futures = {
+            pool.submit(_measure_block, ref, mov, box, offset, max_local, hot, params, refine): i
+            for i, box in enumerate(boxes)
+        }
+        try:
+            for fut in as_completed(futures):
+                results[futures[fut]] = fut.result()
+                while next_out < len(boxes) and results[next_out] is not None:
+                    yield results[next_out]
+                    next_out += 1
+        finally:
+            for fut in futures:
+                fut.cancel()
+
+
+def _measure_block(
+    ref, mov, box: Box, offset, max_local, hot, params: Params, refine: int = 0
+) -> tuple[ShiftEstimate, bool]:
+    """Correlate one reference block with the moving block displaced by ``-offset``."""
+    ref_sl, mov_sl = [], []
+    for k, sl in enumerate(box):
+        a = max(sl.start, offset[k])
+        b = min(sl.stop, mov.shape[k] + offset[k])
+        ref_sl.append(slice(a, b))
+        mov_sl.append(slice(a - offset[k], b - offset[k]))
+    sizes = [s.stop - s.start for s in ref_sl]
+    min_z = 1 if ref.shape[0] == 1 else 3
+    if sizes[0] < min_z or sizes[1] < _MIN_YX or sizes[2] < _MIN_YX:
+        return ShiftEstimate(np.array(offset, float), 0.0, 0.0, False), False
+    ref_hot = None if hot is None else hot[ref_sl[1], ref_sl[2]]
+    mov_hot = None if hot is None else hot[mov_sl[1], mov_sl[2]]
+    a = prepare(
+        ref[tuple(ref_sl)], hot_mask=ref_hot, background=params.background, background_sigma=params.background_sigma
+    )
+    b = prepare(
+        mov[tuple(mov_sl)], hot_mask=mov_hot, background=params.background, background_sigma=params.background_sigma
+    )
+    est = correlate(
+        a, b, max_shift=max_local, z_taper=params.z_taper, yx_taper=params.yx_taper, workers=1, refine=refine
+    )
+    total = ShiftEstimate(est.shift + offset, est.score, est.sharpness, est.at_limit)
+    return total, not est.at_limit
+
+
+def _combine(estimates, coarse: ShiftEstimate, coarse_shift, params: Params, warnings: list[str]):
+    shifts = np.array([e.shift for e, _ in estimates])
+    scores = np.array([e.score for e, _ in estimates])
+    sharp = np.array([e.sharpness for e, _ in estimates])
+    valid = np.array([v for _, v in estimates])
+    good, _ = flag_outliers(
+        shifts,
+        scores,
+        sharp,
+        valid,
+        min_score=params.min_score,
+        min_sharpness=params.min_sharpness,
+        outlier_mad=params.outlier_mad,
+        outlier_floor=params.outlier_floor,
+    )
+    if not good.any():
+        warnings.append(
+            "no block gave a confident correlation peak (few or no fiducials?): "
+            "the global shift comes from the coarse, binned estimate and may be wrong"
+        )
+        return coarse_shift, coarse.score, coarse.sharpness
+    w = scores[good]
+    shift = (shifts[good] * w[:, None]).sum(axis=0) / w.sum()
+    if len(w) > 1:
+        spread = shifts[good].std(axis=0)
+        if np.any(spread > 1.0):
+            warnings.append(
+                f"the richest blocks disagree by up to {spread.max():.2f} px (std): the sample "
+                "deforms; use block shifts for the correction"
+            )
+    return shift, float(np.median(scores[good])), float(np.median(sharp[good]))
+
+
+def _grid_result(boxes, grid_shape, estimates, global_shift, params: Params):
+    shifts = np.array([e.shift for e, _ in estimates])
+    scores = np.array([e.score for e, _ in estimates])
+    sharp = np.array([e.sharpness for e, _ in estimates])
+    valid = np.array([v for _, v in estimates])
+    inlier, reasons = flag_outliers(
+        shifts,
+        scores,
+        sharp,
+        valid,
+        min_score=params.min_score,
+        min_sharpness=params.min_sharpness,
+        outlier_mad=params.outlier_mad,
+        outlier_floor=params.outlier_floor,
+    )
+    filled = fill_rejected(shifts, inlier, grid_shape, np.asarray(global_shift))
+    blocks = []
+    for i, (box, idx) in enumerate(zip(boxes, np.ndindex(*grid_shape))):
+        blocks.append(
+            Block(
+                index=tuple(int(v) for v in idx),
+                origin=tuple(int(s.start) for s in box),
+                size=tuple(int(s.stop - s.start) for s in box),
+                shift=tuple(float(v) for v in filled[i]),
+                measured_shift=tuple(float(v) for v in shifts[i]) if valid[i] else None,
+                score=float(scores[i]),
+                sharpness=float(sharp[i]),
+                inlier=bool(inlier[i]),
+                reason=reasons[i],
+            )
+        )
+    consensus = tuple(float(v) for v in np.median(shifts[inlier], axis=0)) if inlier.any() else None
+    return blocks, consensus

@@ -1,0 +1,244 @@
+"""The Registration result: everything needed to audit and re-apply a registration."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import FidregError
+from .params import Params
+
+SIGN_CONVENTION = (
+    "shift = (dz, dy, dx) in pixels to apply to the moving stack to align it onto the "
+    "reference (scikit-image phase_cross_correlation convention): "
+    "corrected(p) = moving(p - shift(p)); the moving stack's content is displaced by -shift"
+)
+FORMAT = "napari-fidreg/registration"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Block:
+    """One block of the grid.
+
+    ``shift`` is the shift used for correction: the measured one for inliers, the
+    one filled from neighbours for rejected blocks. ``measured_shift`` is what the
+    correlation found (None when the block could not be measured).
+    """
+
+    index: tuple[int, int, int]
+    origin: tuple[int, int, int]
+    size: tuple[int, int, int]
+    shift: tuple[float, float, float]
+    measured_shift: tuple[float, float, float] | None
+    score: float
+    sharpness: float
+    inlier: bool
+    reason: str = ""
+    """Why the block was rejected ('' for inliers)."""
+
+    @property
+    def centre(self) -> np.ndarray:
+        return np.asarray(self.origin, float) + (np.asarray(self.size, float) - 1) / 2
+
+
+@dataclass
+class Registration:
+    """Result of registering one moving stack onto a reference stack.
+
+    Attributes
+    ----------
+    global_shift : (dz, dy, dx)
+        Shift to apply to the moving stack, in pixels (see ``SIGN_CONVENTION``).
+    global_score, global_sharpness : float
+        Quality of the global estimate (normalized correlation in [-1, 1];
+        peak-to-sidelobe ratio).
+    consensus_shift : (dz, dy, dx) or None
+        Median of the inlier block shifts, when blocks were measured.
+    blocks : list of Block
+        The block grid in (z, y, x) raster order; empty for a global-only run.
+    grid_shape : (gz, gy, gx)
+    reference_shape, moving_shape : (z, y, x)
+    voxel_size : (z, y, x) in micrometres, or None when unknown
+    params : Params
+    warnings : list of str
+        Things the user should know (low score, shapes differ, ...).
+    """
+
+    global_shift: tuple[float, float, float]
+    global_score: float
+    global_sharpness: float
+    reference_shape: tuple[int, int, int]
+    moving_shape: tuple[int, int, int]
+    params: Params
+    consensus_shift: tuple[float, float, float] | None = None
+    blocks: list[Block] = field(default_factory=list)
+    grid_shape: tuple[int, int, int] = (0, 0, 0)
+    voxel_size: tuple[float, float, float] | None = None
+    reference: str = ""
+    moving: str = ""
+    warnings: list[str] = field(default_factory=list)
+    version: str = ""
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    def __post_init__(self) -> None:
+        if not self.version:
+            from .. import __version__
+
+            self.version = __version__
+
+    # -- derived views -------------------------------------------------------
+    @property
+    def has_blocks(self) -> bool:
+        return bool(self.blocks)
+
+    def global_shift_um(self) -> tuple[float, float, float] | None:
+        """Global shift in micrometres, when the voxel size is known."""
+        if self.voxel_size is None:
+            return None
+        return tuple(float(s * v) for s, v in zip(self.global_shift, self.voxel_size))  # type: ignore[return-value]
+
+    def block_field(self) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+        """Block centres per axis and shifts on the grid, shape (gz, gy, gx, 3)."""
+        if not self.blocks:
+            raise FidregError("this registration has no blocks (global shift only)")
+        gz, gy, gx = self.grid_shape
+        shifts = np.array([b.shift for b in self.blocks], dtype=np.float64).reshape(gz, gy, gx, 3)
+        cz = np.array([self.blocks[i * gy * gx].centre[0] for i in range(gz)])
+        cy = np.array([self.blocks[j * gx].centre[1] for j in range(gy)])
+        cx = np.array([self.blocks[k].centre[2] for k in range(gx)])
+        return (cz, cy, cx), shifts
+
+    # -- serialisation ----------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict; ``global_shift`` and ``blocks`` sit at the top level."""
+        d: dict[str, Any] = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "global_shift": [float(v) for v in self.global_shift],
+            "global_shift_um": None if self.voxel_size is None else list(self.global_shift_um()),
+            "global_score": float(self.global_score),
+            "global_sharpness": float(self.global_sharpness),
+            "consensus_shift": None if self.consensus_shift is None else [float(v) for v in self.consensus_shift],
+            "units": "pixels (shift_um: micrometres)",
+            "axes": "zyx",
+            "sign_convention": SIGN_CONVENTION,
+            "voxel_size_um": None if self.voxel_size is None else [float(v) for v in self.voxel_size],
+            "reference": self.reference,
+            "moving": self.moving,
+            "reference_shape": list(self.reference_shape),
+            "moving_shape": list(self.moving_shape),
+            "grid_shape": list(self.grid_shape),
+            "blocks": [
+                {
+                    "index": list(b.index),
+                    "origin": list(b.origin),
+                    "size": list(b.size),
+                    "shift": [float(v) for v in b.shift],
+                    "measured_shift": None if b.measured_shift is None else [float(v) for v in b.measured_shift],
+                    "score": float(b.score),
+                    "sharpness": float(b.sharpness),
+                    "inlier": bool(b.inlier),
+                    "reason": b.reason,
+                }
+                for b in self.blocks
+            ],
+            "parameters": self.params.to_dict(),
+            "warnings": list(self.warnings),
+            "software": {"napari-fidreg": self.version},
+            "created": self.created,
+        }
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Registration:
+        """Inverse of :meth:`to_dict`; refuses documents that are not registrations."""
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise FidregError("not a napari-fidreg registration (missing 'format': " + repr(FORMAT) + ")")
+        if int(d.get("format_version", 0)) > FORMAT_VERSION:
+            raise FidregError(
+                f"registration format version {d['format_version']} is newer than this napari-fidreg reads"
+            )
+        try:
+            blocks = [
+                Block(
+                    index=tuple(b["index"]),
+                    origin=tuple(b["origin"]),
+                    size=tuple(b["size"]),
+                    shift=tuple(b["shift"]),
+                    measured_shift=None if b["measured_shift"] is None else tuple(b["measured_shift"]),
+                    score=float(b["score"]),
+                    sharpness=float(b["sharpness"]),
+                    inlier=bool(b["inlier"]),
+                    reason=b.get("reason", ""),
+                )
+                for b in d["blocks"]
+            ]
+            vs = d.get("voxel_size_um")
+            cs = d.get("consensus_shift")
+            return cls(
+                global_shift=tuple(float(v) for v in d["global_shift"]),
+                global_score=float(d["global_score"]),
+                global_sharpness=float(d["global_sharpness"]),
+                reference_shape=tuple(d["reference_shape"]),
+                moving_shape=tuple(d["moving_shape"]),
+                params=Params.from_dict(d["parameters"]),
+                consensus_shift=None if cs is None else tuple(cs),
+                blocks=blocks,
+                grid_shape=tuple(d["grid_shape"]),
+                voxel_size=None if vs is None else tuple(vs),
+                reference=d.get("reference", ""),
+                moving=d.get("moving", ""),
+                warnings=list(d.get("warnings", [])),
+                version=d.get("software", {}).get("napari-fidreg", ""),
+                created=d.get("created", ""),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FidregError(f"malformed registration document: {exc!r}") from None
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> Registration:
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise FidregError(f"not valid JSON: {exc}") from None
+        return cls.from_dict(d)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the JSON atomically."""
+        from .io import atomic_write_text
+
+        return atomic_write_text(path, self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Registration:
+        path = Path(path)
+        if not path.is_file():
+            raise FidregError(f"{path}: no such file")
+        return cls.from_json(path.read_text(encoding="utf-8", errors="replace"))
+
+    def blocks_csv(self) -> str:
+        """The block table as CSV text."""
+        lines = [
+            "iz,iy,ix,z0,y0,x0,nz,ny,nx,dz,dy,dx,measured_dz,measured_dy,measured_dx,score,sharpness,inlier,reason"
+        ]
+        for b in self.blocks:
+            m = b.measured_shift if b.measured_shift is not None else ("", "", "")
+            fmt = [f"{v:.4f}" if v != "" else "" for v in m]
+            lines.append(
+                ",".join(
+                    [*map(str, b.index), *map(str, b.origin), *map(str, b.size)]
+                    + [f"{v:.4f}" for v in b.shift]
+                    + fmt
+                    + [f"{b.score:.4f}", f"{b.sharpness:.2f}", str(int(b.inlier)), b.reason]
+                )
+            )
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,91 @@
+"""File-to-file registration of one moving stack: the unit of work of the CLI and of dask tasks.
+
+Each call reads its own inputs (so parallel tasks never ship arrays around),
+registers, corrects and writes every output atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from .core.io import atomic_write_text, read_stack, stem, write_stack
+from .core.params import Params
+from .core.qc import write_qc_figure
+from .core.register import iter_register
+from .core.result import Registration
+from .core.warp import iter_warp
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+def output_paths(out_dir: Path, moving: Path) -> dict[str, Path]:
+    s = stem(moving)
+    return {
+        "shifts": out_dir / f"{s}.shifts.json",
+        "stack": out_dir / f"{s}.registered.tif",
+        "csv": out_dir / f"{s}.blocks.csv",
+        "qc": out_dir / f"{s}.qc.png",
+    }
+
+
+def register_files(
+    reference: str | Path,
+    moving: str | Path,
+    out_dir: str | Path,
+    params: Params | None = None,
+    *,
+    voxel_size=None,
+    use_blocks: bool = True,
+    write_stack_file: bool = True,
+    write_qc: bool = True,
+    progress: ProgressFn | None = None,
+) -> tuple[Registration, list[Path]]:
+    """Register ``moving`` onto ``reference`` (TIFF paths) and write the outputs to ``out_dir``.
+
+    Writes ``<stem>.shifts.json``, ``<stem>.blocks.csv``, ``<stem>.registered.tif``
+    and ``<stem>.qc.png``. Inputs are read, never written: an output path that is
+    an input is refused.
+    """
+    from .core.errors import FidregError
+
+    params = params or Params()
+    out_dir = Path(out_dir)
+    reference, moving = Path(reference), Path(moving)
+    paths = output_paths(out_dir, moving)
+    inputs = {reference.resolve(), moving.resolve()}
+    for p in paths.values():
+        if p.resolve() in inputs:
+            raise FidregError(f"output {p} would overwrite an input; choose another --out")
+    progress = progress or (lambda *a: None)
+    ref = read_stack(reference)
+    mov = read_stack(moving)
+    vs = voxel_size or ref.voxel_size or mov.voxel_size
+    gen = iter_register(
+        ref.data, mov.data, params, voxel_size=vs, reference_name=str(reference), moving_name=str(moving)
+    )
+    reg = _drain(gen, lambda p: progress(f"{mov.name}: {p.stage}", p.done, p.total))
+    # The CSV is written for global-only runs too (header only) so batch scripts can rely on it.
+    written = [reg.save(paths["shifts"]), atomic_write_text(paths["csv"], reg.blocks_csv())]
+    corrected = None
+    if write_stack_file or write_qc:
+        gen = iter_warp(mov.data, reg, output_shape=ref.data.shape, use_blocks=use_blocks, workers=params.workers)
+        corrected = _drain(gen, lambda item: progress(f"{mov.name}: correcting", *item))
+    if write_stack_file:
+        written.append(write_stack(paths["stack"], corrected, voxel_size=vs))
+    if write_qc:
+        written.append(
+            write_qc_figure(
+                paths["qc"], ref.data, mov.data, corrected, title=f"{mov.name} onto {ref.name}", voxel_size=vs
+            )
+        )
+    return reg, written
+
+
+def _drain(gen, callback):
+    while True:
+        try:
+            item = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        callback(item)
