@@ -46,9 +46,12 @@ class Params:
     max_local_shift : float
         Largest departure of a block's shift from the global shift, in pixels.
     min_score : float
-        Blocks whose normalized correlation peak is below this are rejected.
+        Blocks whose normalized correlation peak is below this are rejected. The
+        score is diluted by planes without fiducials, so it is a loose test; the
+        sharpness is the main one.
     min_sharpness : float
-        Blocks whose peak-to-sidelobe ratio is below this are rejected.
+        Blocks whose peak-to-sidelobe ratio is below this are rejected (noise-only
+        blocks give 4-6, blocks with a few fiducials 30 and more).
     outlier_mad : float
         Blocks farther than this many robust standard deviations (MAD) from the
         median block shift, on any axis, are rejected.
@@ -75,7 +78,7 @@ class Params:
     yx_taper: float = 0.25
     max_shift: tuple[float, float, float] | None = None
     max_local_shift: float = 5.0
-    min_score: float = 0.15
+    min_score: float = 0.05
     min_sharpness: float = 8.0
     outlier_mad: float = 4.0
     outlier_floor: float = 1.0

@@ -73,7 +73,9 @@ def subtract_background(vol: np.ndarray, *, sigma: float = 8.0) -> np.ndarray:
     factor = max(1, min(int(sigma // 2), ny // 4, nx // 4))
     small = _bin_mean(vol, factor)
     size = 2 * int(np.ceil(1.5 * sigma / factor)) + 1
-    small = ndimage.minimum_filter(small, size=(1, size, size), mode="nearest")
+    # A grey opening (minimum then maximum filter) follows the lower envelope but,
+    # unlike a minimum filter alone, leaves linear gradients unbiased.
+    small = ndimage.grey_opening(small, size=(1, size, size), mode="nearest")
     small = ndimage.gaussian_filter(small, sigma=(0, sigma / factor, sigma / factor), mode="nearest")
     if factor == 1:
         vol -= small

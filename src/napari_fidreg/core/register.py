@@ -199,8 +199,8 @@ def _hot_mask(ref, mov, region, params: Params) -> np.ndarray | None:
     nx = max(ref.shape[2], mov.shape[2])
     mask = np.zeros((ny, nx), dtype=bool)
     for vol in (ref, mov):
-        if z1 - z0 < 3:
-            continue  # with fewer than 3 planes a fiducial is as bright as a hot pixel
+        # With one or two planes the minimum over z is the image itself; the
+        # isolation test of hot_pixel_mask still tells a hot pixel from a fiducial.
         zmin = _zmin(vol, z0, min(z1, vol.shape[0]))
         mask[: vol.shape[1], : vol.shape[2]] |= hot_pixel_mask(zmin, threshold=params.hot_pixel_threshold)
     return mask

@@ -167,7 +167,10 @@ def iter_warp(
         if fill_value is None:
             fill_value = registration_or_shift.params.fill_value
     else:
-        shift = np.asarray(registration_or_shift, dtype=float).ravel()
+        try:
+            shift = np.asarray(registration_or_shift, dtype=float).ravel()
+        except (TypeError, ValueError):
+            shift = np.full(1, np.nan)
         if shift.shape != (3,) or not np.all(np.isfinite(shift)):
             raise FidregError(f"shift must be three finite numbers (dz, dy, dx), got {registration_or_shift!r}")
         field = ShiftField.constant(shift)

@@ -1,0 +1,92 @@
+"""Every bad input gets a FidregError with a message naming the problem, and inputs stay untouched."""
+
+import numpy as np
+import pytest
+
+from conftest import cached_pair
+from napari_fidreg.core import FidregError, Params, register
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return cached_pair((40, 128, 128), (1.0, 2.0, -3.0), seed=2)
+
+
+def test_2d_is_refused(pair):
+    with pytest.raises(FidregError, match=r"reference: expected a 3D \(z, y, x\) stack, got 2D"):
+        register(pair.reference[0], pair.moving)
+
+
+def test_4d_is_refused_but_singletons_are_squeezed(pair):
+    with pytest.raises(FidregError, match="moving: expected a 3D .* got 4D"):
+        register(pair.reference, np.stack([pair.moving, pair.moving]))
+    reg = register(pair.reference[None], pair.moving[None, :, None][:, :, 0])
+    np.testing.assert_allclose(reg.global_shift, (1.0, 2.0, -3.0), atol=0.05)
+
+
+def test_nan_and_inf_are_refused(pair):
+    mov = pair.moving.astype(np.float32)
+    mov[5, 10, 10] = np.nan
+    with pytest.raises(FidregError, match="moving: contains NaN or infinite values"):
+        register(pair.reference, mov)
+    mov[5, 10, 10] = np.inf
+    with pytest.raises(FidregError, match="NaN or infinite"):
+        register(pair.reference, mov)
+
+
+@pytest.mark.parametrize("value", [0, 1234])
+def test_constant_stacks_are_refused(pair, value):
+    with pytest.raises(FidregError, match="reference: image is constant"):
+        register(np.full(pair.reference.shape, value, np.uint16), pair.moving)
+
+
+def test_empty_stack_is_refused(pair):
+    with pytest.raises(FidregError, match="stack is empty"):
+        register(np.zeros((0, 128, 128), np.uint16), pair.moving)
+
+
+@pytest.mark.parametrize(
+    "size,msg",
+    [
+        (0, "block_size must be a positive integer"),
+        (-5, "positive integer"),
+        (200, "block size 200 is larger than the y extent 128"),
+    ],
+)
+def test_bad_block_sizes(pair, size, msg):
+    with pytest.raises(FidregError, match=msg):
+        register(pair.reference, pair.moving, block_size=size)
+
+
+def test_block_depth_larger_than_the_stack(pair):
+    with pytest.raises(FidregError, match="block size 50 is larger than the z extent 40"):
+        register(pair.reference, pair.moving, block_size=64, block_size_z=50)
+
+
+@pytest.mark.parametrize(
+    "sub,msg",
+    [
+        (((10, 10), (0, 64), (0, 64)), "z range 10:10 is empty or inverted"),
+        (((0, 40), (64, 0), (0, 64)), "y range 64:0 is empty or inverted"),
+        (((0, 40), (0, 64), (0, 500)), "x range 0:500 goes past the stack's x extent 128"),
+        (((0, 40), (0, 64)), "three ranges"),
+        ("nonsense", "three"),
+    ],
+)
+def test_bad_subvolumes(pair, sub, msg):
+    with pytest.raises(FidregError, match=msg):
+        register(pair.reference, pair.moving, subvolume=sub)
+
+
+def test_unknown_parameter_is_named():
+    with pytest.raises(FidregError, match="unknown parameters: blocksize"):
+        Params().with_(blocksize=3)
+
+
+def test_unsupported_dtype(pair):
+    with pytest.raises(FidregError, match="unsupported data type"):
+        register(pair.reference.astype(complex), pair.moving)
+
+
+def test_error_is_a_valueerror_for_library_users():
+    assert issubclass(FidregError, ValueError)

@@ -1,0 +1,123 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import tifffile
+
+from conftest import cached_pair, file_digest
+from napari_fidreg.core import FidregError, Params, Registration, read_stack, register, write_stack
+from napari_fidreg.core.io import stem
+
+
+def test_stack_round_trip_keeps_data_dtype_and_voxel_size(tmp_path):
+    data = np.random.default_rng(0).integers(0, 60000, (7, 30, 20)).astype(np.uint16)
+    path = write_stack(tmp_path / "a.tif", data, voxel_size=(0.2, 0.15, 0.15))
+    stack = read_stack(path)
+    np.testing.assert_array_equal(stack.data, data)
+    np.testing.assert_allclose(stack.voxel_size, (0.2, 0.15, 0.15), rtol=1e-6)
+    assert stack.name == "a"
+    assert oct(os.stat(path).st_mode & 0o777) != oct(0o600)  # not mkstemp's private mode
+
+
+def test_ome_tiff_voxel_size(tmp_path):
+    data = np.zeros((4, 16, 16), np.uint16)
+    data[2, 8, 8] = 100
+    path = tmp_path / "x.ome.tif"
+    tifffile.imwrite(
+        path,
+        data,
+        ome=True,
+        metadata={"axes": "ZYX", "PhysicalSizeX": 0.108, "PhysicalSizeY": 0.108, "PhysicalSizeZ": 0.3},
+    )
+    stack = read_stack(path)
+    np.testing.assert_allclose(stack.voxel_size, (0.3, 0.108, 0.108))
+    assert stack.name == "x" and stem(path) == "x"
+
+
+def test_plain_tiff_has_no_voxel_size(tmp_path):
+    tifffile.imwrite(tmp_path / "p.tif", np.ones((3, 8, 8), np.uint16))
+    assert read_stack(tmp_path / "p.tif").voxel_size is None
+
+
+def test_lazy_read_memory_maps(tmp_path):
+    data = np.arange(4 * 16 * 16, dtype=np.uint16).reshape(4, 16, 16)
+    tifffile.imwrite(tmp_path / "m.tif", data)
+    stack = read_stack(tmp_path / "m.tif", lazy=True)
+    assert isinstance(stack.data, np.memmap)
+    np.testing.assert_array_equal(stack.data[2], data[2])
+
+
+@pytest.mark.parametrize(
+    "make,msg",
+    [
+        (lambda p: None, "no such file"),
+        (lambda p: p.write_bytes(b""), "file is empty"),
+        (lambda p: p.write_text("hello, I am text"), "not a TIFF file"),
+        (lambda p: p.write_bytes(b"II*\x00" + b"\xff" * 64), "cannot read TIFF"),
+    ],
+)
+def test_bad_files(tmp_path, make, msg):
+    path = tmp_path / "bad.tif"
+    make(path)
+    with pytest.raises(FidregError, match=msg):
+        read_stack(path)
+
+
+def test_truncated_tiff_is_a_clear_error(tmp_path):
+    good = write_stack(tmp_path / "g.tif", np.ones((5, 64, 64), np.uint16))
+    raw = good.read_bytes()
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(FidregError, match="cut.tif"):
+        read_stack(cut)
+
+
+def test_2d_tiff_is_refused_with_its_name(tmp_path):
+    tifffile.imwrite(tmp_path / "flat.tif", np.ones((8, 8), np.uint16))
+    with pytest.raises(FidregError, match="flat.tif: expected a 3D"):
+        read_stack(tmp_path / "flat.tif")
+
+
+def test_atomic_write_leaves_no_partial_file_on_failure(tmp_path):
+    target = tmp_path / "out.tif"
+    write_stack(target, np.ones((2, 4, 4), np.uint16))
+    before = file_digest(target)
+    with pytest.raises(Exception):
+        write_stack(target, np.ones((2, 4, 4), dtype=object))
+    assert file_digest(target) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out.tif"]
+
+
+def test_registration_json_round_trip_with_units_and_convention():
+    pair = cached_pair((60, 256, 256), (1.3, -4.6, 7.25), seed=0)
+    reg = register(pair.reference, pair.moving, Params(block_size=128), voxel_size=(0.2, 0.15, 0.15), moving_name="r2")
+    d = json.loads(reg.to_json())
+    assert d["global_shift"] == list(reg.global_shift)
+    np.testing.assert_allclose(d["global_shift_um"], np.multiply(reg.global_shift, (0.2, 0.15, 0.15)))
+    assert "apply to the moving stack" in d["sign_convention"]
+    assert d["axes"] == "zyx" and d["units"].startswith("pixels")
+    assert d["software"]["napari-fidreg"]
+    assert d["parameters"]["block_size"] == 128
+    assert len(d["blocks"]) == 4
+    assert set(d["blocks"][0]) >= {"origin", "size", "shift", "score", "inlier"}
+    again = Registration.from_json(reg.to_json())
+    assert again.to_dict() == reg.to_dict()
+
+
+def test_registration_load_refuses_other_json(tmp_path):
+    p = tmp_path / "x.json"
+    p.write_text('{"hello": 1}')
+    with pytest.raises(FidregError, match="not a napari-fidreg registration"):
+        Registration.load(p)
+    p.write_text("{not json")
+    with pytest.raises(FidregError, match="not valid JSON"):
+        Registration.load(p)
+
+
+def test_blocks_csv_has_a_row_per_block():
+    pair = cached_pair((60, 256, 256), (1.3, -4.6, 7.25), seed=0)
+    reg = register(pair.reference, pair.moving, block_size=128)
+    lines = reg.blocks_csv().strip().splitlines()
+    assert lines[0].startswith("iz,iy,ix,z0,y0,x0")
+    assert len(lines) == 1 + len(reg.blocks)

@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from napari_fidreg.core.preprocess import (
+    hot_pixel_mask,
+    replace_hot_pixels,
+    subtract_background,
+    window_1d,
+    window_autocorrelation,
+)
+from napari_fidreg.core.synthetic import fiducial_pair
+
+
+def test_hot_pixels_found_exactly_and_not_beads():
+    pair = fiducial_pair((40, 128, 128), (0, 0, 0), n_hot_pixels=12, seed=3)
+    mask = hot_pixel_mask(pair.reference.min(axis=0))
+    found = set(zip(*np.nonzero(mask)))
+    truth = {tuple(p) for p in pair.hot_pixels}
+    assert found == truth
+
+
+def test_hot_pixel_mask_ignores_a_bead_in_a_single_plane():
+    img = np.full((64, 64), 100.0, np.float32)
+    yy, xx = np.mgrid[:64, :64]
+    img += 2000 * np.exp(-((yy - 30.3) ** 2 + (xx - 20.6) ** 2) / (2 * 1.3**2))
+    img[50, 50] += 2000  # a hot pixel
+    mask = hot_pixel_mask(img)
+    assert mask[50, 50]
+    assert mask.sum() == 1
+
+
+def test_replace_hot_pixels_uses_neighbours_in_every_plane():
+    vol = np.random.default_rng(0).normal(100, 2, (5, 20, 20)).astype(np.float32)
+    vol[:, 7, 9] = 5000
+    mask = np.zeros((20, 20), bool)
+    mask[7, 9] = True
+    replace_hot_pixels(vol, mask)
+    assert np.all(np.abs(vol[:, 7, 9] - 100) < 8)
+
+
+def test_background_subtraction_flattens_a_gradient_and_keeps_spots():
+    yy, xx = np.mgrid[:128, :128]
+    bg = (200 + 3 * yy + 2 * xx).astype(np.float32)
+    vol = np.repeat(bg[None], 4, axis=0).copy()
+    vol[:, 64, 64] += 1000
+    out = subtract_background(vol.copy(), sigma=8)
+    flat = np.delete(out[2].ravel(), 64 * 128 + 64)
+    assert np.abs(np.median(flat)) < 10  # the gradient spans 200..850 counts
+    assert out[2, 64, 64] > 900
+
+
+def test_window_autocorrelation_of_a_boxcar_is_the_overlap_fraction():
+    w = np.ones(10, np.float32)
+    a = window_autocorrelation(w, np.array([-3, 0, 2, 12]))
+    np.testing.assert_allclose(a, [0.7, 1.0, 0.8, 0.0])
+
+
+@pytest.mark.parametrize("n", [1, 2, 40])
+def test_window_is_positive_and_peaks_in_the_middle(n):
+    w = window_1d(n, 0.5)
+    assert w.shape == (n,)
+    assert np.all(w > 0)
+    assert w.max() == w[n // 2]

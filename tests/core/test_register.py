@@ -1,0 +1,119 @@
+"""Accuracy against known truth: global (small and large shifts, z included) and blocks."""
+
+import numpy as np
+import pytest
+
+from conftest import cached_pair
+from napari_fidreg.core import Params, iter_register, register
+
+
+@pytest.mark.parametrize(
+    "shift,seed",
+    [((0.3, -0.27, 0.41), 0), ((0.45, 0.12, -0.38), 1), ((3.6, -12.4, 15.7), 2), ((-4.3, 11.6, -13.45), 3)],
+)
+def test_global_shift_within_002_px_with_hot_pixels_and_background(shift, seed):
+    pair = cached_pair((60, 256, 256), shift, seed=seed)
+    reg = register(pair.reference, pair.moving)
+    err = np.abs(np.subtract(reg.global_shift, shift))
+    assert err.max() <= 0.02, err
+    assert reg.global_score > 0.3
+    assert not reg.warnings
+
+
+@pytest.mark.parametrize("block", [128, 256])
+def test_block_shifts_on_smooth_deformation(block):
+    pair = cached_pair((60, 512, 512), (1.2, -5.3, 8.6), seed=4, deformation=(0.5, 1.5, 1.5), empty=True)
+    reg = register(pair.reference, pair.moving, block_size=block)
+    assert reg.grid_shape == (1, 512 // block, 512 // block)
+    errors, flagged = [], []
+    for b in reg.blocks:
+        truth = pair.block_truth(b.origin, b.size)
+        in_empty = b.origin[1] < 128 and b.origin[2] < 128 and b.size[1] <= 128
+        if truth is None or in_empty:
+            flagged.append(b)
+            continue
+        assert b.inlier, (b.index, b.reason)
+        errors.append(np.subtract(b.measured_shift, truth))
+    rms = np.sqrt(np.mean(np.square(errors), axis=0))
+    assert np.all(rms <= 0.1), rms
+    if block == 128:
+        # the 128x128 corner without fiducials is flagged, never a confident shift
+        assert flagged and all(not b.inlier and b.reason for b in flagged)
+        # and its correction shift is filled from its neighbours
+        neighbours = [b for b in reg.blocks if b.index in ((0, 0, 1), (0, 1, 0), (0, 1, 1))]
+        np.testing.assert_allclose(flagged[0].shift, np.median([b.shift for b in neighbours], axis=0))
+    assert reg.consensus_shift is not None
+
+
+def test_outlier_block_is_rejected_and_filled():
+    """A block whose content was replaced by another field's beads is a confident-looking outlier."""
+    pair = cached_pair((40, 384, 384), (0.5, 2.0, -3.0), seed=5)
+    mov = pair.moving.copy()
+    other = cached_pair((40, 384, 384), (0.0, 0.0, 0.0), seed=9).moving
+    mov[:, 128:256, 128:256] = np.roll(other[:, 128:256, 128:256], 3, axis=2)
+    reg = register(pair.reference, mov, block_size=128)
+    centre = next(b for b in reg.blocks if b.index == (0, 1, 1))
+    assert not centre.inlier
+    others = [b for b in reg.blocks if b.index != (0, 1, 1)]
+    assert all(b.inlier for b in others)
+    np.testing.assert_allclose(centre.shift, (0.5, 2.0, -3.0), atol=0.1)
+
+
+def test_subvolume_restricts_the_blocks():
+    pair = cached_pair((60, 256, 256), (1.3, -4.6, 7.25), seed=0)
+    reg = register(pair.reference, pair.moving, block_size=64, subvolume=((10, 50), (64, 192), (0, 128)))
+    assert reg.grid_shape == (1, 2, 2)
+    for b in reg.blocks:
+        assert b.origin[0] == 10 and b.size[0] == 40
+        assert 64 <= b.origin[1] and b.origin[1] + b.size[1] <= 192
+        assert b.origin[2] + b.size[2] <= 128
+    assert np.abs(np.subtract(reg.global_shift, (1.3, -4.6, 7.25))).max() < 0.05
+
+
+def test_z_blocks():
+    pair = cached_pair((60, 256, 256), (1.3, -4.6, 7.25), seed=0)
+    reg = register(pair.reference, pair.moving, block_size=128, block_size_z=30)
+    assert reg.grid_shape == (2, 2, 2)
+    # beads sit in the middle slab: both z halves hold some
+    assert sum(b.inlier for b in reg.blocks) >= 6
+
+
+def test_different_shapes_use_the_common_region_and_say_so():
+    pair = cached_pair((60, 256, 256), (1.3, -4.6, 7.25), seed=0)
+    reg = register(pair.reference, pair.moving[:52, :240])
+    assert any("common region" in w for w in reg.warnings)
+    assert np.abs(np.subtract(reg.global_shift, (1.3, -4.6, 7.25))).max() < 0.05
+
+
+def test_single_plane_stacks_register_in_yx():
+    pair = cached_pair((60, 256, 256), (0.0, -4.6, 7.25), seed=0)
+    ref = pair.reference[30:31]  # hot pixels included: found by their isolation in one plane
+    mov = pair.moving[30:31]
+    reg = register(ref, mov)
+    assert reg.global_shift[0] == 0.0
+    np.testing.assert_allclose(reg.global_shift[1:], (-4.6, 7.25), atol=0.1)
+
+
+def test_progress_and_early_stop():
+    pair = cached_pair((60, 256, 256), (1.3, -4.6, 7.25), seed=0)
+    gen = iter_register(pair.reference, pair.moving, Params(block_size=64))
+    ticks = []
+    for p in gen:
+        ticks.append(p)
+        if p.stage == "blocks" and p.done >= p.total - 10:
+            gen.close()  # what a napari Cancel does: no result, no exception
+            break
+    assert ticks[-1].stage == "blocks"
+    totals = {p.total for p in ticks if p.stage in ("global shift", "blocks")}
+    assert len(totals) == 1
+    dones = [p.done for p in ticks if p.stage in ("global shift", "blocks")]
+    assert dones == sorted(dones)
+
+
+def test_inputs_are_not_modified():
+    pair = cached_pair((60, 256, 256), (1.3, -4.6, 7.25), seed=0)
+    ref, mov = pair.reference.copy(), pair.moving.copy()
+    ref.setflags(write=True)
+    register(ref, mov, block_size=128)
+    np.testing.assert_array_equal(ref, pair.reference)
+    np.testing.assert_array_equal(mov, pair.moving)

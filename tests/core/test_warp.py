@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from conftest import cached_pair
+from napari_fidreg.core import Registration, register, warp
+from napari_fidreg.core.qc import alignment_score
+
+
+def test_global_warp_equals_ndimage_linear_shift():
+    rng = np.random.default_rng(0)
+    vol = (rng.random((12, 40, 36)) * 1000).astype(np.float32)
+    shift = (1.3, -2.6, 4.2)
+    out = warp(vol, shift)
+    ref = ndimage.shift(vol, shift, order=1, mode="constant", cval=0)
+    inner = (slice(3, -3), slice(4, -4), slice(6, -6))
+    np.testing.assert_allclose(out[inner], ref[inner], rtol=1e-4, atol=1e-2)
+    assert np.all(out[:1] == 0)  # moved in from outside: the fill value
+    assert np.all(out[:, :, :4] == 0)
+
+
+def test_dtype_preserved_and_values_clipped():
+    vol = np.full((6, 20, 20), 65535, np.uint16)
+    out = warp(vol, (0.0, 0.5, 0.5), fill_value=7)
+    assert out.dtype == np.uint16
+    assert out[2, 10, 10] == 65535
+    assert out[2, 0, 5] == 7
+
+
+def test_zero_shift_is_identity():
+    vol = np.random.default_rng(1).integers(0, 4000, (8, 30, 30)).astype(np.uint16)
+    np.testing.assert_array_equal(warp(vol, (0, 0, 0)), vol)
+
+
+def test_registered_stack_matches_reference_and_applies_to_other_channels():
+    pair = cached_pair((60, 256, 256), (1.3, -4.6, 7.25), seed=0)
+    reg = register(pair.reference, pair.moving)
+    corrected = warp(pair.moving, reg)
+    assert alignment_score(pair.reference, corrected) > 0.9
+    assert alignment_score(pair.reference, pair.moving) < 0.3
+    # another channel of the same round (here: the same beads, scaled) gets the same correction
+    other = (pair.moving // 2).astype(np.uint16)
+    np.testing.assert_allclose(warp(other, reg).astype(float), corrected.astype(float) / 2, atol=1.01)
+
+
+def test_block_field_warp_beats_global_on_a_deformed_sample():
+    pair = cached_pair((60, 512, 512), (1.2, -5.3, 8.6), seed=4, deformation=(0.5, 1.5, 1.5), empty=True)
+    reg = register(pair.reference, pair.moving, block_size=128)
+    glob = alignment_score(pair.reference, warp(pair.moving, reg, use_blocks=False))
+    local = alignment_score(pair.reference, warp(pair.moving, reg))
+    assert local > glob + 0.05, (glob, local)
+
+
+def test_output_shape_is_the_reference_shape_when_asked():
+    vol = np.ones((10, 20, 30), np.uint16)
+    assert warp(vol, (0, 0, 0), output_shape=(12, 20, 28)).shape == (12, 20, 28)
+
+
+def test_warp_from_a_json_round_tripped_registration():
+    pair = cached_pair((60, 256, 256), (1.3, -4.6, 7.25), seed=0)
+    reg = register(pair.reference, pair.moving, block_size=128)
+    again = Registration.from_json(reg.to_json())
+    np.testing.assert_array_equal(warp(pair.moving, reg), warp(pair.moving, again))
+
+
+@pytest.mark.parametrize("bad", [(1, 2), (np.nan, 0, 0), "abc"])
+def test_bad_shift_is_a_clear_error(bad):
+    from napari_fidreg.core import FidregError
+
+    with pytest.raises(FidregError, match="shift must be three finite numbers"):
+        warp(np.ones((4, 8, 8)), bad)

@@ -1,0 +1,115 @@
+"""The fidreg command, run as a real subprocess on real TIFF files."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import cached_pair, file_digest
+from napari_fidreg.core import read_stack, write_stack
+
+
+def fidreg(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "napari_fidreg.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd
+    )
+
+
+@pytest.mark.parametrize("shift,seed", [((0.35, -0.42, 0.27), 11), ((4.6, -12.3, 14.8), 12)])
+def test_register_512_pair_within_002_px(tmp_path, shift, seed):
+    pair = cached_pair((60, 512, 512), shift, seed=seed)
+    ref = write_stack(tmp_path / "ref.tif", pair.reference, voxel_size=(0.2, 0.15, 0.15))
+    mov = write_stack(tmp_path / "H2R2_beads.tif", pair.moving, voxel_size=(0.2, 0.15, 0.15))
+    digests = (file_digest(ref), file_digest(mov))
+    out = tmp_path / "out"
+    res = fidreg("register", ref, mov, "--out", out, "--block-size", 256)
+    assert res.returncode == 0, res.stderr
+    d = json.loads((out / "H2R2_beads.shifts.json").read_text())
+    err = np.abs(np.subtract(d["global_shift"], shift))
+    assert err.max() <= 0.02, err
+    assert len(d["blocks"]) == 4 and all({"origin", "size", "shift", "score", "inlier"} <= set(b) for b in d["blocks"])
+    assert (out / "H2R2_beads.blocks.csv").read_text().count("\n") == 5
+    corrected = read_stack(out / "H2R2_beads.registered.tif")
+    assert corrected.data.shape == pair.reference.shape and corrected.data.dtype == np.uint16
+    np.testing.assert_allclose(corrected.voxel_size, (0.2, 0.15, 0.15), rtol=1e-6)
+    assert (out / "H2R2_beads.qc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "shift (dz, dy, dx)" in res.stdout
+    assert (file_digest(ref), file_digest(mov)) == digests  # inputs untouched
+    assert not list(out.glob("*.part"))
+
+
+def test_apply_to_another_channel(tmp_path, tiff_pair):
+    ref, mov, pair = tiff_pair
+    out = tmp_path / "o"
+    assert fidreg("register", ref, mov, "--out", out, "--no-qc").returncode == 0
+    other = write_stack(tmp_path / "round2_cy5.tif", pair.moving // 3)
+    res = fidreg("apply", out / "round2.shifts.json", other, "--out", tmp_path / "cy5_registered.tif")
+    assert res.returncode == 0, res.stderr
+    a = read_stack(tmp_path / "cy5_registered.tif").data.astype(float)
+    b = read_stack(out / "round2.registered.tif").data.astype(float)
+    assert np.abs(a - b / 3).max() <= 1.01
+
+
+def test_several_moving_stacks_and_progress_on_stderr(tmp_path, tiff_pair):
+    ref, mov, pair = tiff_pair
+    mov2 = write_stack(tmp_path / "round3.tif", pair.moving)
+    res = fidreg("register", ref, mov, mov2, "--out", tmp_path / "o", "--no-qc", "--no-stack")
+    assert res.returncode == 0, res.stderr
+    assert "global shift" in res.stderr
+    assert (tmp_path / "o" / "round2.shifts.json").exists() and (tmp_path / "o" / "round3.shifts.json").exists()
+
+
+@pytest.mark.parametrize(
+    "args,msg",
+    [
+        (["missing.tif"], "no such file"),
+        (["--block-size", "0"], "block_size must be a positive integer"),
+        (["--block-size", "999"], "block size 999 is larger than the y extent 160"),
+        (["--subvolume", "5:2,0:10,0:10"], "z range 5:2 is empty or inverted"),
+        (["--subvolume", "nope"], "expected z0:z1,y0:y1,x0:x1"),
+    ],
+)
+def test_bad_input_is_one_clear_line(tmp_path, tiff_pair, args, msg):
+    ref, mov, _ = tiff_pair
+    if args[0] == "missing.tif":
+        cmd = ["register", ref, tmp_path / "missing.tif", "--out", tmp_path / "o"]
+    else:
+        cmd = ["register", ref, mov, "--out", tmp_path / "o", *args]
+    res = fidreg(*cmd)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("fidreg: error:") and msg in lines[0], res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_corrupt_and_non_tiff_files(tmp_path, tiff_pair):
+    ref, _, _ = tiff_pair
+    bad = tmp_path / "notes.tif"
+    bad.write_text("not an image")
+    res = fidreg("register", ref, bad, "--out", tmp_path / "o")
+    assert res.returncode == 2 and "not a TIFF file" in res.stderr and "Traceback" not in res.stderr
+    flat = write_stack(tmp_path / "flat.tif", np.ones((1, 8, 8), np.uint16))
+    res = fidreg("register", ref, flat, "--out", tmp_path / "o")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+
+
+def test_output_may_not_overwrite_an_input(tmp_path, tiff_pair):
+    ref, mov, _ = tiff_pair
+    # a reference that happens to be named like the moving stack's output, in the output folder
+    clash = mov.parent / "round2.registered.tif"
+    clash.write_bytes(ref.read_bytes())
+    before = file_digest(clash)
+    res = fidreg("register", clash, mov, "--out", mov.parent)
+    assert res.returncode == 2 and "would overwrite an input" in res.stderr
+    assert file_digest(clash) == before
+
+
+def test_demo_recovers_the_known_shift(tmp_path):
+    res = fidreg("demo", "--out", tmp_path / "demo", "--size", 256)
+    assert res.returncode == 0, res.stderr
+    line = next(l for l in res.stdout.splitlines() if l.startswith("error"))
+    errors = [float(v) for v in line.split("=")[1].strip(" ()px").split(",")]
+    assert max(abs(e) for e in errors) <= 0.02
+    assert (tmp_path / "demo" / "moving.qc.png").exists()
