@@ -109,7 +109,7 @@ def test_output_may_not_overwrite_an_input(tmp_path, tiff_pair):
 def test_demo_recovers_the_known_shift(tmp_path):
     res = fidreg("demo", "--out", tmp_path / "demo", "--size", 256)
     assert res.returncode == 0, res.stderr
-    line = next(l for l in res.stdout.splitlines() if l.startswith("error"))
+    line = next(text for text in res.stdout.splitlines() if text.startswith("error"))
     errors = [float(v) for v in line.split("=")[1].strip(" ()px").split(",")]
     assert max(abs(e) for e in errors) <= 0.02
     assert (tmp_path / "demo" / "moving.qc.png").exists()

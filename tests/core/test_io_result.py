@@ -7,7 +7,7 @@ import tifffile
 
 from conftest import cached_pair, file_digest
 from napari_fidreg.core import FidregError, Params, Registration, read_stack, register, write_stack
-from napari_fidreg.core.io import stem
+from napari_fidreg.core.io import _atomic, stem
 
 
 def test_stack_round_trip_keeps_data_dtype_and_voxel_size(tmp_path):
@@ -83,8 +83,16 @@ def test_atomic_write_leaves_no_partial_file_on_failure(tmp_path):
     target = tmp_path / "out.tif"
     write_stack(target, np.ones((2, 4, 4), np.uint16))
     before = file_digest(target)
-    with pytest.raises(Exception):
+    with pytest.raises(FidregError, match="cannot write data of type object"):
         write_stack(target, np.ones((2, 4, 4), dtype=object))
+
+    def half_then_crash(tmp):
+        with open(tmp, "wb") as fh:
+            fh.write(b"II*\x00partial")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        _atomic(target, half_then_crash)
     assert file_digest(target) == before
     assert [p.name for p in tmp_path.iterdir()] == ["out.tif"]
 

@@ -150,6 +150,8 @@ def write_stack(path: str | Path, data: np.ndarray, *, voxel_size=None, compress
     """
     path = Path(path)
     data = np.asarray(data)
+    if data.dtype.kind not in "uif" or data.dtype.itemsize > 8:
+        raise FidregError(f"{path}: cannot write data of type {data.dtype} as TIFF")
     imagej = data.dtype in (np.uint8, np.uint16, np.float32)
     kwargs: dict = {"photometric": "minisblack"}
     if compress:
