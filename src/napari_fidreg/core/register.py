@@ -89,7 +89,11 @@ def iter_register(
     moving_name: str = "",
     **overrides: Any,
 ) -> Generator[Progress, None, Registration]:
-    """Generator form of :func:`register`: yields :class:`Progress`, returns the result."""
+    """Generator form of :func:`register`: yields :class:`Progress`, returns the result.
+
+    Inputs and parameters are checked when this is *called*, before the first
+    ``next()``, so a GUI can refuse bad input before starting a worker.
+    """
     params = (params or Params()).with_(**overrides) if overrides else (params or Params())
     ref = as_volume(reference, "reference")
     mov = as_volume(moving, "moving")
@@ -99,15 +103,19 @@ def iter_register(
             f"reference {ref.shape} and moving {mov.shape} differ in shape: registered on their common region"
         )
     region = _region(ref.shape, mov.shape, params.subvolume)
-    block_zyx = None
+    grid_boxes, grid_shape = [], (0, 0, 0)
     if params.block_size is not None:
         bz = params.block_size_z or (region[0][1] - region[0][0])
-        block_zyx = (bz, params.block_size, params.block_size)
-        grid_boxes, grid_shape = tile(region, block_zyx)  # validates sizes before any work
+        grid_boxes, grid_shape = tile(region, (bz, params.block_size, params.block_size))  # checks sizes
     vs = None if voxel_size is None else tuple(float(v) for v in voxel_size)
     if vs is not None and (len(vs) != 3 or min(vs) <= 0):
         raise FidregError(f"voxel_size must be three positive numbers (z, y, x), got {voxel_size!r}")
+    return _steps(ref, mov, params, region, grid_boxes, grid_shape, vs, reference_name, moving_name, warnings)
 
+
+def _steps(ref, mov, params, region, grid_boxes, grid_shape, vs, reference_name, moving_name, warnings):
+    """The work of :func:`iter_register`, after its checks."""
+    has_grid = bool(grid_boxes)
     yield Progress("hot pixels", 0, 1)
     hot = _hot_mask(ref, mov, region, params)
 
@@ -139,7 +147,7 @@ def iter_register(
     del ref_small, mov_small
     offset = np.rint(coarse_shift).astype(int)
     margin = float(max(4, factor + 2))
-    n_total = len(candidates) + (len(grid_boxes) if block_zyx else 0)
+    n_total = len(candidates) + len(grid_boxes)
     done = 0
     estimates: list[tuple[ShiftEstimate, bool]] = []
     for est in _measure_many(ref, mov, candidates, offset, (margin, margin, margin), hot, params, refine=1):
@@ -160,7 +168,7 @@ def iter_register(
         moving=moving_name,
         warnings=warnings,
     )
-    if block_zyx is None:
+    if not has_grid:
         return reg
 
     # -- block grid ------------------------------------------------------------

@@ -1,0 +1,178 @@
+"""Registration results -> napari layer data tuples (no Qt, no viewer: easy to test).
+
+Layers keep the reference layer's scale and translate, so everything stays
+aligned in world coordinates; the corrected stack is resampled onto the
+reference's pixel grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..core.qc import overlay_rgb
+from ..core.result import Registration
+
+# Names of every layer the widget creates, so that a re-run replaces them.
+PREFIX = "fidreg: "
+VECTOR_GAIN = 10.0  # block arrows are drawn this many times longer than the shift
+
+
+@dataclass
+class Geometry:
+    """World placement of the reference: per-axis scale and translate (z, y, x)."""
+
+    scale: tuple[float, float, float]
+    translate: tuple[float, float, float]
+
+
+def registered_name(moving_name: str) -> str:
+    return f"{moving_name} registered"
+
+
+def corrected_layer(data: np.ndarray, moving_name: str, geom: Geometry, colormap: str = "magenta", contrast=None):
+    meta = {
+        "name": registered_name(moving_name),
+        "scale": geom.scale,
+        "translate": geom.translate,
+        "colormap": colormap,
+        "blending": "additive",
+        "metadata": {"fidreg_role": "registered"},
+    }
+    if contrast is not None:
+        meta["contrast_limits"] = contrast
+    return (data, meta, "image")
+
+
+def projection_layers(proj: dict[str, dict[str, np.ndarray]], geom: Geometry, shape_zyx) -> list[tuple]:
+    """QC panels: for XY, XZ and YZ, 'reference | before | after' side by side, then
+    the overlays before and after (reference green, moving magenta), placed to the
+    right of the volume in world coordinates.
+
+    ``proj`` maps 'reference', 'before', 'after' to :func:`core.qc.projections` dicts.
+    """
+    sz, sy, sx = geom.scale
+    tz, ty, tx = geom.translate
+    nz, ny, nx = shape_zyx
+    pixel = {"xy": (sy, sx), "xz": (sz, sx), "yz": (sz, sy)}
+    gap_px = 8
+    x0 = tx + (nx + 2 * gap_px) * sx
+    y = ty
+    layers = []
+    for key in ("xy", "xz", "yz"):
+        r, b, a = (proj[k][key] for k in ("reference", "before", "after"))
+        h = min(r.shape[0], b.shape[0], a.shape[0])
+        w = min(r.shape[1], b.shape[1], a.shape[1])
+        r, b, a = r[:h, :w], b[:h, :w], a[:h, :w]
+        sep = np.zeros((h, gap_px), np.float32)
+        strip = np.concatenate([r, sep, b, sep, a], axis=1)
+        ps = pixel[key]
+        hi = float(np.percentile(strip, 99.9)) or 1.0
+        layers.append(
+            (
+                strip,
+                {
+                    "name": f"{PREFIX}{key.upper()} max projection: reference | before | after",
+                    "scale": ps,
+                    "translate": (y, x0),
+                    "colormap": "gray",
+                    "contrast_limits": (0.0, hi),
+                },
+                "image",
+            )
+        )
+        ov = np.concatenate([overlay_rgb(r, b), np.zeros((h, gap_px, 3), np.uint8), overlay_rgb(r, a)], axis=1)
+        layers.append(
+            (
+                ov,
+                {
+                    "name": f"{PREFIX}{key.upper()} overlay before | after",
+                    "scale": ps,
+                    "translate": (y, x0 + (3 * w + 3 * gap_px) * ps[1]),
+                    "rgb": True,
+                },
+                "image",
+            )
+        )
+        y += (h + 2 * gap_px) * ps[0]
+    return layers
+
+
+def block_layers(reg: Registration, geom: Geometry) -> list[tuple]:
+    """Block shifts as arrows (gain ``VECTOR_GAIN``, coloured by score) and rejected blocks as red crosses."""
+    if not reg.has_blocks:
+        return []
+    centres = np.array([b.centre for b in reg.blocks])
+    shifts = np.array([b.shift for b in reg.blocks])
+    vectors = np.stack([centres, shifts * VECTOR_GAIN], axis=1)
+    features = {
+        "score": np.array([b.score for b in reg.blocks]),
+        "sharpness": np.array([b.sharpness for b in reg.blocks]),
+        "inlier": np.array([b.inlier for b in reg.blocks]),
+        "dz": shifts[:, 0],
+        "dy": shifts[:, 1],
+        "dx": shifts[:, 2],
+    }
+    layers = [
+        (
+            vectors,
+            {
+                "name": f"{PREFIX}block shifts (x{VECTOR_GAIN:g})",
+                "scale": geom.scale,
+                "translate": geom.translate,
+                "features": features,
+                "edge_color": "score",
+                "edge_colormap": "viridis",
+                "edge_width": 3,
+                "out_of_slice_display": True,
+            },
+            "vectors",
+        )
+    ]
+    rejected = centres[~features["inlier"]]
+    layers.append(
+        (
+            rejected if len(rejected) else np.zeros((0, 3)),
+            {
+                "name": f"{PREFIX}rejected blocks",
+                "scale": geom.scale,
+                "translate": geom.translate,
+                "symbol": "x",
+                "face_color": "red",
+                "border_color": "red",
+                "size": 12,
+                "out_of_slice_display": True,
+            },
+            "points",
+        )
+    )
+    return layers
+
+
+def block_table(reg: Registration) -> dict[str, list]:
+    """Columns for the dock's table."""
+    cols: dict[str, list] = {k: [] for k in ("block", "dz", "dy", "dx", "score", "sharpness", "inlier")}
+    for b in reg.blocks:
+        cols["block"].append("{},{},{}".format(*b.index))
+        for k, v in zip(("dz", "dy", "dx"), b.shift):
+            cols[k].append(round(v, 3))
+        cols["score"].append(round(b.score, 3))
+        cols["sharpness"].append(round(b.sharpness, 1))
+        cols["inlier"].append("yes" if b.inlier else f"no: {b.reason}")
+    return cols
+
+
+def shift_text(reg: Registration) -> str:
+    dz, dy, dx = reg.global_shift
+    text = f"global shift (dz, dy, dx) = ({dz:+.3f}, {dy:+.3f}, {dx:+.3f}) px"
+    um = reg.global_shift_um()
+    if um is not None:
+        text += f"\n= ({um[0]:+.4f}, {um[1]:+.4f}, {um[2]:+.4f}) µm"
+    text += f"\nscore {reg.global_score:.3f}, sharpness {reg.global_sharpness:.0f}"
+    if reg.has_blocks:
+        n_in = sum(b.inlier for b in reg.blocks)
+        text += f"; {n_in}/{len(reg.blocks)} blocks kept"
+    for w in reg.warnings:
+        text += f"\n⚠ {w}"
+    return text

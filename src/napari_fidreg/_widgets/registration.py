@@ -1,0 +1,320 @@
+"""The registration dock widget: a magicgui Container, thin over the core.
+
+Layout and event wiring only: the work runs in :mod:`.jobs` on a napari worker
+thread; results become layers through :mod:`.layers`, in the main thread.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    Label,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+    Table,
+)
+
+from ..core.errors import FidregError
+from ..core.io import atomic_write_text, safe_name, write_stack
+from ..core.params import Params
+from ..core.result import Registration
+from . import layers as L
+from .jobs import JobResult, apply_job, registration_job
+
+if TYPE_CHECKING:
+    import napari
+
+SUBVOLUME_LAYER = "fidreg: sub-volume"
+
+
+class RegistrationWidget(Container):
+    """Register a moving fiducial layer onto a reference layer, look at the result, save or re-apply it."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__(scrollable=True)
+        self.viewer = viewer
+        self.result: JobResult | None = None
+        self.worker = None
+        self.last_error: str = ""
+
+        self.reference = ComboBox(label="reference", choices=self._image_layers, nullable=True)
+        self.moving = ComboBox(label="moving", choices=self._image_layers, nullable=True)
+        self.use_subvolume = CheckBox(text="restrict to the box drawn in 'fidreg: sub-volume'", value=False)
+        self.draw_box = PushButton(text="Draw sub-volume box")
+        self.z_start = SpinBox(label="z from", min=0, max=100000, value=0)
+        self.z_stop = SpinBox(label="z to (0 = last)", min=0, max=100000, value=0)
+        self.with_blocks = CheckBox(text="global + block shifts (off: global only)", value=True)
+        self.block_size = SpinBox(label="block size y/x", min=16, max=8192, step=16, value=128)
+        self.block_size_z = SpinBox(label="block depth z (0 = all)", min=0, max=10000, value=0)
+        self.hot_pixels = CheckBox(text="remove hot pixels", value=True)
+        self.background = CheckBox(text="subtract background", value=True)
+        self.run_button = PushButton(text="Register")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.progress = ProgressBar(label="progress", min=0, max=1, value=0)
+        self.status = Label(value="")
+        self.shift_label = Label(value="")
+        self.table = Table(value={"block": []})
+        self.out_dir = FileEdit(label="save to folder", mode="d", value=Path.cwd())
+        self.save_button = PushButton(text="Save shifts + corrected stack", enabled=False)
+        self.shifts_file = FileEdit(label="shifts file", mode="r", filter="*.json")
+        self.apply_target = ComboBox(label="apply to layer", choices=self._image_layers, nullable=True)
+        self.apply_button = PushButton(text="Apply shifts to layer")
+
+        self.extend([
+            Label(value="<b>Layers</b>"), self.reference, self.moving,
+            Label(value="<b>Region</b>"), self.use_subvolume, self.draw_box, self.z_start, self.z_stop,
+            Label(value="<b>Options</b>"), self.with_blocks, self.block_size, self.block_size_z,
+            self.hot_pixels, self.background,
+            self.run_button, self.cancel_button, self.progress, self.status, self.shift_label, self.table,
+            Label(value="<b>Save / re-apply</b>"), self.out_dir, self.save_button,
+            self.shifts_file, self.apply_target, self.apply_button,
+        ])  # fmt: skip
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        self.draw_box.changed.connect(self.add_subvolume_layer)
+        self.save_button.changed.connect(lambda: self.save(Path(self.out_dir.value)))
+        self.apply_button.changed.connect(self.apply_saved)
+        self.use_subvolume.changed.connect(self._show_box)
+        viewer.layers.events.inserted.connect(self._layers_changed)
+        viewer.layers.events.removed.connect(self._layers_changed)
+        self._layers_changed()
+
+    # -- layer pickers ------------------------------------------------------------
+    def _image_layers(self, widget=None) -> list:
+        from napari.layers import Image
+
+        return [layer for layer in self.viewer.layers if isinstance(layer, Image) and layer.ndim == 3 and not layer.rgb]
+
+    def _layers_changed(self, event=None) -> None:
+        for combo in (self.reference, self.moving, self.apply_target):
+            combo.reset_choices()
+        layers = self._image_layers()
+        by_role = {layer.metadata.get("fidreg_role"): layer for layer in layers}
+        if self.reference.value is None and layers:
+            self.reference.value = by_role.get("reference", layers[0])
+        if (self.moving.value is None or self.moving.value is self.reference.value) and len(layers) > 1:
+            self.moving.value = by_role.get("moving", next(x for x in layers if x is not self.reference.value))
+
+    # -- sub-volume -----------------------------------------------------------------
+    def add_subvolume_layer(self) -> None:
+        """Add (or select) the Shapes layer in which the user draws the y/x box."""
+        if SUBVOLUME_LAYER in self.viewer.layers:
+            layer = self.viewer.layers[SUBVOLUME_LAYER]
+        else:
+            ref = self.reference.value
+            kwargs = {} if ref is None else {"scale": ref.scale, "translate": ref.translate}
+            layer = self.viewer.add_shapes(
+                ndim=3, name=SUBVOLUME_LAYER, edge_color="yellow", face_color="transparent", edge_width=2, **kwargs
+            )
+        self.viewer.layers.selection.active = layer
+        layer.mode = "add_rectangle"
+        self.use_subvolume.value = True
+
+    def _show_box(self, on: bool) -> None:
+        if SUBVOLUME_LAYER in self.viewer.layers:
+            self.viewer.layers[SUBVOLUME_LAYER].visible = bool(on)
+
+    def subvolume(self) -> tuple | None:
+        """The chosen region in reference pixel indices ((z0, z1), (y0, y1), (x0, x1)), or None."""
+        ref = self.reference.value
+        nz, ny, nx = ref.data.shape
+        z0 = int(self.z_start.value)
+        z1 = int(self.z_stop.value) or nz
+        box_yx = ((0, ny), (0, nx))
+        if self.use_subvolume.value:
+            if SUBVOLUME_LAYER not in self.viewer.layers or not len(self.viewer.layers[SUBVOLUME_LAYER].data):
+                raise FidregError("draw a rectangle in the 'fidreg: sub-volume' layer first (or untick the box option)")
+            shapes = self.viewer.layers[SUBVOLUME_LAYER]
+            verts = np.asarray(shapes.data[-1])
+            world = np.array([shapes.data_to_world(v) for v in verts])
+            pix = np.array([ref.world_to_data(w) for w in world])
+            y0, x0 = np.floor(pix[:, -2:].min(axis=0)).astype(int)
+            y1, x1 = np.ceil(pix[:, -2:].max(axis=0)).astype(int)
+            box_yx = ((max(y0, 0), min(y1, ny)), (max(x0, 0), min(x1, nx)))
+        if (z0, z1) == (0, nz) and box_yx == ((0, ny), (0, nx)):
+            return None
+        return ((z0, min(z1, nz)), *box_yx)
+
+    # -- run / cancel -------------------------------------------------------------
+    def params(self) -> Params:
+        return Params(
+            block_size=int(self.block_size.value) if self.with_blocks.value else None,
+            block_size_z=int(self.block_size_z.value) or None,
+            subvolume=self.subvolume(),
+            hot_pixels=bool(self.hot_pixels.value),
+            background=bool(self.background.value),
+        )
+
+    def run(self) -> None:
+        """Start a registration in a worker thread (the UI stays responsive)."""
+        if self.worker is not None:
+            return
+        try:
+            ref, mov = self._checked_layers()
+            params = self.params()
+        except FidregError as exc:
+            self._error(exc)
+            return
+        voxel = tuple(float(s) for s in ref.scale[-3:]) if not np.allclose(ref.scale[-3:], 1.0) else None
+        try:  # checks inputs and parameters now, before any thread starts
+            job = registration_job(
+                np.asarray(ref.data), np.asarray(mov.data), params,
+                voxel_size=voxel, reference_name=ref.name, moving_name=mov.name,
+            )  # fmt: skip
+        except FidregError as exc:
+            self._error(exc)
+            return
+        self.worker = self._worker(job, lambda res: self._on_registered(res, ref, mov))
+        self._started = time.perf_counter()
+        self._set_running(True)
+        self._set_status("registering …")
+        self.worker.start()
+
+    def _worker(self, job, on_returned):
+        """A napari worker over a job generator; its handlers run on the GUI thread."""
+        from napari.qt.threading import create_worker
+
+        # Passing 'errored' in _connect stops superqt from re-raising the exception in
+        # the GUI thread; _on_worker_error turns it into a notification instead.
+        return create_worker(
+            lambda: (yield from job),
+            _start_thread=False,
+            _connect={
+                "yielded": self._on_progress,
+                "returned": on_returned,
+                "errored": self._on_worker_error,
+                "aborted": lambda: self._set_status("cancelled: nothing was changed"),
+                "finished": self._finished,
+            },
+        )
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.quit()  # stops at the next progress tick (one block or one plane)
+            self._set_status("cancelling …")
+
+    def _checked_layers(self):
+        ref, mov = self.reference.value, self.moving.value
+        if ref is None or mov is None:
+            raise FidregError("choose a reference and a moving layer (3D image layers)")
+        if ref is mov:
+            raise FidregError("the reference and the moving layer are the same layer")
+        if not np.allclose(ref.scale[-3:], mov.scale[-3:]):
+            raise FidregError(
+                f"reference scale {tuple(ref.scale)} and moving scale {tuple(mov.scale)} differ: "
+                "resample one of them first"
+            )
+        return ref, mov
+
+    def _on_progress(self, tick) -> None:
+        stage, done, total = tick
+        self.progress.max = max(int(total), 1)
+        self.progress.value = int(done)
+        self.progress.label = stage
+        self._set_status(f"{stage}: {done}/{total}")
+
+    def _on_registered(self, res: JobResult, ref, mov) -> None:
+        self.result = res
+        geom = L.Geometry(tuple(float(s) for s in ref.scale[-3:]), tuple(float(t) for t in ref.translate[-3:]))
+        # overlay colours: reference green, moving magenta, added
+        for layer, cmap in ((ref, "green"), (mov, "magenta")):
+            layer.colormap = cmap
+            layer.blending = "additive"
+        data = [L.corrected_layer(res.corrected, mov.name, geom, contrast=tuple(mov.contrast_limits))]
+        data += L.block_layers(res.registration, geom)
+        data += L.projection_layers(res.projections, geom, ref.data.shape)
+        self._replace_layers(data)
+        mov.visible = False  # the overlay shows the corrected layer; tick 'moving' to compare
+        reg = res.registration
+        self.shift_label.value = L.shift_text(reg)
+        self.table.value = L.block_table(reg) if reg.has_blocks else {"block": []}
+        self.save_button.enabled = True
+        self._set_status(f"done in {time.perf_counter() - self._started:.1f} s")
+
+    def _replace_layers(self, data: list[tuple]) -> None:
+        """Add result layers; layers from a previous run with the same names are replaced."""
+        names = {meta["name"] for _, meta, _ in data}
+        stale = [layer for layer in self.viewer.layers if layer.name in names or layer.name.startswith(L.PREFIX)]
+        for layer in stale:
+            if layer.name != SUBVOLUME_LAYER:
+                self.viewer.layers.remove(layer)
+        for array, meta, kind in data:
+            getattr(self.viewer, f"add_{kind}")(array, **meta)
+
+    def _finished(self) -> None:
+        self.worker = None
+        self._set_running(False)
+
+    def _set_running(self, running: bool) -> None:
+        self.run_button.enabled = not running
+        self.cancel_button.enabled = running
+        self.apply_button.enabled = not running
+
+    def _set_status(self, text: str) -> None:
+        self.status.value = text
+
+    def _error(self, exc: BaseException) -> None:
+        from napari.utils.notifications import show_error
+
+        msg = str(exc) if isinstance(exc, FidregError) else f"{type(exc).__name__}: {exc}"
+        self.last_error = msg
+        self._set_status(f"error: {msg}")
+        show_error(f"fidreg: {msg}")
+
+    _on_worker_error = _error
+
+    # -- save / re-apply ----------------------------------------------------------
+    def save(self, folder: Path) -> list[Path]:
+        """Write <moving>.shifts.json, <moving>.blocks.csv and <moving>.registered.tif to ``folder``."""
+        if self.result is None:
+            self._error(FidregError("nothing to save yet: run a registration first"))
+            return []
+        reg = self.result.registration
+        name = safe_name(reg.moving or "moving")
+        folder = Path(folder)
+        written = [
+            reg.save(folder / f"{name}.shifts.json"),
+            atomic_write_text(folder / f"{name}.blocks.csv", reg.blocks_csv()),
+            write_stack(folder / f"{name}.registered.tif", self.result.corrected, voxel_size=reg.voxel_size),
+        ]
+        self._set_status(f"saved to {folder}")
+        return written
+
+    def apply_saved(self) -> None:
+        """Apply the shifts file (or, when none is chosen, the current result) to the chosen layer."""
+        target = self.apply_target.value
+        try:
+            if target is None:
+                raise FidregError("choose the layer to correct")
+            path = Path(self.shifts_file.value) if self.shifts_file.value else None
+            if path is not None and path.is_file():
+                reg = Registration.load(path)
+            elif self.result is not None:
+                reg = self.result.registration
+            else:
+                raise FidregError("choose a shifts file (.shifts.json) or run a registration first")
+        except FidregError as exc:
+            self._error(exc)
+            return
+        job = apply_job(np.asarray(target.data), reg)
+        self.worker = self._worker(job, lambda out: self._on_applied(out, target))
+        self._set_running(True)
+        self.worker.start()
+
+    def _on_applied(self, out: np.ndarray, target) -> None:
+        name = L.registered_name(target.name)
+        if name in self.viewer.layers:
+            self.viewer.layers.remove(name)
+        self.viewer.add_image(out, name=name, scale=target.scale, translate=target.translate,
+                              colormap=target.colormap.name, blending=target.blending,
+                              metadata={"fidreg_role": "registered"})  # fmt: skip
+        self._set_status(f"applied to {target.name}")

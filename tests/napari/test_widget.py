@@ -1,0 +1,277 @@
+"""The plugin in a real napari viewer (pytest-qt, Xvfb): no mocks of napari, Qt or files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from napari_fidreg._sample_data import MOVING_NAME, REFERENCE_NAME, SAMPLE_SHIFT, SAMPLE_VOXEL_SIZE
+from napari_fidreg._widgets import RegistrationWidget
+from napari_fidreg._widgets.registration import SUBVOLUME_LAYER
+from napari_fidreg.core import Registration, read_stack
+
+pytestmark = pytest.mark.gui
+WIDGET = "Fiducial registration"
+
+
+def _open_sample(viewer):
+    viewer.open_sample("napari-fidreg", "fiducial_pair")
+    return viewer.layers[REFERENCE_NAME], viewer.layers[MOVING_NAME]
+
+
+def _register(qtbot, widget, timeout=60_000):
+    widget.run()
+    assert widget.worker is not None, widget.last_error
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+
+
+def test_manifest_validates_on_the_installed_plugin():
+    out = subprocess.run([sys.executable, "-m", "npe2", "validate", "napari-fidreg"], capture_output=True, text=True)
+    assert out.returncode == 0 and "valid" in out.stdout, out.stdout + out.stderr
+
+
+def test_widget_docks_by_name_through_the_plugin_manager(make_napari_viewer):
+    viewer = make_napari_viewer()
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-fidreg", WIDGET)
+    assert isinstance(widget, RegistrationWidget)
+    assert dock.isVisible() or dock.parent() is not None
+
+
+def test_widget_is_in_the_layers_register_menu(make_napari_viewer):
+    from napari._app_model import get_app_model
+
+    make_napari_viewer()
+    app = get_app_model()
+    items = [getattr(i, "command", None) for i in app.menus.get_menu("napari/layers/register")]
+    ids = [c.id for c in items if c is not None]
+    assert any(i.startswith("napari-fidreg.registration_widget") for i in ids), ids
+
+
+def test_sample_register_gives_layers_and_the_true_shift(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    ref, mov = _open_sample(viewer)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-fidreg", WIDGET)
+    # with the sample loaded, the defaults are its reference and moving layers
+    assert widget.reference.value is ref and widget.moving.value is mov
+    _register(qtbot, widget)
+    assert widget.result is not None, widget.last_error
+    reg = widget.result.registration
+    assert np.abs(np.subtract(reg.global_shift, SAMPLE_SHIFT)).max() <= 0.05
+    names = [layer.name for layer in viewer.layers]
+    registered = viewer.layers[f"{MOVING_NAME} registered"]
+    assert registered.data.shape == ref.data.shape and registered.data.dtype == ref.data.dtype
+    np.testing.assert_allclose(registered.scale, SAMPLE_VOXEL_SIZE)
+    assert registered.colormap.name == "magenta" and registered.blending == "additive"
+    assert ref.colormap.name == "green" and ref.blending == "additive"
+    assert "fidreg: block shifts (x10)" in names and "fidreg: rejected blocks" in names
+    vectors = viewer.layers["fidreg: block shifts (x10)"]
+    assert len(vectors.data) == len(reg.blocks) == 4
+    assert "score" in vectors.features
+    for key in ("XY", "XZ", "YZ"):
+        assert any(n.startswith(f"fidreg: {key} max projection") for n in names)
+        assert any(n.startswith(f"fidreg: {key} overlay") for n in names)
+    xy = next(layer for layer in viewer.layers if layer.name.startswith("fidreg: XY max projection"))
+    assert xy.data.shape[0] == ref.data.shape[1] and xy.data.shape[1] > 3 * ref.data.shape[2]
+    assert "px" in widget.shift_label.value and "µm" in widget.shift_label.value
+    assert widget.table.shape[0] == 4
+
+    # re-running replaces the results instead of piling them up
+    n_layers = len(viewer.layers)
+    _register(qtbot, widget)
+    assert len(viewer.layers) == n_layers
+    assert [layer.name for layer in viewer.layers].count(f"{MOVING_NAME} registered") == 1
+
+
+def test_cancel_leaves_no_partial_layers_and_a_usable_viewer(make_napari_viewer, qtbot):
+    from napari_fidreg.core.synthetic import fiducial_pair
+
+    viewer = make_napari_viewer()
+    pair = fiducial_pair((40, 512, 512), (1.0, 3.0, -2.0), seed=3)
+    ref = viewer.add_image(pair.reference, name="ref")
+    mov = viewer.add_image(pair.moving, name="mov")
+    widget = RegistrationWidget(viewer)
+    widget.reference.value, widget.moving.value = ref, mov
+    widget.block_size.value = 32  # many blocks: a long run
+    before = [layer.name for layer in viewer.layers]
+    widget.run()
+    qtbot.waitUntil(lambda: widget.progress.value >= 12, timeout=30_000)
+    t0 = time.perf_counter()
+    widget.cancel()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=10_000)
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 1.5, elapsed
+    assert [layer.name for layer in viewer.layers] == before
+    assert widget.result is None and "cancelled" in widget.status.value
+    # still usable: a new run completes
+    widget.block_size.value = 256
+    _register(qtbot, widget)
+    assert widget.result is not None
+
+
+def test_worker_error_becomes_a_notification(make_napari_viewer, qtbot):
+    from napari.utils.notifications import notification_manager
+
+    viewer = make_napari_viewer()
+    ref = viewer.add_image(np.zeros((20, 64, 64), np.uint16), name="blank")
+    mov = viewer.add_image(np.random.default_rng(0).integers(0, 100, (20, 64, 64)).astype(np.uint16), name="noise")
+    widget = RegistrationWidget(viewer)
+    widget.reference.value, widget.moving.value = ref, mov
+    widget.with_blocks.value = False
+    n_before = len(notification_manager.records)
+    _register(qtbot, widget)
+    assert "reference: image is constant" in widget.last_error
+    assert widget.result is None
+    assert "reference: image is constant" in widget.status.value
+    new = [str(r.message) for r in notification_manager.records[n_before:]]
+    assert any("image is constant" in m for m in new), new
+
+
+def test_bad_parameters_are_refused_before_any_work(make_napari_viewer):
+    viewer = make_napari_viewer()
+    ref, mov = _open_sample(viewer)
+    widget = RegistrationWidget(viewer)
+    widget.block_size.value = 512  # larger than the 256 px sample
+    widget.run()
+    assert widget.worker is None
+    assert "block size 512 is larger than the y extent 256" in widget.last_error
+
+
+def test_event_loop_keeps_running_during_a_large_registration(make_napari_viewer, qtbot):
+    """Measure the longest gap between timer ticks on the GUI thread while a worker registers."""
+    from qtpy.QtCore import QTimer
+
+    from napari_fidreg.core.synthetic import fiducial_pair
+
+    viewer = make_napari_viewer()
+    pair = fiducial_pair((60, 1024, 1024), (1.0, 3.0, -2.0), seed=4, density=3e-4)
+    widget = RegistrationWidget(viewer)
+    widget.reference.value = viewer.add_image(pair.reference, name="ref")
+    widget.moving.value = viewer.add_image(pair.moving, name="mov")
+    widget.block_size.value = 256
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(20)
+    widget.run()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=120_000)
+    timer.stop()
+    assert widget.result is not None, widget.last_error
+    gaps = np.diff(ticks)
+    print(
+        f"event loop: {len(ticks)} ticks, longest gap {gaps.max() * 1000:.0f} ms, median {np.median(gaps) * 1000:.0f} ms"
+    )
+    # the layers are added on the GUI thread at the end (a 60x1024x1024 image upload); ignore that last step
+    assert np.percentile(gaps, 99) < 0.25
+    assert len(ticks) > 20
+
+
+def test_overlay_screenshot_is_not_blank(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    _open_sample(viewer)
+    widget = RegistrationWidget(viewer)
+    _register(qtbot, widget)
+    for layer in viewer.layers:
+        layer.visible = False
+    viewer.dims.ndisplay = 3  # maximum-intensity rendering along z: every bead of the overlay
+    viewer.reset_view()
+    blank = viewer.screenshot(canvas_only=True, flash=False)[..., :3].astype(int)
+    for layer in viewer.layers:
+        layer.visible = layer.name in (REFERENCE_NAME, f"{MOVING_NAME} registered")
+    shot = viewer.screenshot(canvas_only=True, flash=False)
+    rgb = shot[..., :3].astype(int)
+    assert (blank.sum(axis=-1) > 120).sum() == 0
+    bright = rgb.sum(axis=-1) > 120
+    assert bright.sum() > 500, bright.sum()
+    # registered beads overlap the reference: white (green + magenta) pixels, not only pure colours
+    white = (rgb[..., 0] > 100) & (rgb[..., 1] > 100) & (rgb[..., 2] > 100)
+    assert white.sum() > 20
+
+
+def test_subvolume_from_a_drawn_rectangle(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    ref, _ = _open_sample(viewer)
+    widget = RegistrationWidget(viewer)
+    widget.add_subvolume_layer()
+    shapes = viewer.layers[SUBVOLUME_LAYER]
+    np.testing.assert_allclose(shapes.scale, ref.scale)
+    # a rectangle in world coordinates (µm): y 6..30, x 3..33
+    corners = np.array([[0, 6.0, 3.0], [0, 6.0, 33.0], [0, 30.0, 33.0], [0, 30.0, 3.0]])
+    shapes.add_rectangles(np.array([shapes.world_to_data(c) for c in corners]))
+    widget.z_start.value, widget.z_stop.value = 5, 35
+    sub = widget.subvolume()
+    assert sub == ((5, 35), (40, 200), (20, 220))
+    widget.block_size.value = 80
+    _register(qtbot, widget)
+    reg = widget.result.registration
+    assert reg.params.subvolume == ((5, 35), (40, 200), (20, 220))
+    assert all(40 <= b.origin[1] and b.origin[1] + b.size[1] <= 200 for b in reg.blocks)
+
+
+def test_save_and_reapply_to_another_channel(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer()
+    ref, mov = _open_sample(viewer)
+    widget = RegistrationWidget(viewer)
+    _register(qtbot, widget)
+    written = widget.save(tmp_path)
+    assert {p.name for p in written} == {
+        f"{MOVING_NAME.replace(' ', '_')}.shifts.json",
+        f"{MOVING_NAME.replace(' ', '_')}.blocks.csv",
+        f"{MOVING_NAME.replace(' ', '_')}.registered.tif",
+    }
+    saved = read_stack(next(p for p in written if p.suffix == ".tif"))
+    np.testing.assert_allclose(saved.voxel_size, SAMPLE_VOXEL_SIZE, rtol=1e-6)
+    # the barcode channel of the same round: apply the saved shifts
+    barcode = viewer.add_image((mov.data // 4).astype(np.uint16), name="barcode", scale=mov.scale, colormap="cyan")
+    widget2 = RegistrationWidget(viewer)  # a fresh widget, as after a restart
+    widget2.shifts_file.value = next(p for p in written if p.suffix == ".json")
+    widget2.apply_target.value = barcode
+    widget2.apply_saved()
+    qtbot.waitUntil(lambda: widget2.worker is None, timeout=30_000)
+    out = viewer.layers["barcode registered"]
+    expected = viewer.layers[f"{MOVING_NAME} registered"].data.astype(float) / 4
+    # integer division (<= 0.75) and rounding of both results (<= 0.5 + 0.125) bound the difference
+    assert np.abs(out.data.astype(float) - expected).max() <= 1.375
+    np.testing.assert_allclose(out.scale, mov.scale)
+    assert Registration.load(widget2.shifts_file.value).global_shift == widget.result.registration.global_shift
+
+
+def test_scale_and_translate_are_respected(make_napari_viewer, qtbot):
+    """With voxel size (0.2, 0.15, 0.15) µm and an offset, the corrected layer sits on the reference in world space."""
+    from napari_fidreg.core.synthetic import fiducial_pair
+
+    viewer = make_napari_viewer()
+    pair = fiducial_pair((40, 192, 192), (2.0, -3.0, 4.0), seed=6)
+    scale, translate = (0.2, 0.15, 0.15), (1.0, 10.0, -5.0)
+    ref = viewer.add_image(pair.reference, name="ref", scale=scale, translate=translate)
+    mov = viewer.add_image(pair.moving, name="mov", scale=scale, translate=translate)
+    widget = RegistrationWidget(viewer)
+    widget.reference.value, widget.moving.value = ref, mov
+    widget.with_blocks.value = False
+    _register(qtbot, widget)
+    out = viewer.layers["mov registered"]
+    np.testing.assert_allclose(out.scale, scale)
+    np.testing.assert_allclose(out.translate, translate)
+    um = widget.result.registration.global_shift_um()
+    np.testing.assert_allclose(um, np.multiply((2.0, -3.0, 4.0), scale), atol=0.01)
+    # the brightest bead of the reference is found at the same world position in the corrected layer
+    inside = np.all((pair.beads > (8, 12, 12)) & (pair.beads < (32, 180, 180)), axis=1)
+    bead = pair.beads[inside][np.argmax(pair.amplitudes[inside])]
+    zyx = np.round(bead).astype(int)
+    idx = np.round(out.world_to_data(ref.data_to_world(zyx))).astype(int)
+    np.testing.assert_array_equal(idx, zyx)
+    peak = ref.data[tuple(zyx)].astype(float)
+    assert abs(float(out.data[tuple(idx)]) - peak) < 0.25 * peak
+    assert abs(float(mov.data[tuple(zyx)]) - peak) > 0.4 * peak  # not aligned before
+
+
+def test_scale_mismatch_is_refused(make_napari_viewer):
+    viewer = make_napari_viewer()
+    widget = RegistrationWidget(viewer)
+    widget.reference.value = viewer.add_image(np.ones((5, 32, 32)), scale=(1, 1, 1), name="a")
+    widget.moving.value = viewer.add_image(np.ones((5, 32, 32)), scale=(1, 2, 2), name="b")
+    widget.run()
+    assert widget.worker is None and "differ: resample one of them first" in widget.last_error
