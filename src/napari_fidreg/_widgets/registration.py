@@ -78,6 +78,10 @@ class RegistrationWidget(Container):
             Label(value="<b>Save / re-apply</b>"), self.out_dir, self.save_button,
             self.shifts_file, self.apply_target, self.apply_button,
         ])  # fmt: skip
+        for label in (self.status, self.shift_label):
+            label.native.setWordWrap(True)  # long messages wrap instead of widening the dock
+        self.table.native.setMinimumHeight(120)
+        self.max_width = 480  # a dock, not a page: the table scrolls sideways instead
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self.draw_box.changed.connect(self.add_subvolume_layer)
