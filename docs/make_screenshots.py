@@ -12,10 +12,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import napari
 import numpy as np
 from qtpy.QtWidgets import QApplication
 
+import napari
 from napari_fidreg._sample_data import MOVING_NAME, REFERENCE_NAME
 
 OUT = Path(__file__).parent / "images"

@@ -8,5 +8,5 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/runtime-$(id -u)}"
 mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 export QT_QPA_PLATFORM=xcb
 cd "$ROOT"
-"$ROOT/.venv/bin/ruff" check src tests benchmarks
+"$ROOT/.venv/bin/ruff" check src tests benchmarks docs
 exec xvfb-run -a -s "-screen 0 1600x1200x24" "$ROOT/.venv/bin/python" -m pytest -p no:cacheprovider "$@"
