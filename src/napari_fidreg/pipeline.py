@@ -58,8 +58,9 @@ def register_files(
         if p.resolve() in inputs:
             raise FidregError(f"output {p} would overwrite an input; choose another --out")
     progress = progress or (lambda *a: None)
-    ref = read_stack(reference)
-    mov = read_stack(moving)
+    # Memory-mapped where the file allows: no copy, pages read where the work looks.
+    ref = read_stack(reference, lazy=True)
+    mov = read_stack(moving, lazy=True)
     vs = voxel_size or ref.voxel_size or mov.voxel_size
     gen = iter_register(
         ref.data, mov.data, params, voxel_size=vs, reference_name=str(reference), moving_name=str(moving)

@@ -135,8 +135,9 @@ def correlate(
         auto = np.where(auto > 1e-6, auto, 1e-6)
         frac[k] = _fit_peak(np.asarray(samples) / auto)
 
-    mean = float(xcorr.mean())
-    std = float(xcorr.std())
+    flat = xcorr.reshape(-1)
+    mean = float(flat.sum(dtype=np.float64)) / flat.size
+    std = float(np.sqrt(max(float(np.dot(flat, flat)) / flat.size - mean * mean, 0.0)))
     sharpness = (peak_value - mean) / std if std > 0 else 0.0
     score = float(np.clip(peak_value / np.sqrt(e_ref * e_mov), -1.0, 1.0))
     return ShiftEstimate(-(lag + frac), score, float(sharpness), bool(at_limit))

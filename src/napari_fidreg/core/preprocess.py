@@ -35,12 +35,36 @@ def hot_pixel_mask(zmin: np.ndarray, *, threshold: float = 8.0) -> np.ndarray:
     (y, x) bool array
     """
     zmin = np.asarray(zmin, dtype=np.float32)
-    med = ndimage.median_filter(zmin, size=3, mode="reflect")
-    resid = zmin - med
-    mad = float(np.median(np.abs(resid - np.median(resid))))
+    ny, nx = zmin.shape
+    # The robust noise of (pixel - 3x3 median) from a sample of pixels, and the exact
+    # 3x3 median only where the pixel stands out of its neighbourhood's minimum: a full
+    # median filter costs 0.5 s on a 2048^2 frame, this ~0.1 s.
+    rng = np.random.default_rng(0)
+    n_sample = min(ny * nx, 200_000)
+    idx = rng.choice(ny * nx, n_sample, replace=False) if n_sample < ny * nx else np.arange(ny * nx)
+    sy, sx = np.divmod(idx, nx)
+    resid_sample = zmin[sy, sx] - _median9(zmin, sy, sx)
+    mad = float(np.median(np.abs(resid_sample - np.median(resid_sample))))
     sigma = max(1.4826 * mad, 1e-6 * max(float(np.abs(zmin).max()), 1.0))
-    excess = zmin - float(np.median(zmin))
-    return (resid > threshold * sigma) & (resid > 0.5 * excess)
+    floor = ndimage.minimum_filter(zmin, size=3, mode="nearest")
+    cy, cx = np.nonzero(zmin - floor > threshold * sigma)
+    mask = np.zeros((ny, nx), dtype=bool)
+    if cy.size == 0:
+        return mask
+    resid = zmin[cy, cx] - _median9(zmin, cy, cx)
+    excess = zmin[cy, cx] - float(np.median(zmin[sy, sx]))
+    keep = (resid > threshold * sigma) & (resid > 0.5 * excess)
+    mask[cy[keep], cx[keep]] = True
+    return mask
+
+
+def _median9(img: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """3x3 median at the given pixels (edge pixels repeat the border)."""
+    ny, nx = img.shape
+    samples = np.empty((9, ys.size), dtype=img.dtype)
+    for i, (dy, dx) in enumerate((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)):
+        samples[i] = img[np.clip(ys + dy, 0, ny - 1), np.clip(xs + dx, 0, nx - 1)]
+    return np.median(samples, axis=0)
 
 
 def replace_hot_pixels(vol: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -80,31 +104,44 @@ def subtract_background(vol: np.ndarray, *, sigma: float = 8.0) -> np.ndarray:
     if factor == 1:
         vol -= small
         return vol
-    # Upsample with the bin centres at (i + 0.5) * factor - 0.5.
-    zoom_y = (np.arange(ny) + 0.5) / factor - 0.5
-    zoom_x = (np.arange(nx) + 0.5) / factor - 0.5
-    for z in range(nz):
-        vol[z] -= _bilinear(small[z], zoom_y, zoom_x)
+    # Upsample with the bin centres at (i + 0.5) * factor - 0.5: one batched matmul
+    # per axis with the (small) interpolation matrices, all planes at once.
+    wy = _interp_matrix((np.arange(ny) + 0.5) / factor - 0.5, small.shape[1])
+    wx = _interp_matrix((np.arange(nx) + 0.5) / factor - 0.5, small.shape[2])
+    vol -= np.matmul(np.matmul(wy, small), wx.T)
     return vol
 
 
 def _bin_mean(vol: np.ndarray, factor: int) -> np.ndarray:
-    """Mean over factor x factor bins in y/x; the ragged edge is averaged too."""
+    """Mean over factor x factor bins in y/x (float32); a ragged edge bin averages what it has.
+
+    Strided adds (one per offset in the bin) rather than a reshape-and-mean: the
+    reduction then runs over contiguous memory, 5-10x faster on large planes.
+    """
     if factor == 1:
-        return vol.astype(np.float32, copy=True)
-    nz, ny, nx = vol.shape
-    py, px = (-ny) % factor, (-nx) % factor
-    padded = np.pad(vol, ((0, 0), (0, py), (0, px)), mode="edge") if (py or px) else vol
-    by, bx = padded.shape[1] // factor, padded.shape[2] // factor
-    out = padded.reshape(nz, by, factor, bx, factor).mean(axis=(2, 4), dtype=np.float32)
+        return np.array(vol, dtype=np.float32, copy=True)
+    return _bin_axis(_bin_axis(vol, factor, 2), factor, 1)
+
+
+def _bin_axis(vol: np.ndarray, f: int, axis: int) -> np.ndarray:
+    n = vol.shape[axis]
+    nb = -(-n // f)
+    full = n // f
+    shape = list(vol.shape)
+    shape[axis] = nb
+    out = np.zeros(shape, dtype=np.float32)
+    sl = [slice(None)] * vol.ndim
+    dst = [slice(None)] * vol.ndim
+    dst[axis] = slice(0, full)
+    for i in range(f):
+        sl[axis] = slice(i, full * f, f)
+        out[tuple(dst)] += vol[tuple(sl)]
+    out[tuple(dst)] /= f
+    if nb > full:  # the ragged last bin
+        sl[axis] = slice(full * f, n)
+        dst[axis] = slice(full, nb)
+        out[tuple(dst)] = np.mean(vol[tuple(sl)], axis=axis, keepdims=True, dtype=np.float32)
     return out
-
-
-def _bilinear(img: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    """Separable linear interpolation of a small image at rectilinear coordinates."""
-    wy = _interp_matrix(ys, img.shape[0])
-    wx = _interp_matrix(xs, img.shape[1])
-    return (wy @ img @ wx.T).astype(np.float32, copy=False)
 
 
 def _interp_matrix(coords: np.ndarray, n: int) -> np.ndarray:
@@ -145,20 +182,22 @@ def window_autocorrelation(w: np.ndarray, lags: np.ndarray) -> np.ndarray:
 
 
 def normalize_windowed(vol: np.ndarray, windows: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, float]:
-    """Zero-mean, unit-variance, windowed copy-in-place; returns (vol, energy).
+    """Zero-mean, unit-variance, windowed, in place; returns (vol, energy).
 
     ``energy`` is the sum of squares after windowing, used to normalise the
     correlation to [-1, 1]. A constant volume has energy 0.
     """
-    vol -= np.float32(vol.mean(dtype=np.float64))
-    std = float(vol.std(dtype=np.float64))
+    flat = vol.reshape(-1)
+    vol -= np.float32(flat.mean(dtype=np.float64))
+    std = float(np.sqrt(max(float(np.dot(flat, flat)) / flat.size, 0.0)))  # BLAS: one fast pass
     if std > 0:
         vol /= np.float32(std)
     wz, wy, wx = windows
     vol *= wz[:, None, None]
     vol *= wy[None, :, None]
     vol *= wx[None, None, :]
-    return vol, float(np.vdot(vol.ravel(), vol.ravel()))
+    flat = vol.reshape(-1)
+    return vol, float(np.dot(flat, flat))
 
 
 def prepare(vol: np.ndarray, *, hot_mask: np.ndarray | None, background: bool, background_sigma: float) -> np.ndarray:

@@ -28,7 +28,7 @@ from .blocks import Box, fill_rejected, flag_outliers, tile
 from .correlate import ShiftEstimate, correlate
 from .errors import FidregError
 from .params import Params
-from .preprocess import _bin_mean, hot_pixel_mask, prepare, replace_hot_pixels, subtract_background
+from .preprocess import _bin_mean, hot_pixel_mask, prepare, subtract_background
 from .result import Block, Registration
 from .validate import as_volume, check_finite_and_varying
 
@@ -116,16 +116,21 @@ def iter_register(
 def _steps(ref, mov, params, region, grid_boxes, grid_shape, vs, reference_name, moving_name, warnings):
     """The work of :func:`iter_register`, after its checks."""
     has_grid = bool(grid_boxes)
-    yield Progress("hot pixels", 0, 1)
-    hot = _hot_mask(ref, mov, region, params)
-
-    # -- coarse global shift on binned copies --------------------------------
+    yield Progress("reading", 0, 1)
     extent = [b - a for a, b in region]
     factor = max(1, int(np.ceil(max(extent[1], extent[2]) / _COARSE_TARGET)))
-    ref_small = _binned(ref, region, factor, hot, params)
-    check_finite_and_varying(ref_small, "reference")
-    mov_small = _binned(mov, region, factor, hot, params)
-    check_finite_and_varying(mov_small, "moving")
+    # One read of each stack (both in parallel): the minimum over z for hot pixels and
+    # the binned copy for the coarse shift.
+    with ThreadPoolExecutor(max_workers=min(2, params.workers)) as pool:
+        (zmin_ref, ref_small), (zmin_mov, mov_small) = pool.map(lambda v: _scan(v, region, factor), (ref, mov))
+    hot = _hot_mask((zmin_ref, zmin_mov), params) if params.hot_pixels else None
+    if hot is not None and hot.any():
+        for vol, small in ((ref, ref_small), (mov, mov_small)):
+            _fix_binned_hot_pixels(small, vol, region, factor, hot)
+    for name, small in (("reference", ref_small), ("moving", mov_small)):
+        check_finite_and_varying(small, name)
+        if params.background:
+            subtract_background(small, sigma=max(params.background_sigma / factor, 1.0))
     max_shift = params.max_shift or (extent[0] / 3, extent[1] / 4, extent[2] / 4)
     coarse = correlate(
         ref_small.copy(),
@@ -198,42 +203,64 @@ def _region(ref_shape, mov_shape, subvolume) -> tuple[tuple[int, int], ...]:
     return tuple(tuple(r) for r in subvolume)
 
 
-def _hot_mask(ref, mov, region, params: Params) -> np.ndarray | None:
-    """Hot pixels of the camera frame (y, x): union over both stacks."""
-    if not params.hot_pixels:
-        return None
-    z0, z1 = region[0]
-    ny = max(ref.shape[1], mov.shape[1])
-    nx = max(ref.shape[2], mov.shape[2])
-    mask = np.zeros((ny, nx), dtype=bool)
-    for vol in (ref, mov):
-        # With one or two planes the minimum over z is the image itself; the
-        # isolation test of hot_pixel_mask still tells a hot pixel from a fiducial.
-        zmin = _zmin(vol, z0, min(z1, vol.shape[0]))
-        mask[: vol.shape[1], : vol.shape[2]] |= hot_pixel_mask(zmin, threshold=params.hot_pixel_threshold)
-    return mask
-
-
-def _zmin(vol, z0: int, z1: int, chunk: int = 8) -> np.ndarray:
-    out = np.array(vol[z0], copy=True)
-    for z in range(z0 + 1, z1, chunk):
-        np.minimum(out, np.asarray(vol[z : min(z + chunk, z1)]).min(axis=0), out=out)
-    return out
-
-
-def _binned(vol, region, factor: int, hot, params: Params, chunk: int = 8) -> np.ndarray:
-    """Preprocessed float32 copy of the region, binned by ``factor`` in y/x, read in z-chunks."""
+def _scan(vol, region, factor: int, chunk: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Read the region's planes once: (min over z of the whole frame, region binned by ``factor``)."""
     (z0, z1), (y0, y1), (x0, x1) = region
+    zmin = None
     parts = []
     for z in range(z0, z1, chunk):
-        block = np.asarray(vol[z : min(z + chunk, z1), y0:y1, x0:x1], dtype=np.float32)
-        if hot is not None:
-            replace_hot_pixels(block, hot[y0:y1, x0:x1])
-        parts.append(_bin_mean(block, factor))
-    small = np.concatenate(parts, axis=0)
-    if params.background:
-        subtract_background(small, sigma=max(params.background_sigma / factor, 1.0))
-    return small
+        planes = np.asarray(vol[z : min(z + chunk, z1)])
+        m = planes.min(axis=0)
+        zmin = m if zmin is None else np.minimum(zmin, m)
+        parts.append(_bin_mean(planes[:, y0:y1, x0:x1], factor))
+    return zmin, np.concatenate(parts, axis=0)
+
+
+def _hot_mask(zmins, params: Params) -> np.ndarray:
+    """Hot pixels of the camera frame (y, x), from the minimum over z of both stacks.
+
+    Hot pixels are fixed to the camera, so they are bright in both stacks; the
+    minimum of the two z-minima also suppresses fiducials, which move between
+    rounds. Where only one stack covers the frame, its own minimum is used.
+    """
+    ny = max(z.shape[0] for z in zmins)
+    nx = max(z.shape[1] for z in zmins)
+    both = np.full((ny, nx), np.inf, dtype=np.float32)
+    for zmin in zmins:
+        np.minimum(both[: zmin.shape[0], : zmin.shape[1]], zmin, out=both[: zmin.shape[0], : zmin.shape[1]])
+    uncovered = ~np.isfinite(both)
+    if uncovered.any():
+        both[uncovered] = np.median(both[~uncovered])
+    # With one or two planes the minimum over z is the image itself; the isolation
+    # test of hot_pixel_mask still tells a hot pixel from a fiducial.
+    return hot_pixel_mask(both, threshold=params.hot_pixel_threshold)
+
+
+def _fix_binned_hot_pixels(small: np.ndarray, vol, region, factor: int, hot: np.ndarray) -> None:
+    """Replace, inside the binned copy, each hot pixel's value by its 8-neighbour median."""
+    (z0, z1), (y0, y1), (x0, x1) = region
+    ys, xs = np.nonzero(hot[y0:y1, x0:x1])
+    if ys.size == 0:
+        return
+    ny, nx = vol.shape[1], vol.shape[2]
+    gy, gx = ys + y0, xs + x0
+    values = np.empty((9, z1 - z0, ys.size), dtype=np.float32)
+    for i, (dy, dx) in enumerate((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)):
+        values[i] = _gather(vol, z0, z1, np.clip(gy + dy, 0, ny - 1), np.clip(gx + dx, 0, nx - 1))
+    own = values[4]
+    replacement = np.median(np.delete(values, 4, axis=0), axis=0)
+    # bin sizes (the last bin of a ragged edge holds fewer pixels)
+    by, bx = ys // factor, xs // factor
+    cy = np.minimum((by + 1) * factor, y1 - y0) - by * factor
+    cx = np.minimum((bx + 1) * factor, x1 - x0) - bx * factor
+    np.add.at(small, (slice(None), by, bx), (replacement - own) / (cy * cx))
+
+
+def _gather(vol, z0: int, z1: int, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """vol[z0:z1, ys, xs] without reading whole planes of a lazy array."""
+    if isinstance(vol, np.ndarray):
+        return vol[z0:z1, ys, xs]
+    return np.stack([np.asarray(vol[z])[ys, xs] for z in range(z0, z1)])
 
 
 def _richest_blocks(ref_small, region, factor: int, n: int) -> list[Box]:

@@ -23,14 +23,19 @@ from .result import Registration
 from .validate import as_volume
 
 
-@numba.njit(nogil=True, cache=True, fastmath=False)
-def _sample_plane(src, z, sz, sy, sx, fill, out):  # pragma: no cover - compiled
-    """out[y, x] = trilinear src at (z - sz, y - sy, x - sx); fill outside."""
+@numba.njit(nogil=True, cache=True)
+def _sample_plane(src, z, z_offset, sz, sy, sx, fill, lo, hi, is_int, out):  # pragma: no cover - compiled
+    """out[y, x] = trilinear src at (z - sz, y - sy, x - sx), in out's dtype; fill outside.
+
+    ``src`` holds the stack's planes from ``z_offset`` on. The kernel reads the
+    source dtype and writes the output dtype (integers rounded and clipped to
+    [lo, hi]), which avoids converting whole planes back and forth in numpy.
+    """
     nz, ny, nx = src.shape
     oy, ox = out.shape
     for y in range(oy):
         for x in range(ox):
-            zs = z - sz[y, x]
+            zs = z - sz[y, x] - z_offset
             ys = y - sy[y, x]
             xs = x - sx[y, x]
             if zs < -1e-4 or ys < -1e-4 or xs < -1e-4 or zs > nz - 1 + 1e-4 or ys > ny - 1 + 1e-4 or xs > nx - 1 + 1e-4:
@@ -51,7 +56,56 @@ def _sample_plane(src, z, sz, sy, sx, fill, out):  # pragma: no cover - compiled
             c11 = src[z1, y1, x0] * (1 - fx) + src[z1, y1, x1] * fx
             c0 = c00 * (1 - fy) + c01 * fy
             c1 = c10 * (1 - fy) + c11 * fy
-            out[y, x] = c0 * (1 - fz) + c1 * fz
+            v = c0 * (1 - fz) + c1 * fz
+            if is_int:
+                v = min(max(np.floor(v + 0.5), lo), hi)
+            out[y, x] = v
+
+
+@numba.njit(nogil=True, cache=True)
+def _sample_plane_yx(src, z, zs_base, y0s, x0s, fys, fxs, inside, fill, lo, hi, is_int, out):  # pragma: no cover
+    """Fast path when the field does not vary along z: the y/x source indices and
+    weights (``y0s``, ``x0s``, ``fys``, ``fxs``, ``inside``) are computed once for all
+    planes; only z is resolved here (``zs = z + zs_base``)."""
+    nz, ny, nx = src.shape
+    oy, ox = out.shape
+    for y in range(oy):
+        for x in range(ox):
+            zs = z + zs_base[y, x]
+            if not inside[y, x] or zs < -1e-4 or zs > nz - 1 + 1e-4:
+                out[y, x] = fill
+                continue
+            z0 = min(max(int(np.floor(zs)), 0), max(nz - 2, 0))
+            z1 = min(z0 + 1, nz - 1)
+            fz = min(max(zs - z0, 0.0), 1.0)
+            y0 = y0s[y, x]
+            x0 = x0s[y, x]
+            y1 = min(y0 + 1, ny - 1)
+            x1 = min(x0 + 1, nx - 1)
+            fy = fys[y, x]
+            fx = fxs[y, x]
+            c00 = src[z0, y0, x0] * (1 - fx) + src[z0, y0, x1] * fx
+            c01 = src[z0, y1, x0] * (1 - fx) + src[z0, y1, x1] * fx
+            c10 = src[z1, y0, x0] * (1 - fx) + src[z1, y0, x1] * fx
+            c11 = src[z1, y1, x0] * (1 - fx) + src[z1, y1, x1] * fx
+            v = (c00 * (1 - fy) + c01 * fy) * (1 - fz) + (c10 * (1 - fy) + c11 * fy) * fz
+            if is_int:
+                v = min(max(np.floor(v + 0.5), lo), hi)
+            out[y, x] = v
+
+
+def _yx_tables(sy: np.ndarray, sx: np.ndarray, ny: int, nx: int):
+    """Per-(y, x) source indices and weights for a field constant along z."""
+    oy, ox = sy.shape
+    ys = np.arange(oy, dtype=np.float32)[:, None] - sy
+    xs = np.arange(ox, dtype=np.float32)[None, :] - sx
+    tol = 1e-4
+    inside = (ys >= -tol) & (xs >= -tol) & (ys <= ny - 1 + tol) & (xs <= nx - 1 + tol)
+    y0 = np.clip(np.floor(ys), 0, max(ny - 2, 0)).astype(np.int32)
+    x0 = np.clip(np.floor(xs), 0, max(nx - 2, 0)).astype(np.int32)
+    fy = np.clip(ys - y0, 0, 1).astype(np.float32)
+    fx = np.clip(xs - x0, 0, 1).astype(np.float32)
+    return y0, x0, fy, fx, inside
 
 
 class ShiftField:
@@ -183,42 +237,43 @@ def iter_warp(
         out = np.empty(shape, dtype=dtype)
     levels = field.yx_fields(shape[1:])
     zw = field.z_weights(shape[0])
-    # Source planes are read lazily: only the slab a plane needs (plus one).
-    src_arr = np.asarray(src) if isinstance(src, np.ndarray) else src
+    is_int = np.dtype(dtype).kind in "ui"
+    lo, hi = (float(np.iinfo(dtype).min), float(np.iinfo(dtype).max)) if is_int else (0.0, 0.0)
+    # In-memory stacks (and memmaps) are read in place by the kernel; lazy arrays (zarr)
+    # are read as the few planes each output plane needs.
+    in_memory = isinstance(src, np.ndarray)
+    nz_src = src.shape[0]
+    tables = None
+    if in_memory and len(levels) == 1:  # the usual case: no z-blocks
+        sz0, sy0, sx0 = levels[0]
+        tables = (-sz0,) + _yx_tables(sy0, sx0, src.shape[1], src.shape[2])
 
     def plane(z: int) -> None:
-        lo, hi, w = zw[z]
-        if lo == hi or w == 0.0:
-            sz, sy, sx = levels[lo]
+        lo_level, hi_level, w = zw[z]
+        if lo_level == hi_level or w == 0.0:
+            sz, sy, sx = levels[lo_level]
         else:
-            sz, sy, sx = (levels[lo][k] * (1 - w) + levels[hi][k] * w for k in range(3))
-        zmin = z - float(sz.max())
-        zmax = z - float(sz.min())
-        a = max(int(np.floor(zmin)), 0)
-        b = min(int(np.ceil(zmax)) + 1, src.shape[0])
-        buf = np.empty(shape[1:], dtype=np.float32)
-        if b <= a:
-            buf.fill(fill)
+            sz, sy, sx = (levels[lo_level][k] * (1 - w) + levels[hi_level][k] * w for k in range(3))
+        buf = np.empty(shape[1:], dtype=dtype)
+        if tables is not None:
+            zs_base, y0, x0, fy, fx, inside = tables
+            _sample_plane_yx(np.asarray(src), float(z), zs_base, y0, x0, fy, fx, inside, fill, lo, hi, is_int, buf)
+        elif in_memory:
+            _sample_plane(np.asarray(src), float(z), 0.0, sz, sy, sx, fill, lo, hi, is_int, buf)
         else:
-            slab = np.ascontiguousarray(src_arr[a:b], dtype=np.float32)
-            # Coordinates relative to the slab; outside the slab but inside the stack cannot happen.
-            _sample_plane(slab, float(z - a), sz + 0.0, sy, sx, np.float32(fill), buf)
-            if a > 0 or b < src.shape[0]:
-                # Voxels whose source z is outside [0, nz-1] of the *stack* must be filled,
-                # not clamped to the slab: recompute that mask explicitly.
+            a = max(int(np.floor(z - float(sz.max()))), 0)
+            b = min(int(np.ceil(z - float(sz.min()))) + 1, nz_src)
+            if b <= a:
+                buf.fill(fill)
+            else:
+                slab = np.asarray(src[a:b])
+                _sample_plane(slab, float(z), float(a), sz, sy, sx, fill, lo, hi, is_int, buf)
+                # the slab's edges are not the stack's: outside [0, nz-1] is fill, not clamped
                 zs = z - sz
-                buf[(zs < -1e-4) | (zs > src.shape[0] - 1 + 1e-4)] = fill
-        out[z] = _to_dtype(buf, dtype)
+                buf[(zs < -1e-4) | (zs > nz_src - 1 + 1e-4)] = fill
+        out[z] = buf
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for i, _ in enumerate(pool.map(plane, range(shape[0]))):
             yield i + 1, shape[0]
     return out
-
-
-def _to_dtype(buf: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    if np.dtype(dtype).kind in "ui":
-        info = np.iinfo(dtype)
-        np.rint(buf, out=buf)
-        np.clip(buf, info.min, info.max, out=buf)
-    return buf.astype(dtype, copy=False)
