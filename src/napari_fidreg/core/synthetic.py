@@ -64,24 +64,31 @@ class SyntheticPair:
         return (shifts * weights[:, None]).sum(axis=0) / weights.sum()
 
 
-def smooth_deformation(shape, amplitude=(0.5, 1.5, 1.5)) -> ShiftField:
-    """A smooth local shift field with the given peak amplitude per axis (pixels)."""
-    _, ny, nx = shape
-    amp = np.asarray(amplitude, dtype=float)
+class SmoothDeformation:
+    """A smooth local shift field with the given peak amplitude per axis (pixels).
 
-    def field(points: np.ndarray) -> np.ndarray:
-        y = points[:, 1] / ny
-        x = points[:, 2] / nx
+    A class rather than a closure so that a pair and its truth can be pickled
+    (the benchmark caches them).
+    """
+
+    def __init__(self, shape, amplitude=(0.5, 1.5, 1.5)):
+        self.ny, self.nx = shape[1], shape[2]
+        self.amp = np.asarray(amplitude, dtype=float)
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        y = points[:, 1] / self.ny
+        x = points[:, 2] / self.nx
         return np.stack(
             [
-                amp[0] * np.sin(np.pi * x) * np.cos(np.pi * y),
-                amp[1] * np.sin(np.pi * (x + 0.5 * y)),
-                amp[2] * np.cos(np.pi * (y - 0.3 * x)),
+                self.amp[0] * np.sin(np.pi * x) * np.cos(np.pi * y),
+                self.amp[1] * np.sin(np.pi * (x + 0.5 * y)),
+                self.amp[2] * np.cos(np.pi * (y - 0.3 * x)),
             ],
             axis=1,
         )
 
-    return field
+
+smooth_deformation = SmoothDeformation
 
 
 def fiducial_pair(
