@@ -10,7 +10,8 @@ Methods
 -------
 prototype   skimage phase_cross_correlation(ref/ref.max(), mov/mov.max(), upsample_factor=100)
             on float32 whole volumes, then scipy.ndimage.shift (what the project grew from).
-pyhim-like  phase_cross_correlation(upsample_factor=100) on every 128x128 full-depth block.
+pyhim-like  phase_cross_correlation(upsample_factor=100) on every 128x128 full-depth block,
+            after a whole-pixel pre-alignment by the true global shift (its best case).
 fidreg global        napari_fidreg.core.register(ref, mov) on in-memory arrays.
 fidreg full          TIFF -> TIFF: read, global + 256x256 block shifts, corrected stack written
                      (napari_fidreg.pipeline.register_files without the QC figure).
