@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .core.io import atomic_write_text, read_stack, stem, write_stack
+from .core.io import atomic_write_text, read_stack, stack_writer, stem
 from .core.params import Params
 from .core.qc import write_qc_figure
 from .core.register import iter_register
@@ -68,17 +68,21 @@ def register_files(
     reg = _drain(gen, lambda p: progress(f"{mov.name}: {p.stage}", p.done, p.total))
     # The CSV is written for global-only runs too (header only) so batch scripts can rely on it.
     written = [reg.save(paths["shifts"]), atomic_write_text(paths["csv"], reg.blocks_csv())]
-    corrected = None
-    if write_stack_file or write_qc:
-        gen = iter_warp(mov.data, reg, output_shape=ref.data.shape, use_blocks=use_blocks, workers=params.workers)
-        corrected = _drain(gen, lambda item: progress(f"{mov.name}: correcting", *item))
     if write_stack_file:
-        written.append(write_stack(paths["stack"], corrected, voxel_size=vs))
+        # Warp plane by plane into a memory-mapped output: memory stays bounded however
+        # large the stack, and the file appears only once complete.
+        with stack_writer(paths["stack"], ref.data.shape, mov.data.dtype, voxel_size=vs) as out:
+            gen = iter_warp(mov.data, reg, output_shape=ref.data.shape, use_blocks=use_blocks,
+                            workers=params.workers, out=out)  # fmt: skip
+            _drain(gen, lambda item: progress(f"{mov.name}: correcting", *item))
+        written.append(paths["stack"])
     if write_qc:
+        corrected = read_stack(paths["stack"], lazy=True).data if write_stack_file else None
+        if corrected is None:
+            gen = iter_warp(mov.data, reg, output_shape=ref.data.shape, use_blocks=use_blocks, workers=params.workers)
+            corrected = _drain(gen, lambda item: progress(f"{mov.name}: correcting", *item))
         written.append(
-            write_qc_figure(
-                paths["qc"], ref.data, mov.data, corrected, title=f"{mov.name} onto {ref.name}", voxel_size=vs
-            )
+            write_qc_figure(paths["qc"], ref.data, mov.data, corrected, title=f"{mov.name} onto {ref.name}", voxel_size=vs)
         )
     return reg, written
 

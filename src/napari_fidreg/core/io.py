@@ -12,6 +12,7 @@ import os
 import re
 import tempfile
 import xml.etree.ElementTree as ET
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,6 +168,43 @@ def write_stack(path: str | Path, data: np.ndarray, *, voxel_size=None, compress
         kwargs["metadata"] = {"axes": "ZYX"}
     kwargs["bigtiff"] = data.nbytes > 3_900_000_000 and not imagej
     return _atomic(path, lambda tmp: tifffile.imwrite(tmp, data, **kwargs))
+
+
+@contextmanager
+def stack_writer(path: str | Path, shape, dtype, *, voxel_size=None):
+    """Yield a writable memory-mapped TIFF of ``shape``; renamed into place on success.
+
+    Lets a corrected stack larger than memory be written plane by plane. The file is
+    ImageJ-compatible (with the voxel size) for uint8/uint16/float32, plain TIFF
+    otherwise; on error the partial file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "uif":
+        raise FidregError(f"{path}: cannot write data of type {dtype} as TIFF")
+    kwargs: dict = {}
+    if dtype in (np.uint8, np.uint16, np.float32):
+        meta: dict = {"axes": "ZYX"}
+        if voxel_size is not None:
+            sz, sy, sx = (float(v) for v in voxel_size)
+            meta.update(spacing=sz, unit="um")
+            kwargs["resolution"] = (1.0 / sy, 1.0 / sx)
+        kwargs.update(imagej=True, metadata=meta)
+    else:
+        kwargs["bigtiff"] = True
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        mm = tifffile.memmap(tmp, shape=tuple(shape), dtype=dtype, **kwargs)
+        yield mm
+        mm.flush()
+        del mm
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
