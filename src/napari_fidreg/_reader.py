@@ -5,18 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from .core.errors import FidregError
-from .core.io import TIFF_SUFFIXES, read_stack
+from .core.io import TIFF_SUFFIXES, ZARR_SUFFIXES, read_stack
+
+SUFFIXES = TIFF_SUFFIXES + ZARR_SUFFIXES
 
 
 def get_reader(path):
-    """Return a reader for a single .tif/.tiff/.ome.tif path, else None."""
+    """Return a reader for .tif/.tiff/.ome.tif files and .zarr/.ome.zarr stores, else None."""
     if isinstance(path, list):
         if not path:
             return None
-        if not all(str(p).lower().endswith(TIFF_SUFFIXES) for p in path):
+        if not all(str(p).lower().rstrip('/').endswith(SUFFIXES) for p in path):
             return None
         return read_tiffs
-    if not str(path).lower().endswith(TIFF_SUFFIXES):
+    if not str(path).lower().rstrip('/').endswith(SUFFIXES):
         return None
     return read_tiffs
 

@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     reg = sub.add_parser("register", help="register moving stacks onto a reference; write shifts, corrected stacks, QC")
     reg.add_argument("reference", type=Path, help="reference fiducial stack (TIFF)")
-    reg.add_argument("moving", type=Path, nargs="+", help="moving fiducial stacks (TIFF)")
+    reg.add_argument("moving", nargs="+", help="moving fiducial stacks: TIFF files, folders of TIFFs, or glob patterns")
     reg.add_argument("--out", type=Path, required=True, help="output folder")
     _add_registration_options(reg)
     reg.add_argument(
@@ -63,7 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reg.add_argument("--no-qc", action="store_true", help="skip the QC figure")
     reg.add_argument("--no-stack", action="store_true", help="skip writing the corrected stack")
+    reg.add_argument("--ome-zarr", action="store_true", help="write the corrected stack as OME-Zarr instead of TIFF")
     reg.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    where = reg.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on an existing dask.distributed cluster")
+    where.add_argument("--cluster", metavar="local:N", help="start a dask LocalCluster with N worker processes")
 
     app = sub.add_parser("apply", help="apply a saved registration to another stack (e.g. another channel)")
     app.add_argument("shifts", type=Path, help="a .shifts.json written by 'fidreg register' or the napari plugin")
@@ -182,31 +186,40 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _cmd_register(args) -> int:
+    from .batch import expand_moving, run_batch
     from .pipeline import register_files
 
     params = params_from_args(args)
     report = Reporter(args.quiet)
-    failures = 0
-    for mov in args.moving:
-        try:
-            reg, outputs = register_files(
-                args.reference,
-                mov,
-                args.out,
-                params,
-                voxel_size=args.voxel_size,
-                use_blocks=not args.global_only_correction,
-                write_stack_file=not args.no_stack,
-                write_qc=not args.no_qc,
-                progress=report,
-            )
-        except FidregError as exc:
-            if len(args.moving) == 1:
-                raise
-            sys.stderr.write(f"fidreg: error: {exc}\n")
-            failures += 1
-            continue
+    movings = expand_moving(args.moving, args.reference)
+    options = dict(
+        voxel_size=args.voxel_size,
+        use_blocks=not args.global_only_correction,
+        write_stack_file=not args.no_stack,
+        write_qc=not args.no_qc,
+        stack_format="zarr" if args.ome_zarr else "tif",
+    )
+    scheduler = args.scheduler or args.cluster
+    if len(movings) == 1 and scheduler is None:
+        # one stack: run here, with a progress bar per stage
+        reg, outputs = register_files(args.reference, movings[0], args.out, params, progress=report, **options)
         _print_summary(reg, outputs)
+        return 0
+    outcomes = run_batch(args.reference, movings, args.out, params, scheduler=scheduler, options=options, progress=report)
+    failures = 0
+    for o in outcomes:
+        if o.ok:
+            dz, dy, dx = o.global_shift
+            line = f"{o.moving}: shift (dz, dy, dx) = ({dz:+.3f}, {dy:+.3f}, {dx:+.3f}) px, score {o.global_score:.3f}"
+            if o.n_blocks:
+                line += f"; {o.n_inliers}/{o.n_blocks} blocks inliers"
+            print(line)
+            for w in o.warnings:
+                print(f"  warning: {w}")
+        else:
+            failures += 1
+            sys.stderr.write(f"fidreg: error: {o.moving}: {o.error}\n")
+    print(f"{len(outcomes) - failures} of {len(outcomes)} stacks registered; outputs in {args.out}")
     return 1 if failures else 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from .core.io import atomic_write_text, read_stack, stack_writer, stem
+from .core.io import atomic_write_text, read_stack, stack_writer, stem, zarr_writer
 from .core.params import Params
 from .core.qc import write_qc_figure
 from .core.register import iter_register
@@ -19,11 +19,11 @@ from .core.warp import iter_warp
 ProgressFn = Callable[[str, int, int], None]
 
 
-def output_paths(out_dir: Path, moving: Path) -> dict[str, Path]:
+def output_paths(out_dir: Path, moving: Path, stack_format: str = "tif") -> dict[str, Path]:
     s = stem(moving)
     return {
         "shifts": out_dir / f"{s}.shifts.json",
-        "stack": out_dir / f"{s}.registered.tif",
+        "stack": out_dir / (f"{s}.registered.ome.zarr" if stack_format == "zarr" else f"{s}.registered.tif"),
         "csv": out_dir / f"{s}.blocks.csv",
         "qc": out_dir / f"{s}.qc.png",
     }
@@ -39,12 +39,14 @@ def register_files(
     use_blocks: bool = True,
     write_stack_file: bool = True,
     write_qc: bool = True,
+    stack_format: str = "tif",
     progress: ProgressFn | None = None,
 ) -> tuple[Registration, list[Path]]:
     """Register ``moving`` onto ``reference`` (TIFF paths) and write the outputs to ``out_dir``.
 
     Writes ``<stem>.shifts.json``, ``<stem>.blocks.csv``, ``<stem>.registered.tif``
-    and ``<stem>.qc.png``. Inputs are read, never written: an output path that is
+    (or ``.registered.ome.zarr`` with ``stack_format="zarr"``) and ``<stem>.qc.png``.
+    Inputs may be TIFF files or (OME-)Zarr stores; both are read lazily. Inputs are read, never written: an output path that is
     an input is refused.
     """
     from .core.errors import FidregError
@@ -52,7 +54,9 @@ def register_files(
     params = params or Params()
     out_dir = Path(out_dir)
     reference, moving = Path(reference), Path(moving)
-    paths = output_paths(out_dir, moving)
+    if stack_format not in ("tif", "zarr"):
+        raise FidregError(f"stack_format must be 'tif' or 'zarr', got {stack_format!r}")
+    paths = output_paths(out_dir, moving, stack_format)
     inputs = {reference.resolve(), moving.resolve()}
     for p in paths.values():
         if p.resolve() in inputs:
@@ -71,7 +75,8 @@ def register_files(
     if write_stack_file:
         # Warp plane by plane into a memory-mapped output: memory stays bounded however
         # large the stack, and the file appears only once complete.
-        with stack_writer(paths["stack"], ref.data.shape, mov.data.dtype, voxel_size=vs) as out:
+        writer = zarr_writer if stack_format == "zarr" else stack_writer
+        with writer(paths["stack"], ref.data.shape, mov.data.dtype, voxel_size=vs) as out:
             gen = iter_warp(mov.data, reg, output_shape=ref.data.shape, use_blocks=use_blocks,
                             workers=params.workers, out=out)  # fmt: skip
             _drain(gen, lambda item: progress(f"{mov.name}: correcting", *item))

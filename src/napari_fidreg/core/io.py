@@ -23,6 +23,7 @@ from .errors import FidregError
 from .validate import as_volume
 
 TIFF_SUFFIXES = (".tif", ".tiff", ".ome.tif", ".ome.tiff", ".btf")
+ZARR_SUFFIXES = (".ome.zarr", ".zarr")
 _UNITS_UM = {"um": 1.0, "µm": 1.0, "micron": 1.0, "microns": 1.0, "nm": 1e-3, "mm": 1e3}
 
 
@@ -39,7 +40,7 @@ class Stack:
 def stem(path: str | Path) -> str:
     """File name without .tif/.tiff/.ome.tif."""
     name = Path(path).name
-    for suffix in sorted(TIFF_SUFFIXES, key=len, reverse=True):
+    for suffix in sorted(TIFF_SUFFIXES + ZARR_SUFFIXES, key=len, reverse=True):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return Path(name).stem
@@ -65,7 +66,9 @@ def read_stack(path: str | Path, *, lazy: bool = False) -> Stack:
     if not path.exists():
         raise FidregError(f"{path}: no such file")
     if path.is_dir():
-        raise FidregError(f"{path}: is a folder, not a TIFF file")
+        if is_zarr(path):
+            return _read_zarr(path)
+        raise FidregError(f"{path}: is a folder, neither a TIFF file nor a Zarr store")
     if path.stat().st_size == 0:
         raise FidregError(f"{path}: file is empty")
     with open(path, "rb") as fh:
@@ -85,6 +88,74 @@ def read_stack(path: str | Path, *, lazy: bool = False) -> Stack:
         raise FidregError(f"{path}: cannot read TIFF ({type(exc).__name__}: {exc})") from None
     data = as_volume(data, str(path))
     return Stack(data=data, voxel_size=voxel, name=stem(path), path=path)
+
+
+def is_zarr(path: str | Path) -> bool:
+    p = Path(path)
+    return p.is_dir() and any((p / f).exists() for f in (".zgroup", ".zarray", "zarr.json"))
+
+
+def _read_zarr(path: Path) -> Stack:
+    """An OME-Zarr image (level 0 of the first multiscale) or a plain Zarr array, read lazily."""
+    import zarr
+
+    try:
+        node = zarr.open(str(path), mode="r")
+    except Exception as exc:
+        raise FidregError(f"{path}: cannot open Zarr store ({type(exc).__name__}: {exc})") from None
+    voxel = None
+    if isinstance(node, zarr.Group):
+        ms = node.attrs.get("multiscales")
+        if not ms:
+            raise FidregError(f"{path}: Zarr group without OME 'multiscales' metadata")
+        dataset = ms[0]["datasets"][0]
+        data = node[dataset["path"]]
+        for t in dataset.get("coordinateTransformations", []):
+            if t.get("type") == "scale" and len(t.get("scale", [])) >= 3:
+                voxel = tuple(float(v) for v in t["scale"][-3:])
+    else:
+        data = node
+    return Stack(data=as_volume(data, str(path)), voxel_size=voxel, name=stem(path), path=path)
+
+
+@contextmanager
+def zarr_writer(path: str | Path, shape, dtype, *, voxel_size=None, chunk_yx: int = 512):
+    """Yield a writable OME-Zarr (NGFF 0.4, one level) array; moved into place on success.
+
+    Written into a temporary folder beside ``path``; an existing store at ``path`` is
+    replaced only once the new one is complete.
+    """
+    import shutil
+
+    import zarr
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+    try:
+        group = zarr.open_group(str(tmp), mode="w", zarr_format=2)
+        arr = group.create_array("0", shape=tuple(shape), dtype=np.dtype(dtype), chunks=(1, chunk_yx, chunk_yx))
+        scale = [1.0, 1.0, 1.0] if voxel_size is None else [float(v) for v in voxel_size]
+        unit = {"unit": "micrometer"} if voxel_size is not None else {}
+        group.attrs["multiscales"] = [
+            {
+                "version": "0.4",
+                "name": path.name,
+                "axes": [{"name": n, "type": "space", **unit} for n in "zyx"],
+                "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
+            }
+        ]
+        yield arr
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _lazy(path: Path, tif: tifffile.TiffFile):

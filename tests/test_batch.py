@@ -1,0 +1,91 @@
+"""Many rounds: dask threads and a real LocalCluster on localhost give the serial results."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import cached_pair
+from napari_fidreg.batch import expand_moving, run_batch
+from napari_fidreg.core import FidregError, Params, write_stack
+from napari_fidreg.pipeline import register_files
+
+SHIFTS = [(0.6, -2.4, 3.3), (1.2, 4.1, -5.6), (-0.8, 1.5, 2.2)]
+
+
+@pytest.fixture(scope="module")
+def rounds(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("rounds")
+    base = cached_pair((30, 128, 128), (0, 0, 0), seed=21)
+    ref = write_stack(folder / "H0_ref.tif", base.reference)
+    movs = []
+    for i, shift in enumerate(SHIFTS):
+        pair = cached_pair((30, 128, 128), shift, seed=21)  # same field, same beads: a round with drift
+        movs.append(write_stack(folder / f"H{i + 1}_beads.tif", pair.moving))
+    return ref, movs
+
+
+def _serial(ref, movs, out, params):
+    return [register_files(ref, m, out, params, write_qc=False)[0] for m in movs]
+
+
+def test_localcluster_equals_serial(rounds, tmp_path):
+    ref, movs = rounds
+    params = Params(block_size=64, workers=1)
+    serial = _serial(ref, movs, tmp_path / "serial", params)
+    outcomes = run_batch(ref, movs, tmp_path / "cluster", params, scheduler="local:2", options={"write_qc": False})
+    assert [o.moving for o in outcomes] == [str(m) for m in movs]
+    for reg, o, shift in zip(serial, outcomes, SHIFTS):
+        assert o.ok, o.error
+        np.testing.assert_allclose(o.global_shift, reg.global_shift, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(o.global_shift, shift, atol=0.05)
+        a = json.loads((tmp_path / "serial" / f"{reg.moving.split('/')[-1][:-4]}.shifts.json").read_text())
+        b = json.loads((tmp_path / "cluster" / f"{reg.moving.split('/')[-1][:-4]}.shifts.json").read_text())
+        np.testing.assert_allclose([x["shift"] for x in a["blocks"]], [x["shift"] for x in b["blocks"]], atol=1e-9)
+
+
+def test_threads_equal_serial_and_progress(rounds, tmp_path):
+    ref, movs = rounds
+    params = Params(workers=1)
+    serial = _serial(ref, movs, tmp_path / "s", params)
+    ticks = []
+    outcomes = run_batch(ref, movs, tmp_path / "t", params, options={"write_qc": False}, progress=lambda *a: ticks.append(a))
+    for reg, o in zip(serial, outcomes):
+        np.testing.assert_allclose(o.global_shift, reg.global_shift, atol=1e-9)
+    assert ticks[-1] == ("stacks registered", 3, 3)
+
+
+def test_a_bad_stack_fails_alone(rounds, tmp_path):
+    ref, movs = rounds
+    bad = tmp_path / "H9_broken.tif"
+    bad.write_bytes(b"II*\x00 not really a tiff")
+    outcomes = run_batch(ref, [movs[0], bad], tmp_path / "o", Params(workers=1), options={"write_qc": False})
+    assert outcomes[0].ok and not outcomes[1].ok
+    assert "cannot read TIFF" in outcomes[1].error
+
+
+def test_expand_folders_and_globs(rounds):
+    ref, movs = rounds
+    folder = ref.parent
+    assert expand_moving([folder], ref) == sorted(movs)
+    assert expand_moving([str(folder / "H*_beads.tif")], ref) == sorted(movs)
+    with pytest.raises(FidregError, match="no file matches"):
+        expand_moving([str(folder / "nothing*.tif")], ref)
+    with pytest.raises(FidregError, match="no moving stack"):
+        expand_moving([ref], ref)
+
+
+def test_cli_folder_on_a_local_cluster(rounds, tmp_path):
+    ref, movs = rounds
+    out = tmp_path / "cli"
+    res = subprocess.run(
+        [sys.executable, "-m", "napari_fidreg.cli", "register", str(ref), str(ref.parent), "--out", str(out),
+         "--cluster", "local:2", "--workers", "1", "--no-qc"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "3 of 3 stacks registered" in res.stdout
+    for m in movs:
+        assert (out / f"{m.stem}.shifts.json").exists() and (out / f"{m.stem}.registered.tif").exists()

@@ -1,0 +1,102 @@
+"""Larger-than-memory stacks and OME-Zarr: bounded memory, lazy inputs, chunked outputs."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from conftest import cached_pair
+from napari_fidreg.core import read_stack, register, write_stack
+from napari_fidreg.core.io import zarr_writer
+from napari_fidreg.pipeline import register_files
+
+CAPPED = textwrap.dedent(
+    """
+    import json, resource, sys
+    import numpy as np
+    from napari_fidreg.core.params import Params
+    from napari_fidreg.core.io import read_stack
+    from napari_fidreg.pipeline import register_files
+
+    ref, mov, out, headroom = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    register_files(ref, mov, out + "/warmup", Params(workers=1, subvolume=((0, 8), (0, 64), (0, 64))), write_qc=False)
+    data = int(next(l for l in open("/proc/self/status") if l.startswith("VmData")).split()[1]) * 1024
+    cap = data + headroom
+    resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
+    stack_bytes = read_stack(mov, lazy=True).data.nbytes
+    try:  # the cap is real: a copy of the stack in memory does not fit
+        np.array(read_stack(mov, lazy=True).data)
+        fits = True
+    except MemoryError:
+        fits = False
+    reg, _ = register_files(ref, mov, out, Params(block_size=128, workers=1), write_qc=False)
+    print(json.dumps({"shift": reg.global_shift, "cap_above_start": headroom, "stack_bytes": stack_bytes, "copy_fits": fits}))
+    """
+)
+
+
+def test_registers_a_stack_larger_than_its_memory_cap(tmp_path):
+    shift = (1.3, -4.2, 6.7)
+    pair = cached_pair((48, 1024, 1024), shift, seed=31)  # 96 MiB per stack of uint16 ...
+    ref = write_stack(tmp_path / "ref.tif", pair.reference)
+    mov = write_stack(tmp_path / "mov.tif", pair.moving)
+    script = tmp_path / "capped.py"
+    script.write_text(CAPPED)
+    headroom = 64 * 2**20  # ... and the process may allocate only 64 MiB more than after start-up
+    res = subprocess.run(
+        [sys.executable, str(script), str(ref), str(mov), str(tmp_path / "out"), str(headroom)],
+        capture_output=True, text=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["stack_bytes"] > headroom and not out["copy_fits"]
+    np.testing.assert_allclose(out["shift"], shift, atol=0.03)
+    corrected = read_stack(tmp_path / "out" / "mov.registered.tif")
+    assert corrected.data.shape == pair.reference.shape
+
+
+def test_ome_zarr_round_trip_and_registration_from_zarr(tmp_path):
+    pair = cached_pair((40, 160, 160), (1.4, -3.3, 5.6), seed=1)
+    paths = []
+    for name, data in (("ref", pair.reference), ("mov", pair.moving)):
+        with zarr_writer(tmp_path / f"{name}.ome.zarr", data.shape, data.dtype, voxel_size=(0.2, 0.15, 0.15), chunk_yx=64) as arr:
+            for z in range(data.shape[0]):
+                arr[z] = data[z]
+        paths.append(tmp_path / f"{name}.ome.zarr")
+    stack = read_stack(paths[0])
+    assert not isinstance(stack.data, np.ndarray)  # lazy
+    assert stack.voxel_size == (0.2, 0.15, 0.15) and stack.name == "ref"
+    np.testing.assert_array_equal(np.asarray(stack.data[:]), pair.reference)
+    reg, written = register_files(paths[0], paths[1], tmp_path / "out", stack_format="zarr", write_qc=False)
+    np.testing.assert_allclose(reg.global_shift, (1.4, -3.3, 5.6), atol=0.05)
+    out = read_stack(tmp_path / "out" / "mov.registered.ome.zarr")
+    assert out.data.shape == pair.reference.shape and out.voxel_size == (0.2, 0.15, 0.15)
+    # same correction as from the in-memory arrays
+    from napari_fidreg.core import warp
+
+    np.testing.assert_array_equal(np.asarray(out.data[:]), warp(pair.moving, reg))
+    meta = json.loads((tmp_path / "out" / "mov.registered.ome.zarr" / ".zattrs").read_text())
+    assert meta["multiscales"][0]["version"] == "0.4"
+
+
+def test_lazy_zarr_input_registers_like_numpy(tmp_path):
+    pair = cached_pair((40, 160, 160), (1.4, -3.3, 5.6), seed=1)
+    with zarr_writer(tmp_path / "m.zarr", pair.moving.shape, pair.moving.dtype, chunk_yx=64) as arr:
+        arr[:] = pair.moving
+    lazy = read_stack(tmp_path / "m.zarr").data
+    a = register(pair.reference, lazy, block_size=80)
+    b = register(pair.reference, pair.moving, block_size=80)
+    np.testing.assert_allclose(a.global_shift, b.global_shift, atol=1e-9)
+
+
+@pytest.mark.parametrize("bad", ["plain_dir"])
+def test_a_folder_that_is_not_zarr(tmp_path, bad):
+    from napari_fidreg.core import FidregError
+
+    (tmp_path / bad).mkdir()
+    with pytest.raises(FidregError, match="neither a TIFF file nor a Zarr store"):
+        read_stack(tmp_path / bad)
