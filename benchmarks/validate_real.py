@@ -145,7 +145,9 @@ def real_stacks(data: Path) -> dict[str, np.ndarray]:
     items = {
         "LLSM bead PSF (pycudadecon)": data / "pycudadecon_llsm_bead_psf" / "psf.tif",
         "yeast spots (SpotMAX single_volume)": data / "spotmax_yeast_3d_spots" / "single_volume.tiff",
-        "yeast mtDNA cell (SpotMAX UNet sample)": data / "spotmax_yeast_3d_spots" / "SpotMAX_UNet_3D_input_sample_zyx.tif",
+        "yeast mtDNA cell (SpotMAX UNet sample)": data
+        / "spotmax_yeast_3d_spots"
+        / "SpotMAX_UNet_3D_input_sample_zyx.tif",
         "DAPI nucleus (deconwolf)": data / "deconwolf_dapi_3d" / "dapi_001.tif",
         "light-sheet embryo (ndimreg)": data / "ndimreg_lightsheet_embryo_3d" / "illumination.tif",
     }
@@ -192,7 +194,11 @@ def known_offsets(data: Path, report: list[str], n_offsets: int = 5) -> None:
         report.append(
             f"| {name} | {vol.shape} | {mx[0]:.3f} | {mx[1]:.3f} | {mx[2]:.3f} | {md[0]:.3f} | {md[1]:.3f} | {md[2]:.3f} |"
         )
-    report += ["", f"Worst error over all stacks and offsets: (z, y, x) = ({worst[0]:.3f}, {worst[1]:.3f}, {worst[2]:.3f}) px.", ""]
+    report += [
+        "",
+        f"Worst error over all stacks and offsets: (z, y, x) = ({worst[0]:.3f}, {worst[1]:.3f}, {worst[2]:.3f}) px.",
+        "",
+    ]
 
 
 def _quality(reg) -> str:
@@ -232,7 +238,9 @@ def pairs_2d(data: Path, report: list[str]) -> None:
         stack = load(path)
         for r in range(1, stack.shape[0]):
             reg = register(stack[0][None], stack[r][None])
-            sk, _, _ = phase_cross_correlation(stack[0].astype(np.float32), stack[r].astype(np.float32), upsample_factor=100)
+            sk, _, _ = phase_cross_correlation(
+                stack[0].astype(np.float32), stack[r].astype(np.float32), upsample_factor=100
+            )
             o = reg.global_shift[1:]
             report.append(
                 f"| MERlin fov{fov} round 0 → {r} | ({o[0]:+.2f}, {o[1]:+.2f}) | {_quality(reg)} | "

@@ -51,7 +51,9 @@ def test_threads_equal_serial_and_progress(rounds, tmp_path):
     params = Params(workers=1)
     serial = _serial(ref, movs, tmp_path / "s", params)
     ticks = []
-    outcomes = run_batch(ref, movs, tmp_path / "t", params, options={"write_qc": False}, progress=lambda *a: ticks.append(a))
+    outcomes = run_batch(
+        ref, movs, tmp_path / "t", params, options={"write_qc": False}, progress=lambda *a: ticks.append(a)
+    )
     for reg, o in zip(serial, outcomes):
         np.testing.assert_allclose(o.global_shift, reg.global_shift, atol=1e-9)
     assert ticks[-1] == ("stacks registered", 3, 3)

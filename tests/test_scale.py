@@ -63,7 +63,9 @@ def test_ome_zarr_round_trip_and_registration_from_zarr(tmp_path):
     pair = cached_pair((40, 160, 160), (1.4, -3.3, 5.6), seed=1)
     paths = []
     for name, data in (("ref", pair.reference), ("mov", pair.moving)):
-        with zarr_writer(tmp_path / f"{name}.ome.zarr", data.shape, data.dtype, voxel_size=(0.2, 0.15, 0.15), chunk_yx=64) as arr:
+        with zarr_writer(
+            tmp_path / f"{name}.ome.zarr", data.shape, data.dtype, voxel_size=(0.2, 0.15, 0.15), chunk_yx=64
+        ) as arr:
             for z in range(data.shape[0]):
                 arr[z] = data[z]
         paths.append(tmp_path / f"{name}.ome.zarr")

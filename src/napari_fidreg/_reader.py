@@ -15,10 +15,10 @@ def get_reader(path):
     if isinstance(path, list):
         if not path:
             return None
-        if not all(str(p).lower().rstrip('/').endswith(SUFFIXES) for p in path):
+        if not all(str(p).lower().rstrip("/").endswith(SUFFIXES) for p in path):
             return None
         return read_tiffs
-    if not str(path).lower().rstrip('/').endswith(SUFFIXES):
+    if not str(path).lower().rstrip("/").endswith(SUFFIXES):
         return None
     return read_tiffs
 

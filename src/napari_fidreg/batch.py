@@ -70,7 +70,9 @@ def expand_moving(items: Iterable[str | Path], reference: str | Path) -> list[Pa
     return out
 
 
-def register_task(reference: str, moving: str, out_dir: str, params: dict[str, Any], options: dict[str, Any]) -> Outcome:
+def register_task(
+    reference: str, moving: str, out_dir: str, params: dict[str, Any], options: dict[str, Any]
+) -> Outcome:
     """One registration, file to file; errors become part of the outcome (never raised)."""
     from .pipeline import register_files
 

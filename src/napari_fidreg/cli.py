@@ -205,7 +205,9 @@ def _cmd_register(args) -> int:
         reg, outputs = register_files(args.reference, movings[0], args.out, params, progress=report, **options)
         _print_summary(reg, outputs)
         return 0
-    outcomes = run_batch(args.reference, movings, args.out, params, scheduler=scheduler, options=options, progress=report)
+    outcomes = run_batch(
+        args.reference, movings, args.out, params, scheduler=scheduler, options=options, progress=report
+    )
     failures = 0
     for o in outcomes:
         if o.ok:
@@ -240,6 +242,7 @@ def _print_summary(reg, outputs) -> None:
 
 def _cmd_apply(args) -> int:
     from .core.io import read_stack, write_stack
+    from .core.progress import drain
     from .core.result import Registration
     from .core.warp import iter_warp
 
@@ -251,19 +254,10 @@ def _cmd_apply(args) -> int:
         )
     report = Reporter(args.quiet)
     gen = iter_warp(stack.data, reg, output_shape=stack.data.shape, use_blocks=not args.global_only)
-    out = _drain(gen, lambda d, t: report("correcting", d, t))
+    out = drain(gen, lambda tick: report("correcting", *tick))
     write_stack(args.out, out, voxel_size=stack.voxel_size or reg.voxel_size)
     print(f"wrote {args.out}")
     return 0
-
-
-def _drain(gen, progress):
-    while True:
-        try:
-            item = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        progress(*item)
 
 
 def _cmd_demo(args) -> int:

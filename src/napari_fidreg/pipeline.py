@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .core.io import atomic_write_text, read_stack, stack_writer, stem, zarr_writer
 from .core.params import Params
+from .core.progress import drain
 from .core.qc import write_qc_figure
 from .core.register import iter_register
 from .core.result import Registration
@@ -69,7 +70,7 @@ def register_files(
     gen = iter_register(
         ref.data, mov.data, params, voxel_size=vs, reference_name=str(reference), moving_name=str(moving)
     )
-    reg = _drain(gen, lambda p: progress(f"{mov.name}: {p.stage}", p.done, p.total))
+    reg = drain(gen, lambda p: progress(f"{mov.name}: {p.stage}", p.done, p.total))
     # The CSV is written for global-only runs too (header only) so batch scripts can rely on it.
     written = [reg.save(paths["shifts"]), atomic_write_text(paths["csv"], reg.blocks_csv())]
     if write_stack_file:
@@ -79,23 +80,16 @@ def register_files(
         with writer(paths["stack"], ref.data.shape, mov.data.dtype, voxel_size=vs) as out:
             gen = iter_warp(mov.data, reg, output_shape=ref.data.shape, use_blocks=use_blocks,
                             workers=params.workers, out=out)  # fmt: skip
-            _drain(gen, lambda item: progress(f"{mov.name}: correcting", *item))
+            drain(gen, lambda item: progress(f"{mov.name}: correcting", *item))
         written.append(paths["stack"])
     if write_qc:
         corrected = read_stack(paths["stack"], lazy=True).data if write_stack_file else None
         if corrected is None:
             gen = iter_warp(mov.data, reg, output_shape=ref.data.shape, use_blocks=use_blocks, workers=params.workers)
-            corrected = _drain(gen, lambda item: progress(f"{mov.name}: correcting", *item))
+            corrected = drain(gen, lambda item: progress(f"{mov.name}: correcting", *item))
         written.append(
-            write_qc_figure(paths["qc"], ref.data, mov.data, corrected, title=f"{mov.name} onto {ref.name}", voxel_size=vs)
+            write_qc_figure(
+                paths["qc"], ref.data, mov.data, corrected, title=f"{mov.name} onto {ref.name}", voxel_size=vs
+            )
         )
     return reg, written
-
-
-def _drain(gen, callback):
-    while True:
-        try:
-            item = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        callback(item)

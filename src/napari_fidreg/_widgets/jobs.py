@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.params import Params
+from ..core.progress import relabel
 from ..core.qc import projections
 from ..core.register import iter_register
 from ..core.result import Registration
@@ -37,8 +38,8 @@ def registration_job(reference, moving, params: Params, *, voxel_size=None, refe
 
 
 def _registration_steps(gen, reference, moving, params):
-    reg = yield from _ticks(gen, lambda p: (p.stage, p.done, p.total))
-    corrected = yield from _ticks(
+    reg = yield from relabel(gen, lambda p: (p.stage, p.done, p.total))
+    corrected = yield from relabel(
         iter_warp(moving, reg, output_shape=reference.shape, workers=params.workers),
         lambda t: ("correcting", t[0], t[1]),
     )
@@ -51,17 +52,8 @@ def _registration_steps(gen, reference, moving, params):
 
 def apply_job(image, registration: Registration, *, workers: int = 2):
     """Apply a saved registration to another layer's data; yields progress, returns the corrected array."""
-    out = yield from _ticks(
+    out = yield from relabel(
         iter_warp(image, registration, output_shape=np.shape(image), workers=workers),
         lambda t: ("correcting", t[0], t[1]),
     )
     return out
-
-
-def _ticks(gen, convert):
-    while True:
-        try:
-            item = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        yield convert(item)

@@ -214,6 +214,20 @@ def _ome_voxel_size(xml: str) -> tuple[float, float, float] | None:
     return tuple(out)  # type: ignore[return-value]
 
 
+def _tiff_kwargs(dtype, voxel_size, nbytes: int) -> dict:
+    """tifffile options: ImageJ hyperstack with voxel size (µm) for the types ImageJ
+    reads (uint8, uint16, float32), a plain (Big)TIFF with ZYX axes otherwise."""
+    if np.dtype(dtype) in (np.uint8, np.uint16, np.float32):
+        meta: dict = {"axes": "ZYX"}
+        kwargs: dict = {"imagej": True, "metadata": meta}
+        if voxel_size is not None:
+            sz, sy, sx = (float(v) for v in voxel_size)
+            meta.update(spacing=sz, unit="um")
+            kwargs["resolution"] = (1.0 / sy, 1.0 / sx)
+        return kwargs
+    return {"metadata": {"axes": "ZYX"}, "bigtiff": nbytes > 3_900_000_000}
+
+
 def write_stack(path: str | Path, data: np.ndarray, *, voxel_size=None, compress: bool = False) -> Path:
     """Write a (z, y, x) stack as an ImageJ-compatible TIFF, atomically.
 
@@ -224,20 +238,10 @@ def write_stack(path: str | Path, data: np.ndarray, *, voxel_size=None, compress
     data = np.asarray(data)
     if data.dtype.kind not in "uif" or data.dtype.itemsize > 8:
         raise FidregError(f"{path}: cannot write data of type {data.dtype} as TIFF")
-    imagej = data.dtype in (np.uint8, np.uint16, np.float32)
-    kwargs: dict = {"photometric": "minisblack"}
+    kwargs = _tiff_kwargs(data.dtype, voxel_size, data.nbytes)
+    kwargs["photometric"] = "minisblack"
     if compress:
         kwargs["compression"] = "zlib"
-    if imagej:
-        meta: dict = {"axes": "ZYX"}
-        if voxel_size is not None:
-            sz, sy, sx = (float(v) for v in voxel_size)
-            meta.update(spacing=sz, unit="um")
-            kwargs["resolution"] = (1.0 / sy, 1.0 / sx)
-        kwargs.update(imagej=True, metadata=meta)
-    else:
-        kwargs["metadata"] = {"axes": "ZYX"}
-    kwargs["bigtiff"] = data.nbytes > 3_900_000_000 and not imagej
     return _atomic(path, lambda tmp: tifffile.imwrite(tmp, data, **kwargs))
 
 
@@ -253,16 +257,7 @@ def stack_writer(path: str | Path, shape, dtype, *, voxel_size=None):
     dtype = np.dtype(dtype)
     if dtype.kind not in "uif":
         raise FidregError(f"{path}: cannot write data of type {dtype} as TIFF")
-    kwargs: dict = {}
-    if dtype in (np.uint8, np.uint16, np.float32):
-        meta: dict = {"axes": "ZYX"}
-        if voxel_size is not None:
-            sz, sy, sx = (float(v) for v in voxel_size)
-            meta.update(spacing=sz, unit="um")
-            kwargs["resolution"] = (1.0 / sy, 1.0 / sx)
-        kwargs.update(imagej=True, metadata=meta)
-    else:
-        kwargs["bigtiff"] = True
+    kwargs = _tiff_kwargs(dtype, voxel_size, int(np.prod(shape)) * dtype.itemsize)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)

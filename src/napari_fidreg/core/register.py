@@ -29,6 +29,7 @@ from .correlate import ShiftEstimate, correlate
 from .errors import FidregError
 from .params import Params
 from .preprocess import _bin_mean, hot_pixel_mask, prepare, subtract_background
+from .progress import drain
 from .result import Block, Registration
 from .validate import as_volume, check_finite_and_varying
 
@@ -71,12 +72,7 @@ def register(reference, moving, params: Params | None = None, **kwargs: Any) -> 
     FidregError
         Bad input or parameters, with a one-line message naming the problem.
     """
-    gen = iter_register(reference, moving, params, **kwargs)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    return drain(iter_register(reference, moving, params, **kwargs))
 
 
 def iter_register(

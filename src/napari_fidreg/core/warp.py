@@ -19,6 +19,7 @@ import numpy as np
 
 from .errors import FidregError
 from .preprocess import _interp_matrix
+from .progress import drain
 from .result import Registration
 from .validate import as_volume
 
@@ -193,19 +194,16 @@ def warp(
     workers : int
         Threads (planes are processed in parallel).
     """
-    gen = iter_warp(
-        moving,
-        registration_or_shift,
-        output_shape=output_shape,
-        fill_value=fill_value,
-        use_blocks=use_blocks,
-        workers=workers,
+    return drain(
+        iter_warp(
+            moving,
+            registration_or_shift,
+            output_shape=output_shape,
+            fill_value=fill_value,
+            use_blocks=use_blocks,
+            workers=workers,
+        )
     )
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
 
 
 def iter_warp(
