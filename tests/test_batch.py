@@ -17,13 +17,16 @@ SHIFTS = [(0.6, -2.4, 3.3), (1.2, 4.1, -5.6), (-0.8, 1.5, 2.2)]
 
 @pytest.fixture(scope="module")
 def rounds(tmp_path_factory):
+    from scipy import ndimage
+
     folder = tmp_path_factory.mktemp("rounds")
-    base = cached_pair((30, 128, 128), (0, 0, 0), seed=21)
+    base = cached_pair((30, 160, 160), (0, 0, 0), seed=21)
     ref = write_stack(folder / "H0_ref.tif", base.reference)
     movs = []
     for i, shift in enumerate(SHIFTS):
-        pair = cached_pair((30, 128, 128), shift, seed=21)  # same field, same beads: a round with drift
-        movs.append(write_stack(folder / f"H{i + 1}_beads.tif", pair.moving))
+        # the same field in a later round: its content displaced by -shift
+        moved = ndimage.shift(base.moving.astype(np.float32), np.negative(shift), order=1, mode="nearest")
+        movs.append(write_stack(folder / f"H{i + 1}_beads.tif", np.rint(moved).astype(np.uint16)))
     return ref, movs
 
 

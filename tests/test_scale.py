@@ -41,12 +41,14 @@ CAPPED = textwrap.dedent(
 
 def test_registers_a_stack_larger_than_its_memory_cap(tmp_path):
     shift = (1.3, -4.2, 6.7)
-    pair = cached_pair((48, 1024, 1024), shift, seed=31)  # 96 MiB per stack of uint16 ...
-    ref = write_stack(tmp_path / "ref.tif", pair.reference)
-    mov = write_stack(tmp_path / "mov.tif", pair.moving)
+    # 48 x 2048 x 2048 uint16 = 384 MiB per stack, made by tiling a 1024^2 pair 2 x 2: the
+    # period (1024 px) is beyond the shift search range (512 px), so no ambiguous peak.
+    pair = cached_pair((48, 1024, 1024), shift, seed=31)
+    ref = write_stack(tmp_path / "ref.tif", np.tile(pair.reference, (1, 2, 2)))
+    mov = write_stack(tmp_path / "mov.tif", np.tile(pair.moving, (1, 2, 2)))
     script = tmp_path / "capped.py"
     script.write_text(CAPPED)
-    headroom = 64 * 2**20  # ... and the process may allocate only 64 MiB more than after start-up
+    headroom = 280 * 2**20  # ... and the process may allocate only 280 MiB more than after start-up
     res = subprocess.run(
         [sys.executable, str(script), str(ref), str(mov), str(tmp_path / "out"), str(headroom)],
         capture_output=True, text=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
@@ -56,7 +58,7 @@ def test_registers_a_stack_larger_than_its_memory_cap(tmp_path):
     assert out["stack_bytes"] > headroom and not out["copy_fits"]
     np.testing.assert_allclose(out["shift"], shift, atol=0.03)
     corrected = read_stack(tmp_path / "out" / "mov.registered.tif")
-    assert corrected.data.shape == pair.reference.shape
+    assert corrected.data.shape == (48, 2048, 2048)
 
 
 def test_ome_zarr_round_trip_and_registration_from_zarr(tmp_path):
@@ -80,7 +82,10 @@ def test_ome_zarr_round_trip_and_registration_from_zarr(tmp_path):
     # same correction as from the in-memory arrays
     from napari_fidreg.core import warp
 
-    np.testing.assert_array_equal(np.asarray(out.data[:]), warp(pair.moving, reg))
+    # lazy sources go through the slab kernel, in-memory ones through the z-invariant fast
+    # path: float rounding may differ by one count
+    diff = np.abs(np.asarray(out.data[:]).astype(int) - warp(pair.moving, reg).astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.01
     meta = json.loads((tmp_path / "out" / "mov.registered.ome.zarr" / ".zattrs").read_text())
     assert meta["multiscales"][0]["version"] == "0.4"
 

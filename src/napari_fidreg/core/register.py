@@ -128,14 +128,17 @@ def _steps(ref, mov, params, region, grid_boxes, grid_shape, vs, reference_name,
         if params.background:
             subtract_background(small, sigma=max(params.background_sigma / factor, 1.0))
     max_shift = params.max_shift or (extent[0] / 3, extent[1] / 4, extent[2] / 4)
+    # rank the blocks before the correlation normalises the binned copies in place
+    candidates = _richest_blocks(ref_small, region, factor, params.n_global_blocks)
     coarse = correlate(
-        ref_small.copy(),
-        mov_small.copy(),
+        ref_small,
+        mov_small,
         max_shift=(max_shift[0], max_shift[1] / factor, max_shift[2] / factor),
         z_taper=params.z_taper,
         yx_taper=params.yx_taper,
         workers=params.workers,
     )
+    del ref_small, mov_small
     coarse_shift = coarse.shift * np.array([1, factor, factor])
     if coarse.at_limit:
         warnings.append(
@@ -144,8 +147,6 @@ def _steps(ref, mov, params, region, grid_boxes, grid_shape, vs, reference_name,
         )
 
     # -- refine on the richest full-resolution blocks -------------------------
-    candidates = _richest_blocks(ref_small, region, factor, params.n_global_blocks)
-    del ref_small, mov_small
     offset = np.rint(coarse_shift).astype(int)
     margin = float(max(4, factor + 2))
     n_total = len(candidates) + len(grid_boxes)
@@ -203,13 +204,16 @@ def _scan(vol, region, factor: int, chunk: int = 8) -> tuple[np.ndarray, np.ndar
     """Read the region's planes once: (min over z of the whole frame, region binned by ``factor``)."""
     (z0, z1), (y0, y1), (x0, x1) = region
     zmin = None
-    parts = []
+    small = None
     for z in range(z0, z1, chunk):
         planes = np.asarray(vol[z : min(z + chunk, z1)])
         m = planes.min(axis=0)
         zmin = m if zmin is None else np.minimum(zmin, m)
-        parts.append(_bin_mean(planes[:, y0:y1, x0:x1], factor))
-    return zmin, np.concatenate(parts, axis=0)
+        part = _bin_mean(planes[:, y0:y1, x0:x1], factor)
+        if small is None:
+            small = np.empty((z1 - z0, *part.shape[1:]), dtype=np.float32)
+        small[z - z0 : z - z0 + part.shape[0]] = part
+    return zmin, small
 
 
 def _hot_mask(zmins, params: Params) -> np.ndarray:
