@@ -112,6 +112,62 @@ def subtract_background(vol: np.ndarray, *, sigma: float = 8.0) -> np.ndarray:
     return vol
 
 
+def background_envelope(small: np.ndarray, sigma: float) -> np.ndarray:
+    """Per-plane smooth lower envelope of ``small`` (``sigma`` in its own pixels).
+
+    A grey opening wider than a fiducial, then a Gaussian: the same estimate as
+    :func:`subtract_background`, on an array the caller has already binned.
+    """
+    sigma = max(float(sigma), 1.0)
+    size = 2 * int(np.ceil(1.5 * sigma)) + 1
+    env = ndimage.grey_opening(small, size=(1, size, size), mode="nearest")
+    return ndimage.gaussian_filter(env, sigma=(0, sigma, sigma), mode="nearest")
+
+
+class Background:
+    """A stack's background kept on a binned grid, subtracted from any block of the stack.
+
+    Computing the envelope once per stack (on the binned copy the coarse step reads
+    anyway) instead of once per block saves the per-block filters, which also hold
+    the GIL and so serialised the block threads.
+
+    Parameters
+    ----------
+    grid : (nz, by, bx) float32
+        The envelope, bins of ``factor`` px, the first bin's corner at ``origin``.
+    factor : int
+    origin : (z0, y0, x0)
+        Stack index of the grid's first plane and first bin's corner.
+    """
+
+    def __init__(self, grid: np.ndarray, factor: int, origin: tuple[int, int, int]):
+        self.grid = grid
+        self.factor = factor
+        self.origin = origin
+
+    def subtract(self, block: np.ndarray, corner: tuple[int, int, int]) -> np.ndarray:
+        """Subtract, in place, the background of the block whose first voxel is at ``corner``."""
+        nz, ny, nx = block.shape
+        gz, gy, gx = self.grid.shape
+        zs = np.clip(np.arange(nz) + corner[0] - self.origin[0], 0, gz - 1)
+        iy0, iy1, wy = _linear_taps((np.arange(ny) + corner[1] - self.origin[1] + 0.5) / self.factor - 0.5, gy)
+        ix0, ix1, wx = _linear_taps((np.arange(nx) + corner[2] - self.origin[2] + 0.5) / self.factor - 0.5, gx)
+        lo, hi = int(iy0.min()), int(iy1.max()) + 1
+        part = self.grid[zs, lo:hi]
+        # along x on the small grid, then along y at full size: two taps per axis
+        along_x = part[:, :, ix0] * (1 - wx) + part[:, :, ix1] * wx
+        block -= along_x[:, iy0 - lo, :] * (1 - wy)[None, :, None]
+        block -= along_x[:, iy1 - lo, :] * wy[None, :, None]
+        return block
+
+
+def _linear_taps(coords: np.ndarray, n: int):
+    c = np.clip(coords, 0, n - 1)
+    i0 = np.floor(c).astype(np.intp)
+    i1 = np.minimum(i0 + 1, n - 1)
+    return i0, i1, (c - i0).astype(np.float32)
+
+
 def _bin_mean(vol: np.ndarray, factor: int) -> np.ndarray:
     """Mean over factor x factor bins in y/x (float32); a ragged edge bin averages what it has.
 
@@ -200,11 +256,25 @@ def normalize_windowed(vol: np.ndarray, windows: tuple[np.ndarray, np.ndarray, n
     return vol, float(np.dot(flat, flat))
 
 
-def prepare(vol: np.ndarray, *, hot_mask: np.ndarray | None, background: bool, background_sigma: float) -> np.ndarray:
-    """Float32 copy of ``vol`` with hot pixels replaced and background removed."""
+def prepare(
+    vol: np.ndarray,
+    *,
+    hot_mask: np.ndarray | None,
+    background: bool,
+    background_sigma: float,
+    model: tuple[Background, tuple[int, int, int]] | None = None,
+) -> np.ndarray:
+    """Float32 copy of ``vol`` with hot pixels replaced and background removed.
+
+    With ``model = (Background, corner)`` the stack's precomputed background is
+    subtracted instead of estimating one from ``vol`` alone.
+    """
     out = np.array(vol, dtype=np.float32, copy=True)
     if hot_mask is not None and hot_mask.any():
         replace_hot_pixels(out, hot_mask)
     if background:
-        subtract_background(out, sigma=background_sigma)
+        if model is not None:
+            model[0].subtract(out, model[1])
+        else:
+            subtract_background(out, sigma=background_sigma)
     return out

@@ -28,7 +28,7 @@ from .blocks import Box, fill_rejected, flag_outliers, tile
 from .correlate import ShiftEstimate, correlate
 from .errors import FidregError
 from .params import Params
-from .preprocess import _bin_mean, hot_pixel_mask, prepare, subtract_background
+from .preprocess import Background, _bin_mean, background_envelope, hot_pixel_mask, prepare
 from .progress import drain
 from .result import Block, Registration
 from .validate import as_volume, check_finite_and_varying
@@ -123,10 +123,17 @@ def _steps(ref, mov, params, region, grid_boxes, grid_shape, vs, reference_name,
     if hot is not None and hot.any():
         for vol, small in ((ref, ref_small), (mov, mov_small)):
             _fix_binned_hot_pixels(small, vol, region, factor, hot)
-    for name, small in (("reference", ref_small), ("moving", mov_small)):
+    backgrounds = [None, None]
+    for i, (name, small) in enumerate((("reference", ref_small), ("moving", mov_small))):
         check_finite_and_varying(small, name)
         if params.background:
-            subtract_background(small, sigma=max(params.background_sigma / factor, 1.0))
+            # one background estimate per stack, on the binned copy; the coarse step and
+            # every block subtract it (see preprocess.Background)
+            # estimated on a copy binned again to ~2 px per sigma: the filters are the costly part
+            extra = max(1, int(np.ceil(params.background_sigma / factor / 2)))
+            env = background_envelope(_bin_mean(small, extra), params.background_sigma / factor / extra)
+            Background(env, extra, (0, 0, 0)).subtract(small, (0, 0, 0))
+            backgrounds[i] = Background(env, factor * extra, tuple(r[0] for r in region))
     max_shift = params.max_shift or (extent[0] / 3, extent[1] / 4, extent[2] / 4)
     # rank the blocks before the correlation normalises the binned copies in place
     candidates = _richest_blocks(ref_small, region, factor, params.n_global_blocks)
@@ -152,7 +159,7 @@ def _steps(ref, mov, params, region, grid_boxes, grid_shape, vs, reference_name,
     n_total = len(candidates) + len(grid_boxes)
     done = 0
     estimates: list[tuple[ShiftEstimate, bool]] = []
-    for est in _measure_many(ref, mov, candidates, offset, (margin, margin, margin), hot, params, refine=1):
+    for est in _measure_many(ref, mov, candidates, offset, (margin, margin, margin), hot, params, backgrounds, refine=1):
         estimates.append(est)
         done += 1
         yield Progress("global shift", done, n_total)
@@ -177,7 +184,7 @@ def _steps(ref, mov, params, region, grid_boxes, grid_shape, vs, reference_name,
     offset = np.rint(global_shift).astype(int)
     local = (params.max_local_shift,) * 3
     block_estimates: list[tuple[ShiftEstimate, bool]] = []
-    for est in _measure_many(ref, mov, grid_boxes, offset, local, hot, params):
+    for est in _measure_many(ref, mov, grid_boxes, offset, local, hot, params, backgrounds):
         block_estimates.append(est)
         done += 1
         yield Progress("blocks", done, n_total)
@@ -278,13 +285,13 @@ def _richest_blocks(ref_small, region, factor: int, n: int) -> list[Box]:
     return [boxes[i] for i in order[:n]]
 
 
-def _measure_many(ref, mov, boxes, offset, max_local, hot, params: Params, refine: int = 0):
+def _measure_many(ref, mov, boxes, offset, max_local, hot, params: Params, backgrounds, refine: int = 0):
     """Measure blocks on a thread pool; yields (estimate, valid) in box order."""
     results: list = [None] * len(boxes)
     next_out = 0
     with ThreadPoolExecutor(max_workers=params.workers) as pool:
         futures = {
-            pool.submit(_measure_block, ref, mov, box, offset, max_local, hot, params, refine): i
+            pool.submit(_measure_block, ref, mov, box, offset, max_local, hot, params, backgrounds, refine): i
             for i, box in enumerate(boxes)
         }
         try:
@@ -299,7 +306,7 @@ def _measure_many(ref, mov, boxes, offset, max_local, hot, params: Params, refin
 
 
 def _measure_block(
-    ref, mov, box: Box, offset, max_local, hot, params: Params, refine: int = 0
+    ref, mov, box: Box, offset, max_local, hot, params: Params, backgrounds=(None, None), refine: int = 0
 ) -> tuple[ShiftEstimate, bool]:
     """Correlate one reference block with the moving block displaced by ``-offset``."""
     ref_sl, mov_sl = [], []
@@ -314,12 +321,17 @@ def _measure_block(
         return ShiftEstimate(np.array(offset, float), 0.0, 0.0, False), False
     ref_hot = None if hot is None else hot[ref_sl[1], ref_sl[2]]
     mov_hot = None if hot is None else hot[mov_sl[1], mov_sl[2]]
+    common = {"background": params.background, "background_sigma": params.background_sigma}
+    corner_ref = tuple(sl.start for sl in ref_sl)
+    corner_mov = tuple(sl.start for sl in mov_sl)
     a = prepare(
-        ref[tuple(ref_sl)], hot_mask=ref_hot, background=params.background, background_sigma=params.background_sigma
-    )
+        ref[tuple(ref_sl)], hot_mask=ref_hot,
+        model=None if backgrounds[0] is None else (backgrounds[0], corner_ref), **common,
+    )  # fmt: skip
     b = prepare(
-        mov[tuple(mov_sl)], hot_mask=mov_hot, background=params.background, background_sigma=params.background_sigma
-    )
+        mov[tuple(mov_sl)], hot_mask=mov_hot,
+        model=None if backgrounds[1] is None else (backgrounds[1], corner_mov), **common,
+    )  # fmt: skip
     est = correlate(
         a, b, max_shift=max_local, z_taper=params.z_taper, yx_taper=params.yx_taper, workers=1, refine=refine
     )
