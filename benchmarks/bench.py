@@ -38,6 +38,7 @@ from napari_fidreg.core.register import register
 from napari_fidreg.core.synthetic import fiducial_pair
 from napari_fidreg.pipeline import register_files
 
+NOTES_MARKER = "<!-- analysis: kept when bench.py rewrites the tables above -->"
 RIGID_SHIFT = (1.7, -6.3, 9.45)
 DEFORMATION = (0.5, 1.5, 1.5)
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -229,6 +230,9 @@ def main(argv=None) -> int:
     if args.out:
         from napari_fidreg.core.io import atomic_write_text
 
+        # keep the hand-written analysis below the marker when the tables are regenerated
+        if args.out.exists() and NOTES_MARKER in args.out.read_text():
+            text += "\n" + NOTES_MARKER + args.out.read_text().split(NOTES_MARKER, 1)[1]
         atomic_write_text(args.out, text)
     return 0
 

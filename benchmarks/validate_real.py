@@ -32,6 +32,7 @@ from napari_fidreg.core import register
 from napari_fidreg.core.io import atomic_write_bytes, atomic_write_text
 
 REF_ROUND = "H11R11"
+NOTES_MARKER = "<!-- reading: kept when validate_real.py rewrites the tables above -->"
 
 
 def rounds(fov: Path) -> list[str]:
@@ -313,6 +314,9 @@ def main(argv=None) -> int:
     text = "\n".join(report) + "\n"
     print(text)
     if args.out:
+        # keep the hand-written reading below the marker when the tables are regenerated
+        if args.out.exists() and NOTES_MARKER in args.out.read_text():
+            text += "\n" + NOTES_MARKER + args.out.read_text().split(NOTES_MARKER, 1)[1]
         atomic_write_text(args.out, text)
     return 0
 
