@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from _report import write_report
 from napari_fidreg.core.io import read_stack, write_stack
 from napari_fidreg.core.params import Params
 from napari_fidreg.core.register import register
@@ -228,12 +229,7 @@ def main(argv=None) -> int:
     text = render(rows, details, args)
     print(text)
     if args.out:
-        from napari_fidreg.core.io import atomic_write_text
-
-        # keep the hand-written analysis below the marker when the tables are regenerated
-        if args.out.exists() and NOTES_MARKER in args.out.read_text():
-            text += "\n" + NOTES_MARKER + args.out.read_text().split(NOTES_MARKER, 1)[1]
-        atomic_write_text(args.out, text)
+        write_report(args.out, text, NOTES_MARKER)  # keeps the hand-written analysis
     return 0
 
 

@@ -28,8 +28,9 @@ import numpy as np
 import tifffile
 from scipy import ndimage
 
+from _report import write_report
 from napari_fidreg.core import register
-from napari_fidreg.core.io import atomic_write_bytes, atomic_write_text
+from napari_fidreg.core.io import atomic_write_bytes
 
 REF_ROUND = "H11R11"
 NOTES_MARKER = "<!-- reading: kept when validate_real.py rewrites the tables above -->"
@@ -314,10 +315,7 @@ def main(argv=None) -> int:
     text = "\n".join(report) + "\n"
     print(text)
     if args.out:
-        # keep the hand-written reading below the marker when the tables are regenerated
-        if args.out.exists() and NOTES_MARKER in args.out.read_text():
-            text += "\n" + NOTES_MARKER + args.out.read_text().split(NOTES_MARKER, 1)[1]
-        atomic_write_text(args.out, text)
+        write_report(args.out, text, NOTES_MARKER)  # keeps the hand-written reading
     return 0
 
 
