@@ -127,9 +127,9 @@ def _steps(ref, mov, params, region, grid_boxes, grid_shape, vs, reference_name,
     for i, (name, small) in enumerate((("reference", ref_small), ("moving", mov_small))):
         check_finite_and_varying(small, name)
         if params.background:
-            # one background estimate per stack, on the binned copy; the coarse step and
-            # every block subtract it (see preprocess.Background)
-            # estimated on a copy binned again to ~2 px per sigma: the filters are the costly part
+            # One background estimate per stack, which the coarse step and every block
+            # subtract (see preprocess.Background); estimated on the binned copy binned
+            # again to ~2 px per sigma, since the filters are the costly part.
             extra = max(1, int(np.ceil(params.background_sigma / factor / 2)))
             env = background_envelope(_bin_mean(small, extra), params.background_sigma / factor / extra)
             Background(env, extra, (0, 0, 0)).subtract(small, (0, 0, 0))
@@ -159,7 +159,9 @@ def _steps(ref, mov, params, region, grid_boxes, grid_shape, vs, reference_name,
     n_total = len(candidates) + len(grid_boxes)
     done = 0
     estimates: list[tuple[ShiftEstimate, bool]] = []
-    for est in _measure_many(ref, mov, candidates, offset, (margin, margin, margin), hot, params, backgrounds, refine=1):
+    for est in _measure_many(
+        ref, mov, candidates, offset, (margin, margin, margin), hot, params, backgrounds, refine=1
+    ):
         estimates.append(est)
         done += 1
         yield Progress("global shift", done, n_total)
@@ -270,6 +272,12 @@ def _gather(vol, z0: int, z1: int, ys: np.ndarray, xs: np.ndarray) -> np.ndarray
     return np.stack([np.asarray(vol[z])[ys, xs] for z in range(z0, z1)])
 
 
+def _binned(sl: slice, origin: int, factor: int) -> slice:
+    """The bins of the binned copy covered by a full-resolution slice (at least one)."""
+    a = (sl.start - origin) // factor
+    return slice(a, max((sl.stop - origin) // factor, a + 1))
+
+
 def _richest_blocks(ref_small, region, factor: int, n: int) -> list[Box]:
     """The ``n`` full-depth blocks whose binned, background-free content varies most."""
     (z0, z1), (y0, y1), (x0, x1) = region
@@ -277,9 +285,7 @@ def _richest_blocks(ref_small, region, factor: int, n: int) -> list[Box]:
     boxes, _ = tile(region, size)
     energy = []
     for box in boxes:
-        sy = slice((box[1].start - y0) // factor, max((box[1].stop - y0) // factor, 1 + (box[1].start - y0) // factor))
-        sx = slice((box[2].start - x0) // factor, max((box[2].stop - x0) // factor, 1 + (box[2].start - x0) // factor))
-        part = ref_small[:, sy, sx]
+        part = ref_small[:, _binned(box[1], y0, factor), _binned(box[2], x0, factor)]
         energy.append(float(np.square(part - part.mean()).mean()))
     order = np.argsort(energy)[::-1]
     return [boxes[i] for i in order[:n]]
