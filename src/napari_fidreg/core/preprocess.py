@@ -93,32 +93,19 @@ def subtract_background(vol: np.ndarray, *, sigma: float = 8.0) -> np.ndarray:
     rather than a plain blur keeps bright fiducials from raising their own
     background. The result is unclipped (noise stays centred).
     """
-    nz, ny, nx = vol.shape
+    _, ny, nx = vol.shape
     factor = max(1, min(int(sigma // 2), ny // 4, nx // 4))
-    small = _bin_mean(vol, factor)
-    size = 2 * int(np.ceil(1.5 * sigma / factor)) + 1
-    # A grey opening (minimum then maximum filter) follows the lower envelope but,
-    # unlike a minimum filter alone, leaves linear gradients unbiased.
-    small = ndimage.grey_opening(small, size=(1, size, size), mode="nearest")
-    small = ndimage.gaussian_filter(small, sigma=(0, sigma / factor, sigma / factor), mode="nearest")
-    if factor == 1:
-        vol -= small
-        return vol
-    # Upsample with the bin centres at (i + 0.5) * factor - 0.5: one batched matmul
-    # per axis with the (small) interpolation matrices, all planes at once.
-    wy = _interp_matrix((np.arange(ny) + 0.5) / factor - 0.5, small.shape[1])
-    wx = _interp_matrix((np.arange(nx) + 0.5) / factor - 0.5, small.shape[2])
-    vol -= np.matmul(np.matmul(wy, small), wx.T)
-    return vol
+    env = background_envelope(_bin_mean(vol, factor), sigma / factor)
+    return Background(env, factor, (0, 0, 0)).subtract(vol, (0, 0, 0))
 
 
 def background_envelope(small: np.ndarray, sigma: float) -> np.ndarray:
     """Per-plane smooth lower envelope of ``small`` (``sigma`` in its own pixels).
 
-    A grey opening wider than a fiducial, then a Gaussian: the same estimate as
-    :func:`subtract_background`, on an array the caller has already binned.
+    A grey opening wider than a fiducial, then a Gaussian. The opening (minimum then
+    maximum filter) follows the lower envelope but, unlike a minimum filter alone,
+    leaves linear gradients unbiased.
     """
-    sigma = max(float(sigma), 1.0)
     size = 2 * int(np.ceil(1.5 * sigma)) + 1
     env = ndimage.grey_opening(small, size=(1, size, size), mode="nearest")
     return ndimage.gaussian_filter(env, sigma=(0, sigma, sigma), mode="nearest")

@@ -131,7 +131,7 @@ def _steps(ref, mov, params, region, grid_boxes, grid_shape, vs, reference_name,
             # subtract (see preprocess.Background); estimated on the binned copy binned
             # again to ~2 px per sigma, since the filters are the costly part.
             extra = max(1, int(np.ceil(params.background_sigma / factor / 2)))
-            env = background_envelope(_bin_mean(small, extra), params.background_sigma / factor / extra)
+            env = background_envelope(_bin_mean(small, extra), max(params.background_sigma / factor / extra, 1.0))
             Background(env, extra, (0, 0, 0)).subtract(small, (0, 0, 0))
             backgrounds[i] = Background(env, factor * extra, tuple(r[0] for r in region))
     max_shift = params.max_shift or (extent[0] / 3, extent[1] / 4, extent[2] / 4)
