@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from .core.errors import FidregError
 from .core.io import atomic_write_text, read_stack, stack_writer, stem, zarr_writer
 from .core.params import Params
 from .core.progress import drain
@@ -47,11 +48,9 @@ def register_files(
 
     Writes ``<stem>.shifts.json``, ``<stem>.blocks.csv``, ``<stem>.registered.tif``
     (or ``.registered.ome.zarr`` with ``stack_format="zarr"``) and ``<stem>.qc.png``.
-    Inputs may be TIFF files or (OME-)Zarr stores; both are read lazily. Inputs are read, never written: an output path that is
-    an input is refused.
+    Inputs may be TIFF files or (OME-)Zarr stores; both are read lazily. Inputs are
+    read, never written: an output path that is an input is refused.
     """
-    from .core.errors import FidregError
-
     params = params or Params()
     out_dir = Path(out_dir)
     reference, moving = Path(reference), Path(moving)
@@ -73,20 +72,22 @@ def register_files(
     reg = drain(gen, lambda p: progress(f"{mov.name}: {p.stage}", p.done, p.total))
     # The CSV is written for global-only runs too (header only) so batch scripts can rely on it.
     written = [reg.save(paths["shifts"]), atomic_write_text(paths["csv"], reg.blocks_csv())]
+
+    def correct(out=None):
+        gen = iter_warp(mov.data, reg, output_shape=ref.data.shape, use_blocks=use_blocks,
+                        workers=params.workers, out=out)  # fmt: skip
+        return drain(gen, lambda item: progress(f"{mov.name}: correcting", *item))
+
     if write_stack_file:
         # Warp plane by plane into a memory-mapped output: memory stays bounded however
         # large the stack, and the file appears only once complete.
         writer = zarr_writer if stack_format == "zarr" else stack_writer
         with writer(paths["stack"], ref.data.shape, mov.data.dtype, voxel_size=vs) as out:
-            gen = iter_warp(mov.data, reg, output_shape=ref.data.shape, use_blocks=use_blocks,
-                            workers=params.workers, out=out)  # fmt: skip
-            drain(gen, lambda item: progress(f"{mov.name}: correcting", *item))
+            correct(out)
         written.append(paths["stack"])
     if write_qc:
-        corrected = read_stack(paths["stack"], lazy=True).data if write_stack_file else None
-        if corrected is None:
-            gen = iter_warp(mov.data, reg, output_shape=ref.data.shape, use_blocks=use_blocks, workers=params.workers)
-            corrected = drain(gen, lambda item: progress(f"{mov.name}: correcting", *item))
+        # the QC reads the written stack back (lazily) rather than correcting twice
+        corrected = read_stack(paths["stack"], lazy=True).data if write_stack_file else correct()
         written.append(
             write_qc_figure(
                 paths["qc"], ref.data, mov.data, corrected, title=f"{mov.name} onto {ref.name}", voxel_size=vs
