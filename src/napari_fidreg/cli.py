@@ -211,13 +211,9 @@ def _cmd_register(args) -> int:
     failures = 0
     for o in outcomes:
         if o.ok:
-            dz, dy, dx = o.global_shift
-            line = f"{o.moving}: shift (dz, dy, dx) = ({dz:+.3f}, {dy:+.3f}, {dx:+.3f}) px, score {o.global_score:.3f}"
-            if o.n_blocks:
-                line += f"; {o.n_inliers}/{o.n_blocks} blocks inliers"
-            print(line)
-            for w in o.warnings:
-                print(f"  warning: {w}")
+            _print_lines(
+                _summary_line(o.moving, o.global_shift, o.global_score, None, o.n_inliers, o.n_blocks), o.warnings
+            )
         else:
             failures += 1
             sys.stderr.write(f"fidreg: error: {o.moving}: {o.error}\n")
@@ -225,18 +221,26 @@ def _cmd_register(args) -> int:
     return 1 if failures else 0
 
 
-def _print_summary(reg, outputs) -> None:
-    dz, dy, dx = reg.global_shift
-    line = f"{reg.moving}: shift (dz, dy, dx) = ({dz:+.3f}, {dy:+.3f}, {dx:+.3f}) px, score {reg.global_score:.3f}"
-    um = reg.global_shift_um()
+def _summary_line(moving, shift, score, um, n_inliers, n_blocks) -> str:
+    dz, dy, dx = shift
+    line = f"{moving}: shift (dz, dy, dx) = ({dz:+.3f}, {dy:+.3f}, {dx:+.3f}) px, score {score:.3f}"
     if um is not None:
         line += f" = ({um[0]:+.4f}, {um[1]:+.4f}, {um[2]:+.4f}) µm"
-    if reg.has_blocks:
-        n_in = sum(b.inlier for b in reg.blocks)
-        line += f"; {n_in}/{len(reg.blocks)} blocks inliers"
+    if n_blocks:
+        line += f"; {n_inliers}/{n_blocks} blocks inliers"
+    return line
+
+
+def _print_lines(line: str, warnings) -> None:
     print(line)
-    for w in reg.warnings:
+    for w in warnings:
         print(f"  warning: {w}")
+
+
+def _print_summary(reg, outputs) -> None:
+    n_in = sum(b.inlier for b in reg.blocks)
+    line = _summary_line(reg.moving, reg.global_shift, reg.global_score, reg.global_shift_um(), n_in, len(reg.blocks))
+    _print_lines(line, reg.warnings)
     print(f"  wrote {', '.join(str(p) for p in outputs)}")
 
 
