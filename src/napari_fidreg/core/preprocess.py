@@ -247,20 +247,43 @@ def window_autocorrelation(w: np.ndarray, lags: np.ndarray) -> np.ndarray:
 def normalize_windowed(vol: np.ndarray, windows: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, float]:
     """Zero-mean, unit-variance, windowed, in place; returns (vol, energy).
 
-    ``energy`` is the sum of squares after windowing, used to normalise the
-    correlation to [-1, 1]. A constant volume has energy 0.
+    ``vol`` is a C-contiguous float32 array. ``energy`` is the sum of squares
+    after windowing, used to normalise the correlation to [-1, 1]. A constant
+    volume has energy 0.
     """
+    if vol.dtype != np.float32 or not vol.flags.c_contiguous:
+        raise TypeError("normalize_windowed needs a C-contiguous float32 array")
+    wz, wy, wx = (np.ascontiguousarray(w, dtype=np.float32) for w in windows)
+    return vol, float(_normalize_window(vol, wz, wy, wx))
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def _normalize_window(vol, wz, wy, wx):  # pragma: no cover - compiled
+    """Two passes (statistics, then scale and window) where numpy took seven."""
     flat = vol.reshape(-1)
-    vol -= np.float32(flat.mean(dtype=np.float64))
-    std = float(np.sqrt(max(float(np.dot(flat, flat)) / flat.size, 0.0)))  # BLAS: one fast pass
-    if std > 0:
-        vol /= np.float32(std)
-    wz, wy, wx = windows
-    vol *= wz[:, None, None]
-    vol *= wy[None, :, None]
-    vol *= wx[None, None, :]
-    flat = vol.reshape(-1)
-    return vol, float(np.dot(flat, flat))
+    n = flat.size
+    total = 0.0
+    for i in range(n):
+        total += flat[i]
+    mean = total / n
+    var = 0.0
+    for i in range(n):
+        d = flat[i] - mean
+        var += d * d
+    std = np.sqrt(var / n)
+    inv = 1.0 / std if std > 0 else 1.0
+    nz, ny, nx = vol.shape
+    energy = 0.0
+    m = np.float32(mean)
+    for z in range(nz):
+        for y in range(ny):
+            scale = np.float32(wz[z] * wy[y] * inv)
+            row = vol[z, y]
+            for x in range(nx):
+                v = (row[x] - m) * scale * wx[x]
+                row[x] = v
+                energy += v * v
+    return energy
 
 
 def prepare(

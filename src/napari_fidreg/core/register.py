@@ -186,9 +186,19 @@ def _steps(ref, mov, params, region, grid_boxes, grid_shape, vs, reference_name,
     # -- block grid ------------------------------------------------------------
     offset = np.rint(global_shift).astype(int)
     local = (params.max_local_shift,) * 3
+    # A grid block that was one of the richest blocks is already measured (with a
+    # refinement pass): reuse it when its peak lies inside this step's search range,
+    # where the grid measurement would have found the same peak.
+    known = {_key(box): est for box, est in zip(candidates, estimates) if _inside(est, offset, local)}
+    todo = [box for box in grid_boxes if _key(box) not in known]
+    done += len(grid_boxes) - len(todo)
+    measured = iter(_measure_many(ref, mov, todo, offset, local, hot, params, backgrounds))
     block_estimates: list[tuple[ShiftEstimate, bool]] = []
-    for est in _measure_many(ref, mov, grid_boxes, offset, local, hot, params, backgrounds):
-        block_estimates.append(est)
+    for box in grid_boxes:
+        if _key(box) in known:
+            block_estimates.append(known[_key(box)])
+            continue
+        block_estimates.append(next(measured))
         done += 1
         yield Progress("blocks", done, n_total)
     reg.blocks, reg.consensus_shift = _grid_result(grid_boxes, grid_shape, block_estimates, global_shift, params)
@@ -344,6 +354,17 @@ def _measure_block(
     )
     total = ShiftEstimate(est.shift + offset, est.score, est.sharpness, est.at_limit)
     return total, not est.at_limit
+
+
+def _key(box: Box) -> tuple[tuple[int, int], ...]:
+    return tuple((sl.start, sl.stop) for sl in box)
+
+
+def _inside(estimate: tuple[ShiftEstimate, bool], offset, limits) -> bool:
+    """A valid estimate whose integer peak lies strictly inside ``offset +- limits``."""
+    est, valid = estimate
+    lag = np.rint(est.shift - offset)
+    return bool(valid) and bool(np.all(np.abs(lag) < np.ceil(limits)))
 
 
 def _combine(estimates, coarse: ShiftEstimate, coarse_shift, params: Params, warnings: list[str]):
