@@ -252,7 +252,9 @@ def iter_warp(
             sz, sy, sx = levels[lo_level]
         else:
             sz, sy, sx = (levels[lo_level][k] * (1 - w) + levels[hi_level][k] * w for k in range(3))
-        buf = np.empty(shape[1:], dtype=dtype)
+        # write straight into the output plane when it is plain memory (or a memmap)
+        direct = isinstance(out, np.ndarray) and out.dtype == dtype and out[z].flags.c_contiguous
+        buf = np.asarray(out[z]) if direct else np.empty(shape[1:], dtype=dtype)
         if tables is not None:
             zs_base, y0, x0, fy, fx, inside = tables
             _sample_plane_yx(np.asarray(src), float(z), zs_base, y0, x0, fy, fx, inside, fill, lo, hi, is_int, buf)
@@ -267,7 +269,8 @@ def iter_warp(
                 # [a, b) holds every source plane inside the stack, clipped to the stack, so
                 # the kernel's bounds check on the slab fills exactly what lies outside it
                 _sample_plane(np.asarray(src[a:b]), float(z), float(a), sz, sy, sx, fill, lo, hi, is_int, buf)
-        out[z] = buf
+        if not direct:
+            out[z] = buf
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for i, _ in enumerate(pool.map(plane, range(shape[0]))):
