@@ -10,8 +10,9 @@ samples that would wrap around: :func:`fft_length`), and correlated with float32
 3x3x3 neighbourhood is divided by the windows' autocorrelation at those lags
 (this removes the bias toward zero lag that limited overlap, the z axis
 especially, causes) and fitted with a log-quadratic *with cross terms* (a
-3D Gaussian of any orientation: dense, anisotropic texture gives tilted peaks
-that per-axis fits miss by up to half a pixel). Where that fit does not apply
+3D Gaussian of any orientation, by central differences: the per-axis 3-point
+fits plus the cross terms, which matter because dense, anisotropic texture
+gives tilted peaks that per-axis fits miss by up to half a pixel). Where that fit does not apply
 (an axis without search range, a non-positive sample, a saddle) each axis gets
 its own 3-point Gaussian fit, or a parabola when a sample is not positive.
 
@@ -171,17 +172,18 @@ def _correlate_spectrum(f_ref, e_ref, moving, windows, limits, fshape, workers) 
 
 
 def _fit_peak_3d(window, peak, lag, windows, limits):
-    """Sub-sample peak from a log-quadratic with cross terms fitted to the 3x3x3 neighbourhood.
+    """Sub-sample peak of a log-quadratic with cross terms through the 3x3x3 neighbourhood.
 
-    Per-axis fits through the integer peak are biased when the peak is tilted
-    (dense, anisotropic texture); the cross terms remove that. Returns None where the
-    neighbourhood is incomplete, not positive, or not a maximum.
+    Gradient and Hessian of the log-correlation by central differences: the
+    diagonal from the 3 samples on each axis (exactly the per-axis log-parabola
+    fits when the peak is not tilted), the cross terms from the face-diagonal
+    samples. Per-axis fits through the integer peak are biased when the peak is
+    tilted (dense, anisotropic texture); the cross terms remove that. Returns None
+    where the neighbourhood is incomplete, not positive, or not a maximum.
     """
     idx = []
     for k in range(3):
-        if limits[k] == 0:
-            return None
-        if peak[k] in (0, window.shape[k] - 1):
+        if limits[k] == 0 or peak[k] in (0, window.shape[k] - 1):
             return None
         idx.append(slice(peak[k] - 1, peak[k] + 2))
     c = window[tuple(idx)].astype(np.float64)
@@ -189,31 +191,18 @@ def _fit_peak_3d(window, peak, lag, windows, limits):
     c = c / (autos[0][:, None, None] * autos[1][None, :, None] * autos[2][None, None, :])
     if np.any(c <= 0):
         return None
-    coef = _FIT @ np.log(c).ravel()  # least squares: 27 samples, 10 coefficients
-    g = coef[1:4]
-    h = np.array(
-        [
-            [2 * coef[4], coef[7], coef[8]],
-            [coef[7], 2 * coef[5], coef[9]],
-            [coef[8], coef[9], 2 * coef[6]],
-        ]
-    )
+    f = np.log(c)
+    g = np.array([(f[2, 1, 1] - f[0, 1, 1]) / 2, (f[1, 2, 1] - f[1, 0, 1]) / 2, (f[1, 1, 2] - f[1, 1, 0]) / 2])
+    h = np.diag([f[2, 1, 1] + f[0, 1, 1], f[1, 2, 1] + f[1, 0, 1], f[1, 1, 2] + f[1, 1, 0]]) - 2 * f[1, 1, 1]
+    h[0, 1] = h[1, 0] = (f[2, 2, 1] - f[2, 0, 1] - f[0, 2, 1] + f[0, 0, 1]) / 4
+    h[0, 2] = h[2, 0] = (f[2, 1, 2] - f[2, 1, 0] - f[0, 1, 2] + f[0, 1, 0]) / 4
+    h[1, 2] = h[2, 1] = (f[1, 2, 2] - f[1, 2, 0] - f[1, 0, 2] + f[1, 0, 0]) / 4
     if np.any(np.linalg.eigvalsh(h) >= 0):
         return None
     offset = -np.linalg.solve(h, g)
     if np.any(np.abs(offset) > 1):
         return None
     return offset
-
-
-def _design() -> np.ndarray:
-    """Quadratic terms (1, z, y, x, z², y², x², zy, zx, yx) at the 27 neighbours."""
-    d = np.array(np.meshgrid([-1, 0, 1], [-1, 0, 1], [-1, 0, 1], indexing="ij")).reshape(3, -1).T.astype(float)
-    z, y, x = d.T
-    return np.stack([np.ones_like(z), z, y, x, z * z, y * y, x * x, z * y, z * x, y * x], axis=1)
-
-
-_FIT = np.linalg.pinv(_design())
 
 
 def _fit_peak(c: np.ndarray) -> float:
