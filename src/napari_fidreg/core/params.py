@@ -74,7 +74,7 @@ class Params:
     hot_pixel_threshold: float = 8.0
     background: bool = True
     background_sigma: float = 8.0
-    z_taper: float = 0.5
+    z_taper: float = 0.8
     yx_taper: float = 0.25
     max_shift: tuple[float, float, float] | None = None
     max_local_shift: float = 5.0

@@ -42,12 +42,17 @@ class SyntheticPair:
             out += self.local_shift(points)
         return out
 
-    def block_truth(self, origin, size, *, z_taper: float = 0.5, yx_taper: float = 0.25) -> np.ndarray | None:
+    def block_truth(self, origin, size, *, z_taper: float | None = None, yx_taper: float | None = None):
         """Shift a block should report: its beads' shifts weighted by brightness^2 and window.
 
-        Returns None when the block holds no bead.
+        The windows default to :class:`Params`' defaults. Returns None when the block
+        holds no bead.
         """
+        from .params import Params
         from .preprocess import window_1d
+
+        z_taper = Params().z_taper if z_taper is None else z_taper
+        yx_taper = Params().yx_taper if yx_taper is None else yx_taper
 
         origin = np.asarray(origin)
         size = np.asarray(size)
