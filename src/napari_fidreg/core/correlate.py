@@ -96,8 +96,9 @@ def correlate(
     raw = moving.copy() if refine > 0 else None
     ref, e_ref = normalize_windowed(reference, windows)
     # conj(FFT(ref)) is kept: the refinement passes correlate against it again
-    f_ref = np.conjugate(sfft.rfftn(ref, fshape, workers=workers))
-    est = _correlate_spectrum(f_ref, e_ref, moving, windows, limits, fshape, workers)
+    f_ref = sfft.rfftn(ref, fshape, workers=workers)
+    np.conjugate(f_ref, out=f_ref)
+    est = _correlate_spectrum(f_ref, e_ref, moving, windows, limits, fshape, workers, keep_ref=refine > 0)
     for _ in range(refine):
         shifted = fourier_shift(raw, est.shift, workers=workers)
         small = [min(2, m) for m in limits]
@@ -128,13 +129,21 @@ def fft_length(n: int, max_lag: int, window: np.ndarray, tol: float = 1e-5) -> i
         length += 1
 
 
-def _correlate_spectrum(f_ref, e_ref, moving, windows, limits, fshape, workers) -> ShiftEstimate:
-    """Correlate ``moving`` (normalised and windowed in place) with a reference spectrum."""
+def _correlate_spectrum(f_ref, e_ref, moving, windows, limits, fshape, workers, keep_ref=True) -> ShiftEstimate:
+    """Correlate ``moving`` (normalised and windowed in place) with a reference spectrum.
+
+    Without ``keep_ref`` the product overwrites ``f_ref``, so that one spectrum fewer
+    is alive during the inverse transform (the memory peak of the coarse step).
+    """
     mov, e_mov = normalize_windowed(moving, windows)
     if e_ref == 0 or e_mov == 0:
         return ShiftEstimate(np.zeros(3), 0.0, 0.0, False)
     f_mov = sfft.rfftn(mov, fshape, workers=workers)
-    f_mov *= f_ref
+    if keep_ref:
+        f_mov *= f_ref
+    else:
+        f_ref *= f_mov
+        f_mov = f_ref
     # xcorr[d] = sum_x ref[x] * mov[x + d]; its peak is at minus the shift to apply.
     xcorr = sfft.irfftn(f_mov, fshape, workers=workers)
     del f_mov
