@@ -98,15 +98,24 @@ def _sample_plane_yx(src, z, zs_base, y0s, x0s, fys, fxs, inside, fill, lo, hi, 
 def _yx_tables(sy: np.ndarray, sx: np.ndarray, ny: int, nx: int):
     """Per-(y, x) source indices and weights for a field constant along z."""
     oy, ox = sy.shape
+    tol = 1e-4
     ys = np.arange(oy, dtype=np.float32)[:, None] - sy
     xs = np.arange(ox, dtype=np.float32)[None, :] - sx
-    tol = 1e-4
     inside = (ys >= -tol) & (xs >= -tol) & (ys <= ny - 1 + tol) & (xs <= nx - 1 + tol)
-    y0 = np.clip(np.floor(ys), 0, max(ny - 2, 0)).astype(np.int32)
-    x0 = np.clip(np.floor(xs), 0, max(nx - 2, 0)).astype(np.int32)
-    fy = np.clip(ys - y0, 0, 1).astype(np.float32)
-    fx = np.clip(xs - x0, 0, 1).astype(np.float32)
+    # in place and in float32 throughout: float32 - int32 would make float64 temporaries,
+    # 32 MiB each on a 2048^2 frame (what the memory-capped test runs out of)
+    y0, fy = _index_and_weight(ys, ny)
+    x0, fx = _index_and_weight(xs, nx)
     return y0, x0, fy, fx, inside
+
+
+def _index_and_weight(pos: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lower sample index (clipped to [0, n - 2]) and weight in [0, 1]; ``pos`` is consumed."""
+    base = np.floor(pos)
+    np.clip(base, 0, max(n - 2, 0), out=base)
+    pos -= base
+    np.clip(pos, 0, 1, out=pos)
+    return base.astype(np.int32), pos
 
 
 class ShiftField:
