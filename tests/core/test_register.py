@@ -117,3 +117,15 @@ def test_inputs_are_not_modified():
     register(ref, mov, block_size=128)
     np.testing.assert_array_equal(ref, pair.reference)
     np.testing.assert_array_equal(mov, pair.moving)
+
+
+def test_no_fiducials_falls_back_to_the_coarse_estimate_and_says_so():
+    """Two independent noise stacks hold nothing to register: the result must be flagged, with
+    the hint for dense texture, never a silent confident shift."""
+    rng = np.random.default_rng(8)
+    ref = rng.poisson(300, (30, 128, 128)).astype(np.uint16)
+    mov = rng.poisson(300, (30, 128, 128)).astype(np.uint16)
+    reg = register(ref, mov)
+    assert any("no block gave a confident correlation peak" in w for w in reg.warnings), reg.warnings
+    assert any("background_sigma=4" in w for w in reg.warnings)
+    assert reg.global_sharpness < Params().min_sharpness

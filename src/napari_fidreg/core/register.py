@@ -416,6 +416,11 @@ def _combine(estimates, coarse: ShiftEstimate, coarse_shift, params: Params, war
         warnings.append(
             "no block gave a confident correlation peak (few or no fiducials?): "
             "the global shift comes from the coarse, binned estimate and may be wrong"
+            + (
+                "; for dense texture such as a nuclear stain, try background_sigma=4"
+                if params.background and params.background_sigma > 4
+                else ""
+            )
         )
         return coarse_shift, coarse.score, coarse.sharpness
     w = scores[good]
