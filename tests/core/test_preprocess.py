@@ -61,3 +61,13 @@ def test_window_is_positive_and_peaks_in_the_middle(n):
     assert w.shape == (n,)
     assert np.all(w > 0)
     assert w.max() == w[n // 2]
+
+
+@pytest.mark.parametrize("n", [3, 4, 10, 39, 60, 256, 257])
+@pytest.mark.parametrize("alpha", [0.1, 0.25, 0.5, 0.8, 1.0])
+def test_tukey_window_matches_scipy(n, alpha):
+    from scipy.signal.windows import tukey
+
+    from napari_fidreg.core.preprocess import _tukey
+
+    np.testing.assert_allclose(_tukey(n, alpha), tukey(n, alpha), atol=1e-12)

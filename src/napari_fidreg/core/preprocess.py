@@ -9,7 +9,6 @@ from __future__ import annotations
 import numba
 import numpy as np
 from scipy import ndimage
-from scipy.signal.windows import tukey
 
 _NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
 
@@ -224,7 +223,25 @@ def window_1d(n: int, fraction: float) -> np.ndarray:
     """Tukey window of length ``n`` whose tapered part is ``fraction`` of it."""
     if n < 3 or fraction <= 0:
         return np.ones(n, dtype=np.float32)
-    return tukey(n, fraction).astype(np.float32) + np.float32(1e-3)
+    return _tukey(n, fraction).astype(np.float32) + np.float32(1e-3)
+
+
+def _tukey(n: int, alpha: float) -> np.ndarray:
+    """scipy.signal.windows.tukey(n, alpha) (symmetric), without importing scipy.signal.
+
+    scipy.signal pulls in scipy.stats: half a second of start-up for every CLI call
+    and every dask worker, for one window formula.
+    """
+    if alpha >= 1:
+        alpha = 1.0
+    i = np.arange(n, dtype=np.float64)
+    width = int(np.floor(alpha * (n - 1) / 2.0))
+    w = np.ones(n)
+    left = i[: width + 1]
+    right = i[n - width - 1 :]
+    w[: width + 1] = 0.5 * (1 + np.cos(np.pi * (-1 + 2.0 * left / alpha / (n - 1))))
+    w[n - width - 1 :] = 0.5 * (1 + np.cos(np.pi * (-2.0 / alpha + 1 + 2.0 * right / alpha / (n - 1))))
+    return w
 
 
 def window_autocorrelation(w: np.ndarray, lags: np.ndarray) -> np.ndarray:
