@@ -82,7 +82,8 @@ def register_files(
         # Warp plane by plane into a memory-mapped output: memory stays bounded however
         # large the stack, and the file appears only once complete.
         writer = zarr_writer if stack_format == "zarr" else stack_writer
-        with writer(paths["stack"], ref.data.shape, mov.data.dtype, voxel_size=vs) as out:
+        dtype = mov.data.dtype.newbyteorder("=")  # big-endian input, native output
+        with writer(paths["stack"], ref.data.shape, dtype, voxel_size=vs) as out:
             correct(out)
         written.append(paths["stack"])
     if write_qc:

@@ -32,7 +32,7 @@ from .params import Params
 from .preprocess import Background, _bin_mean, background_envelope, hot_pixel_mask, prepare
 from .progress import drain
 from .result import Block, Registration
-from .validate import as_volume, check_finite_and_varying
+from .validate import as_volume, check_finite_and_varying, native
 
 _COARSE_TARGET = 384  # y/x extent of the binned copy used for the coarse shift
 _GLOBAL_BLOCK = 256  # y/x size of the blocks that refine the global shift
@@ -233,7 +233,7 @@ def _scan(vol, region, factor: int, chunk: int = 8) -> tuple[np.ndarray, np.ndar
     small = np.zeros((z1 - z0, by, bx), dtype=np.float32)
     zmin = None
     for z in range(z0, z1, chunk):
-        planes = np.asarray(vol[z : min(z + chunk, z1)])
+        planes = native(vol[z : min(z + chunk, z1)])
         if zmin is None:
             zmin = planes[0].copy()
         _scan_planes(planes, zmin, small[z - z0 :], y0, y1, x0, x1, factor)

@@ -32,6 +32,13 @@ def as_volume(data, name: str) -> np.ndarray:
     return arr
 
 
+def native(planes) -> np.ndarray:
+    """``planes`` as an ndarray in the machine's byte order (big-endian TIFFs memory-map as
+    '>u2'); the compiled kernels read native numbers only. No copy when already native."""
+    arr = np.asarray(planes)
+    return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
+
+
 def check_finite_and_varying(vol: np.ndarray, name: str) -> None:
     """Refuse NaN/inf and constant volumes (checked on a reduced copy, see callers)."""
     if not np.all(np.isfinite(vol)):

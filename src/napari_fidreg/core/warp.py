@@ -21,7 +21,7 @@ from .errors import FidregError
 from .preprocess import _interp_matrix
 from .progress import drain
 from .result import Registration
-from .validate import as_volume
+from .validate import as_volume, native
 
 
 @numba.njit(nogil=True, cache=True)
@@ -239,7 +239,7 @@ def iter_warp(
     shape = tuple(src.shape) if output_shape is None else tuple(int(v) for v in output_shape)
     if len(shape) != 3:
         raise FidregError(f"output_shape must be (z, y, x), got {output_shape!r}")
-    dtype = src.dtype
+    dtype = src.dtype.newbyteorder("=")  # the output is written in native byte order
     if out is None:
         out = np.empty(shape, dtype=dtype)
     levels = field.yx_fields(shape[1:])
@@ -247,8 +247,9 @@ def iter_warp(
     is_int = np.dtype(dtype).kind in "ui"
     lo, hi = (float(np.iinfo(dtype).min), float(np.iinfo(dtype).max)) if is_int else (0.0, 0.0)
     # In-memory stacks (and memmaps) are read in place by the kernel; lazy arrays (zarr)
-    # are read as the few planes each output plane needs.
-    in_memory = isinstance(src, np.ndarray)
+    # and non-native byte orders are read (and converted) as the few planes each output
+    # plane needs.
+    in_memory = isinstance(src, np.ndarray) and src.dtype.isnative
     nz_src = src.shape[0]
     tables = None
     if in_memory and len(levels) == 1:  # the usual case: no z-blocks
@@ -277,7 +278,7 @@ def iter_warp(
             else:
                 # [a, b) holds every source plane inside the stack, clipped to the stack, so
                 # the kernel's bounds check on the slab fills exactly what lies outside it
-                _sample_plane(np.asarray(src[a:b]), float(z), float(a), sz, sy, sx, fill, lo, hi, is_int, buf)
+                _sample_plane(native(src[a:b]), float(z), float(a), sz, sy, sx, fill, lo, hi, is_int, buf)
         if not direct:
             out[z] = buf
 
