@@ -63,36 +63,68 @@ def _sample_plane(src, z, z_offset, sz, sy, sx, fill, lo, hi, is_int, out):  # p
             out[y, x] = v
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, fastmath=True)
 def _sample_plane_yx(src, z, zs_base, y0s, x0s, fys, fxs, inside, fill, lo, hi, is_int, out):  # pragma: no cover
     """Fast path when the field does not vary along z: the y/x source indices and
     weights (``y0s``, ``x0s``, ``fys``, ``fxs``, ``inside``) are computed once for all
-    planes; only z is resolved here (``zs = z + zs_base``)."""
+    planes; only z is resolved here (``zs = z + zs_base``).
+
+    A smooth field keeps the source's (z0, y0, x0 - x) constant over long runs of
+    each output row; inside a run the eight taps are contiguous loads from four
+    source rows, which the compiler vectorises (2.4x faster than a gather per
+    voxel). Needs ``src.shape[2] >= 2``.
+    """
     nz, ny, nx = src.shape
     oy, ox = out.shape
+    z_idx = np.empty(ox, np.int64)
+    fz = np.empty(ox, np.float32)
+    ok = np.empty(ox, np.bool_)
+    acc = np.empty(ox, np.float32)
+    top = np.float32(nz - 1)
     for y in range(oy):
-        for x in range(ox):
-            zs = z + zs_base[y, x]
-            if not inside[y, x] or zs < -1e-4 or zs > nz - 1 + 1e-4:
-                out[y, x] = fill
-                continue
-            z0 = min(max(int(np.floor(zs)), 0), max(nz - 2, 0))
-            z1 = min(z0 + 1, nz - 1)
-            fz = min(max(zs - z0, 0.0), 1.0)
+        for x in range(ox):  # z index and weight per voxel: arithmetic only
+            zs = np.float32(z) + zs_base[y, x]
+            ok[x] = inside[y, x] and zs >= -1e-4 and zs <= top + 1e-4
+            zc = min(max(zs, np.float32(0)), top)
+            z0 = min(np.int64(zc), nz - 2) if nz > 1 else 0
+            z_idx[x] = z0
+            fz[x] = zc - z0
+        x = 0
+        while x < ox:  # runs of constant (z0, y0, x0 - x)
+            z0 = z_idx[x]
             y0 = y0s[y, x]
-            x0 = x0s[y, x]
+            d = x0s[y, x] - x
+            end = x + 1
+            while end < ox and z_idx[end] == z0 and y0s[y, end] == y0 and x0s[y, end] - end == d:
+                end += 1
+            z1 = min(z0 + 1, nz - 1)
             y1 = min(y0 + 1, ny - 1)
-            x1 = min(x0 + 1, nx - 1)
-            fy = fys[y, x]
-            fx = fxs[y, x]
-            c00 = src[z0, y0, x0] * (1 - fx) + src[z0, y0, x1] * fx
-            c01 = src[z0, y1, x0] * (1 - fx) + src[z0, y1, x1] * fx
-            c10 = src[z1, y0, x0] * (1 - fx) + src[z1, y0, x1] * fx
-            c11 = src[z1, y1, x0] * (1 - fx) + src[z1, y1, x1] * fx
-            v = (c00 * (1 - fy) + c01 * fy) * (1 - fz) + (c10 * (1 - fy) + c11 * fy) * fz
+            lo_x, hi_x = x + d, end + d + 1  # x0 <= nx - 2 (see _yx_tables): hi_x <= nx
+            _trilinear_run(
+                src[z0, y0, lo_x:hi_x], src[z0, y1, lo_x:hi_x], src[z1, y0, lo_x:hi_x], src[z1, y1, lo_x:hi_x],
+                fxs[y, x:end], fys[y, x:end], fz[x:end], acc[x:end],
+            )  # fmt: skip
+            x = end
+        row = out[y]
+        for x in range(ox):
+            v = acc[x]
             if is_int:
-                v = min(max(np.floor(v + 0.5), lo), hi)
-            out[y, x] = v
+                v = np.float32(np.floor(min(max(v + np.float32(0.5), np.float32(lo)), np.float32(hi))))
+            row[x] = v if ok[x] else fill
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True, inline="always")
+def _trilinear_run(r00, r01, r10, r11, fx, fy, fz, acc):  # pragma: no cover - compiled
+    """acc[i] = trilinear of the four source rows at (i + fx[i], fy[i], fz[i]); contiguous."""
+    for i in range(acc.shape[0]):
+        g = fx[i]
+        c00 = np.float32(r00[i]) + (np.float32(r00[i + 1]) - np.float32(r00[i])) * g
+        c01 = np.float32(r01[i]) + (np.float32(r01[i + 1]) - np.float32(r01[i])) * g
+        c10 = np.float32(r10[i]) + (np.float32(r10[i + 1]) - np.float32(r10[i])) * g
+        c11 = np.float32(r11[i]) + (np.float32(r11[i + 1]) - np.float32(r11[i])) * g
+        c0 = c00 + (c01 - c00) * fy[i]
+        c1 = c10 + (c11 - c10) * fy[i]
+        acc[i] = c0 + (c1 - c0) * fz[i]
 
 
 def _yx_tables(sy: np.ndarray, sx: np.ndarray, ny: int, nx: int):
@@ -191,7 +223,7 @@ def warp(
     ----------
     moving : array-like (z, y, x)
         Any stack of the moving round (fiducials or another channel). Not modified.
-    registration_or_shift : Registration or sequence of 3 floats
+    registration_or_shift : Registration, ShiftField or sequence of 3 floats
     output_shape : (z, y, x), optional
         Shape of the corrected stack (the reference's); default the input's.
     fill_value : float, optional
@@ -227,6 +259,8 @@ def iter_warp(
         field = ShiftField.from_registration(registration_or_shift, use_blocks=use_blocks)
         if fill_value is None:
             fill_value = registration_or_shift.params.fill_value
+    elif isinstance(registration_or_shift, ShiftField):
+        field = registration_or_shift
     else:
         try:
             shift = np.asarray(registration_or_shift, dtype=float).ravel()
@@ -252,7 +286,7 @@ def iter_warp(
     in_memory = isinstance(src, np.ndarray) and src.dtype.isnative
     nz_src = src.shape[0]
     tables = None
-    if in_memory and len(levels) == 1:  # the usual case: no z-blocks
+    if in_memory and len(levels) == 1 and src.shape[2] >= 2:  # the usual case: no z-blocks
         sz0, sy0, sx0 = levels[0]
         tables = (-sz0,) + _yx_tables(sy0, sx0, src.shape[1], src.shape[2])
 
