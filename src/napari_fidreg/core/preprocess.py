@@ -11,6 +11,19 @@ import numpy as np
 from scipy import ndimage
 
 _NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
+_NINE = [(0, 0), *_NEIGHBOURS]
+
+
+def neighbour_median(take, ys: np.ndarray, xs: np.ndarray, shape_yx, offsets=_NEIGHBOURS) -> np.ndarray:
+    """Median over ``offsets`` of ``take(y, x)`` around the pixels (ys, xs), edges repeated.
+
+    ``take(yy, xx)`` returns the values at those pixels (of a frame, of every plane of a
+    stack, or of a lazy stack): the one neighbourhood gather behind the hot-pixel
+    test, the hot-pixel replacement and the binned copy's correction.
+    """
+    ny, nx = shape_yx
+    samples = [take(np.clip(ys + dy, 0, ny - 1), np.clip(xs + dx, 0, nx - 1)) for dy, dx in offsets]
+    return np.median(np.stack(samples), axis=0)
 
 
 def hot_pixel_mask(zmin: np.ndarray, *, threshold: float = 8.0) -> np.ndarray:
@@ -59,12 +72,8 @@ def hot_pixel_mask(zmin: np.ndarray, *, threshold: float = 8.0) -> np.ndarray:
 
 
 def _median9(img: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    """3x3 median at the given pixels (edge pixels repeat the border)."""
-    ny, nx = img.shape
-    samples = np.empty((9, ys.size), dtype=img.dtype)
-    for i, (dy, dx) in enumerate((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)):
-        samples[i] = img[np.clip(ys + dy, 0, ny - 1), np.clip(xs + dx, 0, nx - 1)]
-    return np.median(samples, axis=0)
+    """3x3 median (centre included) at the given pixels."""
+    return neighbour_median(lambda yy, xx: img[yy, xx], ys, xs, img.shape, _NINE)
 
 
 def replace_hot_pixels(vol: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -76,11 +85,7 @@ def replace_hot_pixels(vol: np.ndarray, mask: np.ndarray) -> np.ndarray:
     ys, xs = np.nonzero(mask)
     if ys.size == 0:
         return vol
-    ny, nx = mask.shape
-    samples = np.empty((len(_NEIGHBOURS), vol.shape[0], ys.size), dtype=vol.dtype)
-    for i, (dy, dx) in enumerate(_NEIGHBOURS):
-        samples[i] = vol[:, np.clip(ys + dy, 0, ny - 1), np.clip(xs + dx, 0, nx - 1)]
-    vol[:, ys, xs] = np.median(samples, axis=0)
+    vol[:, ys, xs] = neighbour_median(lambda yy, xx: vol[:, yy, xx], ys, xs, mask.shape)
     return vol
 
 

@@ -29,7 +29,7 @@ from .blocks import Box, fill_rejected, flag_outliers, tile
 from .correlate import ShiftEstimate, correlate
 from .errors import FidregError
 from .params import Params
-from .preprocess import Background, _bin_mean, background_envelope, hot_pixel_mask, prepare
+from .preprocess import Background, _bin_mean, background_envelope, hot_pixel_mask, neighbour_median, prepare
 from .progress import drain
 from .result import Block, Registration
 from .validate import as_volume, check_finite_and_varying, native
@@ -292,13 +292,13 @@ def _fix_binned_hot_pixels(small: np.ndarray, vol, region, factor: int, hot: np.
     ys, xs = np.nonzero(hot[y0:y1, x0:x1])
     if ys.size == 0:
         return
-    ny, nx = vol.shape[1], vol.shape[2]
     gy, gx = ys + y0, xs + x0
-    values = np.empty((9, z1 - z0, ys.size), dtype=np.float32)
-    for i, (dy, dx) in enumerate((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)):
-        values[i] = _gather(vol, z0, z1, np.clip(gy + dy, 0, ny - 1), np.clip(gx + dx, 0, nx - 1))
-    own = values[4]
-    replacement = np.median(np.delete(values, 4, axis=0), axis=0)
+
+    def take(yy, xx):
+        return _gather(vol, z0, z1, yy, xx).astype(np.float32)
+
+    own = take(gy, gx)
+    replacement = neighbour_median(take, gy, gx, vol.shape[1:])
     # bin sizes (the last bin of a ragged edge holds fewer pixels)
     by, bx = ys // factor, xs // factor
     cy = np.minimum((by + 1) * factor, y1 - y0) - by * factor
