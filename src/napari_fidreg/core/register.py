@@ -237,11 +237,13 @@ def _scan(vol, region, factor: int, chunk: int = 8) -> tuple[np.ndarray, np.ndar
         if zmin is None:
             zmin = planes[0].copy()
         _scan_planes(planes, zmin, small[z - z0 :], y0, y1, x0, x1, factor)
-    # bin sizes (the last bin of a ragged edge holds fewer pixels)
-    cy = np.minimum(factor, (y1 - y0) - np.arange(by) * factor).astype(np.float32)
-    cx = np.minimum(factor, (x1 - x0) - np.arange(bx) * factor).astype(np.float32)
-    small /= cy[None, :, None] * cx[None, None, :]
+    small /= _bin_counts(y1 - y0, factor)[None, :, None] * _bin_counts(x1 - x0, factor)[None, None, :]
     return zmin, small
+
+
+def _bin_counts(n: int, factor: int) -> np.ndarray:
+    """Pixels in each of the ``ceil(n / factor)`` bins (the last bin of a ragged edge holds fewer)."""
+    return np.minimum(factor, n - np.arange(-(-n // factor)) * factor).astype(np.float32)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -299,11 +301,9 @@ def _fix_binned_hot_pixels(small: np.ndarray, vol, region, factor: int, hot: np.
 
     own = take(gy, gx)
     replacement = neighbour_median(take, gy, gx, vol.shape[1:])
-    # bin sizes (the last bin of a ragged edge holds fewer pixels)
     by, bx = ys // factor, xs // factor
-    cy = np.minimum((by + 1) * factor, y1 - y0) - by * factor
-    cx = np.minimum((bx + 1) * factor, x1 - x0) - bx * factor
-    np.add.at(small, (slice(None), by, bx), (replacement - own) / (cy * cx))
+    area = _bin_counts(y1 - y0, factor)[by] * _bin_counts(x1 - x0, factor)[bx]
+    np.add.at(small, (slice(None), by, bx), (replacement - own) / area)
 
 
 def _gather(vol, z0: int, z1: int, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
