@@ -190,7 +190,7 @@ def _steps(ref, mov, params, region, grid_boxes, grid_shape, vs, reference_name,
     # A grid block that was one of the richest blocks is already measured (with a
     # refinement pass): reuse it when its peak lies inside this step's search range,
     # where the grid measurement would have found the same peak.
-    known = {_key(box): est for box, est in zip(candidates, estimates) if _inside(est, offset, local)}
+    known = {_key(box): est for box, est in zip(candidates, estimates) if _inside(est, box, offset, local, mov.shape)}
     todo = [box for box in grid_boxes if _key(box) not in known]
     done += len(grid_boxes) - len(todo)
     measured = iter(_measure_many(ref, mov, todo, offset, local, hot, params, backgrounds))
@@ -356,12 +356,7 @@ def _measure_block(
     ref, mov, box: Box, offset, max_local, hot, params: Params, backgrounds=(None, None), refine: int = 0
 ) -> tuple[ShiftEstimate, bool]:
     """Correlate one reference block with the moving block displaced by ``-offset``."""
-    ref_sl, mov_sl = [], []
-    for k, sl in enumerate(box):
-        a = max(sl.start, offset[k])
-        b = min(sl.stop, mov.shape[k] + offset[k])
-        ref_sl.append(slice(a, b))
-        mov_sl.append(slice(a - offset[k], b - offset[k]))
+    ref_sl, mov_sl = _overlap(box, offset, mov.shape)
     sizes = [s.stop - s.start for s in ref_sl]
     min_z = 1 if ref.shape[0] == 1 else 3
     if sizes[0] < min_z or sizes[1] < _MIN_YX or sizes[2] < _MIN_YX:
@@ -386,15 +381,31 @@ def _measure_block(
     return total, not est.at_limit
 
 
+def _overlap(box: Box, offset, mov_shape) -> tuple[list[slice], list[slice]]:
+    """Reference and moving slices of ``box`` with the moving part displaced by ``-offset``,
+    clipped to where the moving stack exists."""
+    ref_sl, mov_sl = [], []
+    for k, sl in enumerate(box):
+        a = max(sl.start, offset[k])
+        b = min(sl.stop, mov_shape[k] + offset[k])
+        ref_sl.append(slice(a, b))
+        mov_sl.append(slice(a - offset[k], b - offset[k]))
+    return ref_sl, mov_sl
+
+
 def _key(box: Box) -> tuple[tuple[int, int], ...]:
     return tuple((sl.start, sl.stop) for sl in box)
 
 
-def _inside(estimate: tuple[ShiftEstimate, bool], offset, limits) -> bool:
-    """A valid estimate whose integer peak lies strictly inside ``offset +- limits``."""
+def _inside(estimate: tuple[ShiftEstimate, bool], box: Box, offset, limits, mov_shape) -> bool:
+    """A valid estimate whose integer peak lies strictly inside the range that measuring
+    ``box`` at ``offset`` would search: ``+- limits``, capped as correlate() caps it at the
+    overlap's extent - 1."""
     est, valid = estimate
+    ref_sl, _ = _overlap(box, offset, mov_shape)
+    reach = np.minimum(np.ceil(limits), [s.stop - s.start - 1 for s in ref_sl])
     lag = np.rint(est.shift - offset)
-    return bool(valid) and bool(np.all(np.abs(lag) < np.ceil(limits)))
+    return bool(valid) and bool(np.all(np.abs(lag) < reach))
 
 
 def _combine(estimates, coarse: ShiftEstimate, coarse_shift, params: Params, warnings: list[str]):
