@@ -51,8 +51,9 @@ class SyntheticPair:
         from .params import Params
         from .preprocess import window_1d
 
-        z_taper = Params().z_taper if z_taper is None else z_taper
-        yx_taper = Params().yx_taper if yx_taper is None else yx_taper
+        defaults = Params()
+        z_taper = defaults.z_taper if z_taper is None else z_taper
+        yx_taper = defaults.yx_taper if yx_taper is None else yx_taper
 
         origin = np.asarray(origin)
         size = np.asarray(size)
