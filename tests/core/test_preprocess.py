@@ -71,3 +71,17 @@ def test_tukey_window_matches_scipy(n, alpha):
     from napari_fidreg.core.preprocess import _tukey
 
     np.testing.assert_allclose(_tukey(n, alpha), tukey(n, alpha), atol=1e-12)
+
+
+@pytest.mark.parametrize("factor", [1, 3, 12])
+def test_bin_mean_averages_each_bin_ragged_edges_included(factor):
+    from napari_fidreg.core.preprocess import _bin_mean
+
+    vol = np.random.default_rng(0).random((3, 37, 29)).astype(np.float32)
+    out = _bin_mean(vol, factor)
+    ny, nx = -(-37 // factor), -(-29 // factor)
+    assert out.shape == (3, ny, nx)
+    for by in range(ny):
+        for bx in range(nx):
+            part = vol[:, by * factor : (by + 1) * factor, bx * factor : (bx + 1) * factor]
+            np.testing.assert_allclose(out[:, by, bx], part.mean(axis=(1, 2)), rtol=1e-5)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from conftest import cached_pair
 from napari_fidreg.core import Params, iter_register, register
@@ -129,3 +130,23 @@ def test_no_fiducials_falls_back_to_the_coarse_estimate_and_says_so():
     assert any("no block gave a confident correlation peak" in w for w in reg.warnings), reg.warnings
     assert any("background_sigma=4" in w for w in reg.warnings)
     assert reg.global_sharpness < Params().min_sharpness
+
+
+@pytest.mark.parametrize("shift", [(2, 7, -9), (-3, -10, 4), (1, 0, 12)])
+def test_dense_texture_at_a_whole_pixel_offset_is_exact(shift):
+    """A nuclear-stain-like body cut by the frame, shifted by whole pixels, noise-free: both
+    blocks hold the same content, so preprocessing must treat them alike and the shift must come
+    back exact. A background estimated once per stack did not (its envelope near the moving
+    frame's edge sees the edge, the reference's sees more texture): errors up to 0.03 px."""
+    rng = np.random.default_rng(1)
+    shape = (30, 100, 100)
+    tex = ndimage.gaussian_filter(rng.random(shape), (1.5, 3, 3))
+    zz, yy, xx = np.indices(shape)
+    body = np.exp(-(((zz - 15) / 10) ** 2 + ((yy - 50) / 40) ** 2 + ((xx - 50) / 40) ** 2))
+    vol = (1000 * body * (1 + 4 * (tex - tex.min()) / np.ptp(tex))).astype(np.float32)
+    m = np.abs(shift)
+    ref = vol[tuple(slice(a, n - a) for a, n in zip(m, shape))]
+    mov = vol[tuple(slice(a + s, n - a + s) for a, s, n in zip(m, shift, shape))]  # content at -shift
+    reg = register(ref, mov, background_sigma=4)
+    assert not reg.warnings
+    np.testing.assert_allclose(reg.global_shift, shift, atol=0.005)

@@ -29,7 +29,7 @@ from .blocks import Box, fill_rejected, flag_outliers, tile
 from .correlate import ShiftEstimate, correlate
 from .errors import FidregError
 from .params import Params
-from .preprocess import Background, _bin_mean, background_envelope, hot_pixel_mask, neighbour_median, prepare
+from .preprocess import bin_counts, hot_pixel_mask, neighbour_median, prepare, subtract_background
 from .progress import drain
 from .result import Block, Registration
 from .validate import as_volume, check_finite_and_varying, native
@@ -124,18 +124,10 @@ def _steps(ref, mov, params, region, grid_boxes, grid_shape, vs, reference_name,
     if hot is not None and hot.any():
         for vol, small in ((ref, ref_small), (mov, mov_small)):
             _fix_binned_hot_pixels(small, vol, region, factor, hot)
-    backgrounds = [None, None]
-    for i, (name, small) in enumerate((("reference", ref_small), ("moving", mov_small))):
+    for name, small in (("reference", ref_small), ("moving", mov_small)):
         check_finite_and_varying(small, name)
         if params.background:
-            # One background estimate per stack, which the coarse step and every block
-            # subtract (see preprocess.Background); estimated on the binned copy binned
-            # again to bins of ~1.5 sigma (the envelope is smooth at that scale, and the
-            # filters, which hold the GIL, are the costly part: 0.5 s -> 0.1 s at 2048^2).
-            extra = max(1, int(round(1.5 * params.background_sigma / factor)))
-            env = background_envelope(_bin_mean(small, extra), params.background_sigma / factor / extra)
-            Background(env, extra, (0, 0, 0)).subtract(small, (0, 0, 0))
-            backgrounds[i] = Background(env, factor * extra, tuple(r[0] for r in region))
+            subtract_background(small, sigma=params.background_sigma / factor)
     max_shift = params.max_shift or (extent[0] / 3, extent[1] / 4, extent[2] / 4)
     # rank the blocks before the correlation normalises the binned copies in place
     candidates = _richest_blocks(ref_small, region, factor, params.n_global_blocks)
@@ -163,7 +155,7 @@ def _steps(ref, mov, params, region, grid_boxes, grid_shape, vs, reference_name,
     n_total = len(candidates) + len(grid_boxes)
     done = 0
     estimates: list[tuple[ShiftEstimate, bool]] = []
-    for est in _measure_many(ref, mov, candidates, offset, margin, hot, params, backgrounds, refine=1):
+    for est in _measure_many(ref, mov, candidates, offset, margin, hot, params, refine=1):
         estimates.append(est)
         done += 1
         yield Progress("global shift", done, n_total)
@@ -193,7 +185,7 @@ def _steps(ref, mov, params, region, grid_boxes, grid_shape, vs, reference_name,
     known = {_key(box): est for box, est in zip(candidates, estimates) if _inside(est, box, offset, local, mov.shape)}
     todo = [box for box in grid_boxes if _key(box) not in known]
     done += len(grid_boxes) - len(todo)
-    measured = iter(_measure_many(ref, mov, todo, offset, local, hot, params, backgrounds))
+    measured = iter(_measure_many(ref, mov, todo, offset, local, hot, params))
     block_estimates: list[tuple[ShiftEstimate, bool]] = []
     for box in grid_boxes:
         if _key(box) in known:
@@ -237,13 +229,8 @@ def _scan(vol, region, factor: int, chunk: int = 8) -> tuple[np.ndarray, np.ndar
         if zmin is None:
             zmin = planes[0].copy()
         _scan_planes(planes, zmin, small[z - z0 :], y0, y1, x0, x1, factor)
-    small /= _bin_counts(y1 - y0, factor)[None, :, None] * _bin_counts(x1 - x0, factor)[None, None, :]
+    small /= bin_counts(y1 - y0, factor)[None, :, None] * bin_counts(x1 - x0, factor)[None, None, :]
     return zmin, small
-
-
-def _bin_counts(n: int, factor: int) -> np.ndarray:
-    """Pixels in each of the ``ceil(n / factor)`` bins (the last bin of a ragged edge holds fewer)."""
-    return np.minimum(factor, n - np.arange(-(-n // factor)) * factor).astype(np.float32)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -302,7 +289,7 @@ def _fix_binned_hot_pixels(small: np.ndarray, vol, region, factor: int, hot: np.
     own = take(gy, gx)
     replacement = neighbour_median(take, gy, gx, vol.shape[1:])
     by, bx = ys // factor, xs // factor
-    area = _bin_counts(y1 - y0, factor)[by] * _bin_counts(x1 - x0, factor)[bx]
+    area = bin_counts(y1 - y0, factor)[by] * bin_counts(x1 - x0, factor)[bx]
     np.add.at(small, (slice(None), by, bx), (replacement - own) / area)
 
 
@@ -332,13 +319,13 @@ def _richest_blocks(ref_small, region, factor: int, n: int) -> list[Box]:
     return [boxes[i] for i in order[:n]]
 
 
-def _measure_many(ref, mov, boxes, offset, max_local, hot, params: Params, backgrounds, refine: int = 0):
+def _measure_many(ref, mov, boxes, offset, max_local, hot, params: Params, refine: int = 0):
     """Measure blocks on a thread pool; yields (estimate, valid) in box order."""
     results: list = [None] * len(boxes)
     next_out = 0
     with ThreadPoolExecutor(max_workers=params.workers) as pool:
         futures = {
-            pool.submit(_measure_block, ref, mov, box, offset, max_local, hot, params, backgrounds, refine): i
+            pool.submit(_measure_block, ref, mov, box, offset, max_local, hot, params, refine): i
             for i, box in enumerate(boxes)
         }
         try:
@@ -352,28 +339,24 @@ def _measure_many(ref, mov, boxes, offset, max_local, hot, params: Params, backg
                 fut.cancel()
 
 
-def _measure_block(
-    ref, mov, box: Box, offset, max_local, hot, params: Params, backgrounds=(None, None), refine: int = 0
-) -> tuple[ShiftEstimate, bool]:
-    """Correlate one reference block with the moving block displaced by ``-offset``."""
+def _measure_block(ref, mov, box: Box, offset, max_local, hot, params: Params, refine: int = 0):
+    """Correlate one reference block with the moving block displaced by ``-offset``.
+
+    Each block gets its own background, estimated on the block itself: the two
+    blocks then hold the same content with edges at the same place, so their
+    backgrounds are estimated alike. A background estimated once per stack is not:
+    near the moving stack's edge its envelope sees the frame edge where the
+    reference's sees more content, and that difference pulled dense-texture shifts
+    toward zero by up to 0.1 px (known offsets on the DAPI nucleus; docs/method.md).
+    """
     ref_sl, mov_sl = _overlap(box, offset, mov.shape)
     sizes = [s.stop - s.start for s in ref_sl]
     min_z = 1 if ref.shape[0] == 1 else 3
     if sizes[0] < min_z or sizes[1] < _MIN_YX or sizes[2] < _MIN_YX:
         return ShiftEstimate(np.array(offset, float), 0.0, 0.0, False), False
-    ref_hot = None if hot is None else hot[ref_sl[1], ref_sl[2]]
-    mov_hot = None if hot is None else hot[mov_sl[1], mov_sl[2]]
     common = {"background": params.background, "background_sigma": params.background_sigma}
-    corner_ref = tuple(sl.start for sl in ref_sl)
-    corner_mov = tuple(sl.start for sl in mov_sl)
-    a = prepare(
-        ref[tuple(ref_sl)], hot_mask=ref_hot,
-        model=None if backgrounds[0] is None else (backgrounds[0], corner_ref), **common,
-    )  # fmt: skip
-    b = prepare(
-        mov[tuple(mov_sl)], hot_mask=mov_hot,
-        model=None if backgrounds[1] is None else (backgrounds[1], corner_mov), **common,
-    )  # fmt: skip
+    a = prepare(ref[tuple(ref_sl)], hot_mask=None if hot is None else hot[ref_sl[1], ref_sl[2]], **common)
+    b = prepare(mov[tuple(mov_sl)], hot_mask=None if hot is None else hot[mov_sl[1], mov_sl[2]], **common)
     est = correlate(
         a, b, max_shift=max_local, z_taper=params.z_taper, yx_taper=params.yx_taper, workers=1, refine=refine
     )
