@@ -109,8 +109,20 @@ def test_registration_json_round_trip_with_units_and_convention():
     assert d["parameters"]["block_size"] == 128
     assert len(d["blocks"]) == 4
     assert set(d["blocks"][0]) >= {"origin", "size", "shift", "score", "inlier"}
+    assert d["global_confident"] is True
     again = Registration.from_json(reg.to_json())
     assert again.to_dict() == reg.to_dict()
+
+
+def test_registration_from_before_global_confident_reads_it_from_the_warnings():
+    pair = cached_pair((60, 256, 256), (1.3, -4.6, 7.25), seed=0)
+    d = register(pair.reference, pair.moving).to_dict()
+    del d["global_confident"]
+    assert Registration.from_dict(d).global_confident
+    d["warnings"] = [
+        "no block gave a confident correlation peak: the global shift comes from the coarse, binned estimate"
+    ]
+    assert not Registration.from_dict(d).global_confident
 
 
 def test_registration_load_refuses_other_json(tmp_path):

@@ -35,7 +35,11 @@ class Params:
     background : bool
         Subtract a smooth per-plane background (lower envelope, then Gaussian).
     background_sigma : float
-        Scale of that background in y/x pixels; larger than a fiducial.
+        Scale of that background in y/x pixels; larger than a fiducial. When no
+        block gives a confident peak, or only marginal ones (sharpness below 1.5x
+        ``min_sharpness``), as with dense texture such as a nuclear stain, the
+        registration tries half this scale (never below 4) and keeps it when its
+        peaks are sharper; the result's ``params`` and a warning then say so.
     z_taper, yx_taper : float
         Tukey window fraction along z and along y/x applied before correlating; the
         window's autocorrelation is divided out of the peak samples, which removes

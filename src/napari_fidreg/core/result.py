@@ -58,6 +58,9 @@ class Registration:
     global_score, global_sharpness : float
         Quality of the global estimate (normalized correlation in [-1, 1];
         peak-to-sidelobe ratio).
+    global_confident : bool
+        False when no block gave a confident peak and ``global_shift`` is only the
+        coarse, binned estimate (a warning says so too): check it by eye.
     consensus_shift : (dz, dy, dx) or None
         Median of the inlier block shifts, when blocks were measured.
     blocks : list of Block
@@ -76,6 +79,7 @@ class Registration:
     reference_shape: tuple[int, int, int]
     moving_shape: tuple[int, int, int]
     params: Params
+    global_confident: bool = True
     consensus_shift: tuple[float, float, float] | None = None
     blocks: list[Block] = field(default_factory=list)
     grid_shape: tuple[int, int, int] = (0, 0, 0)
@@ -124,6 +128,7 @@ class Registration:
             "global_shift_um": None if self.voxel_size is None else list(self.global_shift_um()),
             "global_score": float(self.global_score),
             "global_sharpness": float(self.global_sharpness),
+            "global_confident": bool(self.global_confident),
             "consensus_shift": None if self.consensus_shift is None else [float(v) for v in self.consensus_shift],
             "units": "pixels (shift_um: micrometres)",
             "axes": "zyx",
@@ -185,6 +190,10 @@ class Registration:
                 global_shift=tuple(float(v) for v in d["global_shift"]),
                 global_score=float(d["global_score"]),
                 global_sharpness=float(d["global_sharpness"]),
+                # documents from before this field said it only in a warning
+                global_confident=bool(
+                    d.get("global_confident", not any("coarse, binned estimate" in w for w in d.get("warnings", [])))
+                ),
                 reference_shape=tuple(d["reference_shape"]),
                 moving_shape=tuple(d["moving_shape"]),
                 params=Params.from_dict(d["parameters"]),
