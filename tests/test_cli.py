@@ -24,9 +24,11 @@ def test_register_512_pair_within_002_px(tmp_path, shift, seed):
     mov = write_stack(tmp_path / "H2R2_beads.tif", pair.moving, voxel_size=(0.2, 0.15, 0.15))
     digests = (file_digest(ref), file_digest(mov))
     out = tmp_path / "out"
-    res = fidreg("register", ref, mov, "--out", out, "--block-size", 256)
+    refine = ["--refine-blocks"] if seed == 12 else []
+    res = fidreg("register", ref, mov, "--out", out, "--block-size", 256, *refine)
     assert res.returncode == 0, res.stderr
     d = json.loads((out / "H2R2_beads.shifts.json").read_text())
+    assert d["parameters"]["refine_blocks"] is bool(refine)
     err = np.abs(np.subtract(d["global_shift"], shift))
     assert err.max() <= 0.02, err
     assert len(d["blocks"]) == 4 and all({"origin", "size", "shift", "score", "inlier"} <= set(b) for b in d["blocks"])

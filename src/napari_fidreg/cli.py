@@ -115,6 +115,11 @@ def _add_registration_options(p: argparse.ArgumentParser) -> None:
         default=d.max_local_shift,
         help="largest block departure from the global shift (px)",
     )
+    p.add_argument(
+        "--refine-blocks",
+        action="store_true",
+        help="refine every block shift like the global one (~2x more precise blocks, ~40%% slower blocks)",
+    )
     p.add_argument("--min-score", type=float, default=d.min_score)
     p.add_argument("--workers", type=int, default=d.workers)
 
@@ -130,6 +135,7 @@ def params_from_args(args: argparse.Namespace) -> Params:
         background_sigma=args.background_sigma,
         max_shift=args.max_shift,
         max_local_shift=args.max_local_shift,
+        refine_blocks=args.refine_blocks,
         min_score=args.min_score,
         workers=args.workers,
     )

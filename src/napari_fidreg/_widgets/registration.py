@@ -55,6 +55,7 @@ class RegistrationWidget(Container):
         self.with_blocks = CheckBox(text="global + block shifts (off: global only)", value=True)
         self.block_size = SpinBox(label="block size y/x", min=16, max=8192, step=16, value=128)
         self.block_size_z = SpinBox(label="block depth z (0 = all)", min=0, max=10000, value=0)
+        self.refine_blocks = CheckBox(text="refine block shifts (more precise, slower)", value=False)
         self.hot_pixels = CheckBox(text="remove hot pixels", value=True)
         self.background = CheckBox(text="subtract background", value=True)
         self.run_button = PushButton(text="Register")
@@ -72,7 +73,7 @@ class RegistrationWidget(Container):
         self.extend([
             Label(value="<b>Layers</b>"), self.reference, self.moving,
             Label(value="<b>Region</b>"), self.use_subvolume, self.draw_box, self.z_start, self.z_stop,
-            Label(value="<b>Options</b>"), self.with_blocks, self.block_size, self.block_size_z,
+            Label(value="<b>Options</b>"), self.with_blocks, self.block_size, self.block_size_z, self.refine_blocks,
             self.hot_pixels, self.background,
             self.run_button, self.cancel_button, self.progress, self.status, self.shift_label, self.table,
             Label(value="<b>Save / re-apply</b>"), self.out_dir, self.save_button,
@@ -156,6 +157,7 @@ class RegistrationWidget(Container):
             subvolume=self.subvolume(),
             hot_pixels=bool(self.hot_pixels.value),
             background=bool(self.background.value),
+            refine_blocks=bool(self.refine_blocks.value),
         )
 
     def run(self) -> None:

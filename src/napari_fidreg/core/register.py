@@ -190,7 +190,7 @@ def _steps(ref, mov, params, region, grid_boxes, grid_shape, vs, reference_name,
     known = {_key(box): est for box, est in zip(candidates, estimates) if _inside(est, box, offset, local, mov.shape)}
     todo = [box for box in grid_boxes if _key(box) not in known]
     done += len(grid_boxes) - len(todo)
-    measured = iter(_measure_many(ref, mov, todo, offset, local, hot, params))
+    measured = iter(_measure_many(ref, mov, todo, offset, local, hot, params, refine=int(params.refine_blocks)))
     block_estimates: list[tuple[ShiftEstimate, bool]] = []
     for box in grid_boxes:
         if _key(box) in known:
