@@ -13,6 +13,7 @@ prototype   skimage phase_cross_correlation(ref/ref.max(), mov/mov.max(), upsamp
 pyhim-like  phase_cross_correlation(upsample_factor=100) on every 128x128 full-depth block,
             after a whole-pixel pre-alignment by the true global shift (its best case).
 fidreg global        napari_fidreg.core.register(ref, mov) on in-memory arrays.
+fidreg blocks        the same with 256² blocks on the deformed pair, without and with refine_blocks.
 fidreg full          TIFF -> TIFF: read, global + 256x256 block shifts, corrected stack written
                      (napari_fidreg.pipeline.register_files without the QC figure).
 """
@@ -198,6 +199,12 @@ def bench_size(size: int, args, rows: list, details: list) -> None:
     t, mem, reg = timed(lambda: register(ref, mov), args.repeats)
     fid_global = np.median(t)
     rows.append((size, "fidreg global (in memory)", t, mem, np.abs(np.subtract(reg.global_shift, truth)), None))
+
+    for refine in (False, True):
+        t, mem, reg_b = timed(lambda r=refine: register(dr, dm, block_size=256, refine_blocks=r), args.repeats)
+        rms, nb = block_rms(dpair, [(b.origin, b.size, b.measured_shift) for b in reg_b.blocks if b.inlier])
+        label = "fidreg global + 256² blocks" + (", refine_blocks" if refine else "") + " (in memory)"
+        rows.append((size, label, t, mem, None, (rms, nb)))
 
     t, mem, (reg_full, _) = timed(
         lambda: register_files(dref, dmov, out, Params(block_size=256), write_qc=False), args.repeats
