@@ -118,7 +118,7 @@ def _add_registration_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--refine-blocks",
         action="store_true",
-        help="refine every block shift like the global one (~2x more precise blocks on real stacks; the block stage takes ~3x as long)",
+        help="refine every block shift like the global one (~2x more precise blocks on real stacks; the block stage takes ~2.4x as long)",
     )
     p.add_argument("--min-score", type=float, default=d.min_score)
     p.add_argument("--workers", type=int, default=d.workers)

@@ -53,8 +53,8 @@ class Params:
         Give every block the refinement pass that the global shift gets (its
         residual measured again after shifting the moving block by the estimate).
         It roughly halves block errors on real stacks (e.g. 0.03 -> 0.01 px RMS in z
-        on Bintu beads in 64-px blocks), and the block stage takes ~3x as long
-        (60x2048x2048 with 256-px blocks: 5.2 -> 9.9 s in memory).
+        on Bintu beads in 64-px blocks), and the block stage takes ~2.4x as long
+        (60x2048x2048 with 256-px blocks: 4.7 -> 8.1 s in memory).
     min_score : float
         Blocks whose normalized correlation peak is below this are rejected. The
         score is diluted by planes without fiducials, so it is a loose test; the
