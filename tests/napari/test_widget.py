@@ -277,3 +277,17 @@ def test_scale_mismatch_is_refused(make_napari_viewer):
     widget.moving.value = viewer.add_image(np.ones((5, 32, 32)), scale=(1, 2, 2), name="b")
     widget.run()
     assert widget.worker is None and "differ: resample one of them first" in widget.last_error
+
+
+def test_shift_text_says_when_the_global_shift_is_only_the_coarse_estimate():
+    from napari_fidreg._widgets.layers import shift_text
+    from napari_fidreg.core import register
+    from napari_fidreg.core.synthetic import fiducial_pair
+
+    rng = np.random.default_rng(8)
+    noise = [rng.poisson(300, (20, 96, 96)).astype(np.uint16) for _ in range(2)]
+    reg = register(*noise)
+    assert not reg.global_confident
+    assert "LOW CONFIDENCE" in shift_text(reg)
+    pair = fiducial_pair((20, 96, 96), (0.5, 1.0, -2.0), seed=3)
+    assert "LOW CONFIDENCE" not in shift_text(register(pair.reference, pair.moving))

@@ -170,6 +170,8 @@ def shift_text(reg: Registration) -> str:
     if um is not None:
         text += f"\n= ({um[0]:+.4f}, {um[1]:+.4f}, {um[2]:+.4f}) µm"
     text += f"\nscore {reg.global_score:.3f}, sharpness {reg.global_sharpness:.0f}"
+    if not reg.global_confident:
+        text += " (LOW CONFIDENCE: coarse estimate, check it by eye)"
     if reg.has_blocks:
         n_in = sum(b.inlier for b in reg.blocks)
         text += f"; {n_in}/{len(reg.blocks)} blocks kept"
