@@ -74,8 +74,9 @@ def test_bad_shift_is_a_clear_error(bad):
 @pytest.mark.parametrize("dtype", [np.uint16, np.uint8, np.int16, np.float32])
 @pytest.mark.parametrize("shape", [(9, 47, 53), (1, 30, 40), (5, 3, 2)])
 def test_fast_path_equals_the_general_kernel_on_a_varying_field(dtype, shape):
-    """The run-based fast path (in-memory stack, field constant along z) against the
-    per-voxel slab kernel that lazy inputs use, on a field with steps in every direction."""
+    """The run-based fast path (field constant along z), on an in-memory stack and on the
+    slabs of a lazy one, against the per-voxel kernel that fields varying along z use (here
+    the same field on two z levels), on a field with steps in every direction."""
     import zarr
 
     from napari_fidreg.core.warp import ShiftField
@@ -83,16 +84,18 @@ def test_fast_path_equals_the_general_kernel_on_a_varying_field(dtype, shape):
     rng = np.random.default_rng(3)
     vol = (rng.random(shape) * 200 - (50 if dtype == np.int16 else 0)).astype(dtype)
     ny, nx = shape[1:]
-    field = ShiftField(
-        (np.array([shape[0] / 2]), np.linspace(0, ny - 1, 3), np.linspace(0, nx - 1, 4)),
-        rng.normal(0, 2.0, (1, 3, 4, 3)),
-    )
-    lazy = zarr.array(vol, chunks=(1, ny, nx))
+    cy, cx = np.linspace(0, ny - 1, 3), np.linspace(0, nx - 1, 4)
+    shifts = rng.normal(0, 2.0, (1, 3, 4, 3))
+    field = ShiftField((np.array([shape[0] / 2]), cy, cx), shifts)
+    two_levels = ShiftField((np.array([0.0, shape[0] - 1.0]), cy, cx), np.concatenate([shifts, shifts]))
     fast = warp(vol, field)  # numpy array: the run-based fast path (when nx >= 2)
-    slow = warp(lazy, field)  # lazy array: the per-voxel slab kernel
-    assert fast.dtype == slow.dtype == np.dtype(dtype)
-    if np.dtype(dtype).kind in "ui":  # rounding may differ by one level, rarely
-        np.testing.assert_allclose(fast.astype(float), slow.astype(float), atol=1)
-        assert (fast != slow).mean() < 0.01
-    else:
-        np.testing.assert_allclose(fast, slow, rtol=1e-5, atol=1e-3)
+    fast_lazy = warp(zarr.array(vol, chunks=(1, ny, nx)), field)  # the same kernel on slabs
+    slow = warp(vol, two_levels)  # the per-voxel kernel
+    slow_lazy = warp(zarr.array(vol, chunks=(1, ny, nx)), two_levels)
+    assert fast.dtype == slow.dtype == fast_lazy.dtype == slow_lazy.dtype == np.dtype(dtype)
+    for a, b in ((fast, slow), (fast_lazy, fast), (slow_lazy, slow)):
+        if np.dtype(dtype).kind in "ui":  # rounding may differ by one level, rarely
+            np.testing.assert_allclose(a.astype(float), b.astype(float), atol=1)
+            assert (a != b).mean() < 0.01
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-3)

@@ -282,11 +282,11 @@ def iter_warp(
     lo, hi = (float(np.iinfo(dtype).min), float(np.iinfo(dtype).max)) if is_int else (0.0, 0.0)
     # In-memory stacks (and memmaps) are read in place by the kernel; lazy arrays (zarr)
     # and non-native byte orders are read (and converted) as the few planes each output
-    # plane needs.
+    # plane needs (a slab).
     in_memory = isinstance(src, np.ndarray) and src.dtype.isnative
     nz_src = src.shape[0]
     tables = None
-    if in_memory and len(levels) == 1 and src.shape[2] >= 2:  # the usual case: no z-blocks
+    if len(levels) == 1 and src.shape[2] >= 2:  # the usual case, no z-blocks: the fast path
         sz0, sy0, sx0 = levels[0]
         tables = (-sz0,) + _yx_tables(sy0, sx0, src.shape[1], src.shape[2])
 
@@ -299,7 +299,7 @@ def iter_warp(
         # write straight into the output plane when it is plain memory (or a memmap)
         direct = isinstance(out, np.ndarray) and out.dtype == dtype and out[z].flags.c_contiguous
         buf = np.asarray(out[z]) if direct else np.empty(shape[1:], dtype=dtype)
-        if tables is not None:
+        if tables is not None and in_memory:
             zs_base, y0, x0, fy, fx, inside = tables
             _sample_plane_yx(np.asarray(src), float(z), zs_base, y0, x0, fy, fx, inside, fill, lo, hi, is_int, buf)
         elif in_memory:
@@ -311,8 +311,13 @@ def iter_warp(
                 buf.fill(fill)
             else:
                 # [a, b) holds every source plane inside the stack, clipped to the stack, so
-                # the kernel's bounds check on the slab fills exactly what lies outside it
-                _sample_plane(native(src[a:b]), float(z), float(a), sz, sy, sx, fill, lo, hi, is_int, buf)
+                # the kernels' bounds checks on the slab fill exactly what lies outside it
+                slab = native(src[a:b])
+                if tables is not None:  # z counted from the slab's first plane
+                    zs_base, y0, x0, fy, fx, inside = tables
+                    _sample_plane_yx(slab, float(z - a), zs_base, y0, x0, fy, fx, inside, fill, lo, hi, is_int, buf)
+                else:
+                    _sample_plane(slab, float(z), float(a), sz, sy, sx, fill, lo, hi, is_int, buf)
         if not direct:
             out[z] = buf
 
