@@ -201,18 +201,9 @@ def known_offsets(data: Path, report: list[str], n_offsets: int = 10) -> None:
 def _offset_errors(vol: np.ndarray, rng, n_offsets: int, **kwargs) -> tuple[np.ndarray, int, int]:
     """|recovered - true| per axis for ``n_offsets`` known offsets; how many used the finer
     background; how many were flagged."""
-    vol = vol.astype(np.float32)
-    span = float(np.percentile(vol, 99.9) - np.percentile(vol, 0.1))
-    lim = np.array([min(5, vol.shape[0] / 10), min(15, vol.shape[1] / 6), min(15, vol.shape[2] / 6)])
     errs, finer, flagged = [], 0, 0
     default_sigma = Params().background_sigma
-    for _ in range(n_offsets):
-        shift = rng.uniform(-lim, lim)
-        moved = ndimage.shift(vol, -shift, order=3, mode="nearest")  # content displaced by -shift
-        margin = np.ceil(np.abs(shift)).astype(int) + 1
-        crop = tuple(slice(m, n - m) for m, n in zip(margin, vol.shape))
-        ref = (vol + rng.normal(0, 0.01 * span, vol.shape).astype(np.float32))[crop]
-        mov = (moved + rng.normal(0, 0.01 * span, vol.shape).astype(np.float32))[crop]
+    for shift, ref, mov in _known_offset_pairs(vol, rng, n_offsets):
         reg = register(ref, mov, **kwargs)
         errs.append(np.subtract(reg.global_shift, shift))
         finer += reg.params.background_sigma < default_sigma
@@ -254,17 +245,8 @@ def block_offsets(data: Path, report: list[str], n_offsets: int = 5) -> None:
 
 def _block_errors(vol: np.ndarray, rng, n_offsets: int, size: int, refine: bool):
     """Inlier block errors against the known offsets; inliers and blocks counted."""
-    vol = vol.astype(np.float32)
-    span = float(np.percentile(vol, 99.9) - np.percentile(vol, 0.1))
-    lim = np.array([min(5, vol.shape[0] / 10), min(15, vol.shape[1] / 6), min(15, vol.shape[2] / 6)])
     errs, n_in, n_all = [], 0, 0
-    for _ in range(n_offsets):
-        shift = rng.uniform(-lim, lim)
-        moved = ndimage.shift(vol, -shift, order=3, mode="nearest")
-        margin = np.ceil(np.abs(shift)).astype(int) + 1
-        crop = tuple(slice(m, n - m) for m, n in zip(margin, vol.shape))
-        ref = (vol + rng.normal(0, 0.01 * span, vol.shape).astype(np.float32))[crop]
-        mov = (moved + rng.normal(0, 0.01 * span, vol.shape).astype(np.float32))[crop]
+    for shift, ref, mov in _known_offset_pairs(vol, rng, n_offsets):
         reg = register(ref, mov, block_size=size, refine_blocks=refine)
         for b in reg.blocks:
             n_all += 1
@@ -272,6 +254,26 @@ def _block_errors(vol: np.ndarray, rng, n_offsets: int, size: int, refine: bool)
                 n_in += 1
                 errs.append(np.subtract(b.measured_shift, shift))
     return np.array(errs), n_in, n_all
+
+
+def _known_offset_pairs(vol: np.ndarray, rng, n_offsets: int):
+    """(offset, reference, moving) for ``n_offsets`` random offsets of a real stack.
+
+    The moving copy is shifted by cubic spline (content displaced by -offset), both get
+    independent noise of 1% of the range, and both are cropped to the same interior
+    region clear of the margins the shift affects.
+    """
+    vol = vol.astype(np.float32)
+    span = float(np.percentile(vol, 99.9) - np.percentile(vol, 0.1))
+    lim = np.array([min(5, vol.shape[0] / 10), min(15, vol.shape[1] / 6), min(15, vol.shape[2] / 6)])
+    for _ in range(n_offsets):
+        shift = rng.uniform(-lim, lim)
+        moved = ndimage.shift(vol, -shift, order=3, mode="nearest")
+        margin = np.ceil(np.abs(shift)).astype(int) + 1
+        crop = tuple(slice(m, n - m) for m, n in zip(margin, vol.shape))
+        ref = (vol + rng.normal(0, 0.01 * span, vol.shape).astype(np.float32))[crop]
+        mov = (moved + rng.normal(0, 0.01 * span, vol.shape).astype(np.float32))[crop]
+        yield shift, ref, mov
 
 
 def _quality(reg) -> str:
