@@ -158,9 +158,9 @@ def _bin_mean(vol: np.ndarray, factor: int) -> np.ndarray:
     in the bin, over non-contiguous memory along x (12 ms -> ~2 ms for a 68x272x272
     block binned by 12).
     """
-    vol = np.ascontiguousarray(vol, dtype=np.float32)
     if factor == 1:
-        return vol.copy()
+        return np.array(vol, dtype=np.float32, copy=True)
+    vol = np.ascontiguousarray(vol, dtype=np.float32)
     nz, ny, nx = vol.shape
     out = np.zeros((nz, -(-ny // factor), -(-nx // factor)), dtype=np.float32)
     _bin_sum(vol, factor, out)
