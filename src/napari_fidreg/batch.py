@@ -33,6 +33,7 @@ class Outcome:
     moving: str
     global_shift: list[float] | None = None
     global_score: float | None = None
+    global_uncertainty: list[float] | None = None
     n_inliers: int | None = None
     n_blocks: int | None = None
     warnings: list[str] = field(default_factory=list)
@@ -85,6 +86,7 @@ def register_task(
         moving=str(moving),
         global_shift=[float(v) for v in reg.global_shift],
         global_score=float(reg.global_score),
+        global_uncertainty=None if reg.global_uncertainty is None else list(reg.global_uncertainty),
         n_inliers=sum(b.inlier for b in reg.blocks) if reg.has_blocks else None,
         n_blocks=len(reg.blocks) if reg.has_blocks else None,
         warnings=list(reg.warnings),

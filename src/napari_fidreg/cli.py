@@ -218,7 +218,10 @@ def _cmd_register(args) -> int:
     for o in outcomes:
         if o.ok:
             _print_lines(
-                _summary_line(o.moving, o.global_shift, o.global_score, None, o.n_inliers, o.n_blocks), o.warnings
+                _summary_line(
+                    o.moving, o.global_shift, o.global_uncertainty, o.global_score, None, o.n_inliers, o.n_blocks
+                ),
+                o.warnings,
             )
         else:
             failures += 1
@@ -227,9 +230,12 @@ def _cmd_register(args) -> int:
     return 1 if failures else 0
 
 
-def _summary_line(moving, shift, score, um, n_inliers, n_blocks) -> str:
+def _summary_line(moving, shift, uncertainty, score, um, n_inliers, n_blocks) -> str:
     dz, dy, dx = shift
-    line = f"{moving}: shift (dz, dy, dx) = ({dz:+.3f}, {dy:+.3f}, {dx:+.3f}) px, score {score:.3f}"
+    line = f"{moving}: shift (dz, dy, dx) = ({dz:+.3f}, {dy:+.3f}, {dx:+.3f})"
+    if uncertainty is not None:
+        line += " ± (" + ", ".join(f"{u:.3f}" for u in uncertainty) + ")"
+    line += f" px, score {score:.3f}"
     if um is not None:
         line += f" = ({um[0]:+.4f}, {um[1]:+.4f}, {um[2]:+.4f}) µm"
     if n_blocks:
@@ -245,7 +251,15 @@ def _print_lines(line: str, warnings) -> None:
 
 def _print_summary(reg, outputs) -> None:
     n_in = sum(b.inlier for b in reg.blocks)
-    line = _summary_line(reg.moving, reg.global_shift, reg.global_score, reg.global_shift_um(), n_in, len(reg.blocks))
+    line = _summary_line(
+        reg.moving,
+        reg.global_shift,
+        reg.global_uncertainty,
+        reg.global_score,
+        reg.global_shift_um(),
+        n_in,
+        len(reg.blocks),
+    )
     _print_lines(line, reg.warnings)
     print(f"  wrote {', '.join(str(p) for p in outputs)}")
 

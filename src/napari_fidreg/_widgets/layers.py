@@ -165,7 +165,11 @@ def block_table(reg: Registration) -> dict[str, list]:
 
 def shift_text(reg: Registration) -> str:
     dz, dy, dx = reg.global_shift
-    text = f"global shift (dz, dy, dx) = ({dz:+.3f}, {dy:+.3f}, {dx:+.3f}) px"
+    text = f"global shift (dz, dy, dx) = ({dz:+.3f}, {dy:+.3f}, {dx:+.3f})"
+    if reg.global_uncertainty is not None:
+        uz, uy, ux = reg.global_uncertainty
+        text += f" ± ({uz:.3f}, {uy:.3f}, {ux:.3f})"
+    text += " px"
     um = reg.global_shift_um()
     if um is not None:
         text += f"\n= ({um[0]:+.4f}, {um[1]:+.4f}, {um[2]:+.4f}) µm"

@@ -57,11 +57,12 @@ class Params:
         (60x2048x2048 with 256-px blocks: 4.7 -> 8.1 s in memory).
     min_score : float
         Blocks whose normalized correlation peak is below this are rejected. The
-        score is diluted by planes without fiducials, so it is a loose test; the
+        score is diluted by noise and by planes without fiducials (a block of a few
+        dim beads scores 0.01-0.03 with a clear peak), so it is a loose test; the
         sharpness is the main one.
     min_sharpness : float
         Blocks whose peak-to-sidelobe ratio is below this are rejected (noise-only
-        blocks give 4-6, blocks with a few fiducials 30 and more).
+        blocks give 4-6, blocks with a few fiducials 15 and more).
     outlier_mad : float
         Blocks farther than this many robust standard deviations (MAD) from the
         median block shift, on any axis, are rejected.
@@ -89,7 +90,7 @@ class Params:
     max_shift: tuple[float, float, float] | None = None
     max_local_shift: float = 5.0
     refine_blocks: bool = False
-    min_score: float = 0.05
+    min_score: float = 0.01
     min_sharpness: float = 8.0
     outlier_mad: float = 4.0
     outlier_floor: float = 1.0

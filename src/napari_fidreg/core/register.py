@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
@@ -160,9 +160,9 @@ def _steps(ref, mov, params, region, grid_boxes, grid_shape, vs, reference_name,
     )
     warnings += notes
     if combined is None:
-        global_shift, g_score, g_sharp = coarse_shift, coarse.score, coarse.sharpness
+        global_shift, g_score, g_sharp, g_unc = coarse_shift, coarse.score, coarse.sharpness, None
     else:
-        global_shift, g_score, g_sharp = combined
+        global_shift, g_score, g_sharp, g_unc = combined
     done, n_total = ticks.done, ticks.total
 
     reg = Registration(
@@ -170,6 +170,7 @@ def _steps(ref, mov, params, region, grid_boxes, grid_shape, vs, reference_name,
         global_score=g_score,
         global_sharpness=g_sharp,
         global_confident=combined is not None,
+        global_uncertainty=None if g_unc is None else tuple(float(v) for v in g_unc),
         reference_shape=tuple(int(v) for v in ref.shape),
         moving_shape=tuple(int(v) for v in mov.shape),
         params=params,
@@ -432,26 +433,28 @@ def _global_from_blocks(ref, mov, candidates, offset, margin, hot, params: Param
     combined, notes = _combine(estimates, params)
     finer = params.with_(background_sigma=params.background_sigma / 2)
     can_retry = params.background and finer.background_sigma >= _MIN_RETRY_SIGMA
-    if can_retry and (combined is None or combined[2] < _MARGINAL * params.min_sharpness):
+    if can_retry and (combined is None or combined.sharpness < _MARGINAL * params.min_sharpness):
         ticks.total += len(candidates)
         retried = yield from measure(finer, offset)
         retry, retry_notes = _combine(retried, finer)
-        if retry is not None and np.any(np.rint(retry[0]) != offset):
+        if retry is not None and np.any(np.rint(retry.shift) != offset):
             # The coarse step, whose background suited this texture no better, was off
             # by more than half a pixel: cut the blocks again where the shift says, so
             # that both hold the same content.
             ticks.total += len(candidates)
-            recut = yield from measure(finer, np.rint(retry[0]).astype(int))
+            recut = yield from measure(finer, np.rint(retry.shift).astype(int))
             again, again_notes = _combine(recut, finer)
             if again is not None:
                 retried, retry, retry_notes = recut, again, again_notes
-        if retry is not None and (combined is None or retry[2] > combined[2]):
+        if retry is not None and (combined is None or retry.sharpness > combined.sharpness):
             before = (
-                "no block gave a confident peak" if combined is None else f"the peaks were weak ({combined[2]:.1f})"
+                "no block gave a confident peak"
+                if combined is None
+                else f"the peaks were weak ({combined.sharpness:.1f})"
             )
             notes = [
                 f"with background_sigma={params.background_sigma:g} {before}; background_sigma="
-                f"{finer.background_sigma:g} gave sharper ones ({retry[2]:.1f}; dense texture?), and the whole "
+                f"{finer.background_sigma:g} gave sharper ones ({retry.sharpness:.1f}; dense texture?), and the whole "
                 "registration uses it",
                 *retry_notes,
             ]
@@ -467,9 +470,17 @@ def _global_from_blocks(ref, mov, candidates, offset, margin, hot, params: Param
     return combined, estimates, params, notes
 
 
-def _combine(estimates, params: Params):
-    """Score-weighted mean shift of the confident estimates with their median score and
-    sharpness (None when no estimate is confident), and notes for the user."""
+class _Combined(NamedTuple):
+    shift: np.ndarray
+    score: float
+    sharpness: float
+    uncertainty: np.ndarray | None  # standard error of the mean of the blocks' shifts
+
+
+def _combine(estimates, params: Params) -> tuple[_Combined | None, list[str]]:
+    """Score-weighted mean shift of the confident estimates, their median score and
+    sharpness and the standard error of their mean (None when no estimate is
+    confident), and notes for the user."""
     shifts = np.array([e.shift for e, _ in estimates])
     scores = np.array([e.score for e, _ in estimates])
     sharp = np.array([e.sharpness for e, _ in estimates])
@@ -489,14 +500,18 @@ def _combine(estimates, params: Params):
     notes = []
     w = scores[good]
     shift = (shifts[good] * w[:, None]).sum(axis=0) / w.sum()
+    uncertainty = None
     if len(w) > 1:
-        spread = shifts[good].std(axis=0)
+        spread = shifts[good].std(axis=0, ddof=1)
+        # the blocks are independent measurements of one shift (or of a deforming
+        # sample's mean shift): their scatter is an honest, data-driven precision
+        uncertainty = spread / np.sqrt(len(w))
         if np.any(spread > 1.0):
             notes.append(
                 f"the richest blocks disagree by up to {spread.max():.2f} px (std): the sample "
                 "deforms; use block shifts for the correction"
             )
-    return (shift, float(np.median(scores[good])), float(np.median(sharp[good]))), notes
+    return _Combined(shift, float(np.median(scores[good])), float(np.median(sharp[good])), uncertainty), notes
 
 
 def _grid_result(boxes, grid_shape, estimates, global_shift, params: Params):

@@ -61,6 +61,10 @@ class Registration:
     global_confident : bool
         False when no block gave a confident peak and ``global_shift`` is only the
         coarse, binned estimate (a warning says so too): check it by eye.
+    global_uncertainty : (dz, dy, dx) or None
+        Standard error of the global shift from the scatter of the blocks that
+        measured it (None with fewer than two such blocks). It includes noise and
+        any deformation; it is a precision, not an error against the truth.
     consensus_shift : (dz, dy, dx) or None
         Median of the inlier block shifts, when blocks were measured.
     blocks : list of Block
@@ -80,6 +84,7 @@ class Registration:
     moving_shape: tuple[int, int, int]
     params: Params
     global_confident: bool = True
+    global_uncertainty: tuple[float, float, float] | None = None
     consensus_shift: tuple[float, float, float] | None = None
     blocks: list[Block] = field(default_factory=list)
     grid_shape: tuple[int, int, int] = (0, 0, 0)
@@ -129,6 +134,9 @@ class Registration:
             "global_score": float(self.global_score),
             "global_sharpness": float(self.global_sharpness),
             "global_confident": bool(self.global_confident),
+            "global_uncertainty": None
+            if self.global_uncertainty is None
+            else [float(v) for v in self.global_uncertainty],
             "consensus_shift": None if self.consensus_shift is None else [float(v) for v in self.consensus_shift],
             "units": "pixels (shift_um: micrometres)",
             "axes": "zyx",
@@ -194,6 +202,7 @@ class Registration:
                 global_confident=bool(
                     d.get("global_confident", not any("coarse, binned estimate" in w for w in d.get("warnings", [])))
                 ),
+                global_uncertainty=None if d.get("global_uncertainty") is None else tuple(d["global_uncertainty"]),
                 reference_shape=tuple(d["reference_shape"]),
                 moving_shape=tuple(d["moving_shape"]),
                 params=Params.from_dict(d["parameters"]),
