@@ -235,9 +235,10 @@ def _summary_line(moving, shift, uncertainty, score, um, n_inliers, n_blocks) ->
     line = f"{moving}: shift (dz, dy, dx) = ({dz:+.3f}, {dy:+.3f}, {dx:+.3f})"
     if uncertainty is not None:
         line += " ± (" + ", ".join(f"{u:.3f}" for u in uncertainty) + ")"
-    line += f" px, score {score:.3f}"
+    line += " px"
     if um is not None:
         line += f" = ({um[0]:+.4f}, {um[1]:+.4f}, {um[2]:+.4f}) µm"
+    line += f", score {score:.3f}"
     if n_blocks:
         line += f"; {n_inliers}/{n_blocks} blocks inliers"
     return line
