@@ -206,10 +206,12 @@ def test_subvolume_from_a_drawn_rectangle(make_napari_viewer, qtbot):
     assert sub == ((5, 35), (40, 200), (20, 220))
     widget.block_size.value = 80
     widget.refine_blocks.value = True
+    widget.background_sigma.value = 12
     _register(qtbot, widget)
     reg = widget.result.registration
     assert reg.params.subvolume == ((5, 35), (40, 200), (20, 220))
     assert reg.params.refine_blocks
+    assert reg.params.background_sigma == 12
     assert all(40 <= b.origin[1] and b.origin[1] + b.size[1] <= 200 for b in reg.blocks)
 
 

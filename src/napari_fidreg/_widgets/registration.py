@@ -16,6 +16,7 @@ from magicgui.widgets import (
     ComboBox,
     Container,
     FileEdit,
+    FloatSpinBox,
     Label,
     ProgressBar,
     PushButton,
@@ -58,6 +59,11 @@ class RegistrationWidget(Container):
         self.refine_blocks = CheckBox(text="refine block shifts (more precise, slower)", value=False)
         self.hot_pixels = CheckBox(text="remove hot pixels", value=True)
         self.background = CheckBox(text="subtract background", value=True)
+        self.background_sigma = FloatSpinBox(
+            label="background scale (px)", min=1.0, max=500.0, step=1.0, value=Params().background_sigma,
+            tooltip="larger than a fiducial: raise it for large (defocused) beads; dense texture is handled "
+            "automatically (4 px is tried when the peaks are weak)",
+        )  # fmt: skip
         self.run_button = PushButton(text="Register")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="progress", min=0, max=1, value=0)
@@ -74,7 +80,7 @@ class RegistrationWidget(Container):
             Label(value="<b>Layers</b>"), self.reference, self.moving,
             Label(value="<b>Region</b>"), self.use_subvolume, self.draw_box, self.z_start, self.z_stop,
             Label(value="<b>Options</b>"), self.with_blocks, self.block_size, self.block_size_z, self.refine_blocks,
-            self.hot_pixels, self.background,
+            self.hot_pixels, self.background, self.background_sigma,
             self.run_button, self.cancel_button, self.progress, self.status, self.shift_label, self.table,
             Label(value="<b>Save / re-apply</b>"), self.out_dir, self.save_button,
             self.shifts_file, self.apply_target, self.apply_button,
@@ -157,6 +163,7 @@ class RegistrationWidget(Container):
             subvolume=self.subvolume(),
             hot_pixels=bool(self.hot_pixels.value),
             background=bool(self.background.value),
+            background_sigma=float(self.background_sigma.value),
             refine_blocks=bool(self.refine_blocks.value),
         )
 
