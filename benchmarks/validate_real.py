@@ -198,13 +198,13 @@ def known_offsets(data: Path, report: list[str], n_offsets: int = 10) -> None:
     ]
 
 
-def _offset_errors(vol: np.ndarray, rng, n_offsets: int, **kwargs) -> tuple[np.ndarray, int, int]:
+def _offset_errors(vol: np.ndarray, rng, n_offsets: int) -> tuple[np.ndarray, int, int]:
     """|recovered - true| per axis for ``n_offsets`` known offsets; how many used the finer
     background; how many were flagged."""
     errs, finer, flagged = [], 0, 0
     default_sigma = Params().background_sigma
     for shift, ref, mov in _known_offset_pairs(vol, rng, n_offsets):
-        reg = register(ref, mov, **kwargs)
+        reg = register(ref, mov)
         errs.append(np.subtract(reg.global_shift, shift))
         finer += reg.params.background_sigma < default_sigma
         flagged += not reg.global_confident

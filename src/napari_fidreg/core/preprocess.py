@@ -145,6 +145,7 @@ def _subtract_rows(block, rows, i0, i1, w):  # pragma: no cover - compiled
 
 
 def _linear_taps(coords: np.ndarray, n: int):
+    """Lower and upper sample index and the upper one's weight, coordinates clamped to [0, n - 1]."""
     c = np.clip(coords, 0, n - 1)
     i0 = np.floor(c).astype(np.intp)
     i1 = np.minimum(i0 + 1, n - 1)
@@ -191,10 +192,7 @@ def _bin_sum(vol, factor, out):  # pragma: no cover - compiled
 
 def _interp_matrix(coords: np.ndarray, n: int) -> np.ndarray:
     """Dense (len(coords), n) matrix of linear-interpolation weights, clamped at edges."""
-    c = np.clip(coords, 0, n - 1)
-    i0 = np.floor(c).astype(int)
-    i1 = np.minimum(i0 + 1, n - 1)
-    w1 = (c - i0).astype(np.float32)
+    i0, i1, w1 = _linear_taps(coords, n)
     m = np.zeros((len(coords), n), dtype=np.float32)
     rows = np.arange(len(coords))
     np.add.at(m, (rows, i0), 1 - w1)
