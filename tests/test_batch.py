@@ -9,7 +9,7 @@ import pytest
 
 from conftest import cached_pair
 from napari_fidreg.batch import expand_moving, run_batch
-from napari_fidreg.core import FidregError, Params, write_stack
+from napari_fidreg.core import FidregError, Params, Progress, write_stack
 from napari_fidreg.pipeline import register_files
 
 SHIFTS = [(0.6, -2.4, 3.3), (1.2, 4.1, -5.6), (-0.8, 1.5, 2.2)]
@@ -31,42 +31,44 @@ def rounds(tmp_path_factory):
 
 
 def _serial(ref, movs, out, params):
-    return [register_files(ref, m, out, params, write_qc=False)[0] for m in movs]
+    return [register_files(ref, m, out, params, write_qc=False, workers=1)[0] for m in movs]
 
 
 def test_localcluster_equals_serial(rounds, tmp_path):
     ref, movs = rounds
-    params = Params(block_size=64, workers=1)
+    params = Params(block_size=64)
     serial = _serial(ref, movs, tmp_path / "serial", params)
-    outcomes = run_batch(ref, movs, tmp_path / "cluster", params, scheduler="local:2", options={"write_qc": False})
+    outcomes = run_batch(
+        ref, movs, tmp_path / "cluster", params, scheduler="local:2", options={"write_qc": False, "workers": 1}
+    )
     assert [o.moving for o in outcomes] == [str(m) for m in movs]
     for reg, o, shift in zip(serial, outcomes, SHIFTS):
         assert o.ok, o.error
         np.testing.assert_allclose(o.global_shift, reg.global_shift, rtol=0, atol=1e-9)
         np.testing.assert_allclose(o.global_shift, shift, atol=0.05)
-        a = json.loads((tmp_path / "serial" / f"{reg.moving.split('/')[-1][:-4]}.shifts.json").read_text())
-        b = json.loads((tmp_path / "cluster" / f"{reg.moving.split('/')[-1][:-4]}.shifts.json").read_text())
+        a = json.loads((tmp_path / "serial" / f"{reg.moving}.shifts.json").read_text())
+        b = json.loads((tmp_path / "cluster" / f"{reg.moving}.shifts.json").read_text())
         np.testing.assert_allclose([x["shift"] for x in a["blocks"]], [x["shift"] for x in b["blocks"]], atol=1e-9)
 
 
 def test_threads_equal_serial_and_progress(rounds, tmp_path):
     ref, movs = rounds
-    params = Params(workers=1)
+    params = Params()
     serial = _serial(ref, movs, tmp_path / "s", params)
     ticks = []
     outcomes = run_batch(
-        ref, movs, tmp_path / "t", params, options={"write_qc": False}, progress=lambda *a: ticks.append(a)
+        ref, movs, tmp_path / "t", params, options={"write_qc": False, "workers": 1}, progress=ticks.append
     )
     for reg, o in zip(serial, outcomes):
         np.testing.assert_allclose(o.global_shift, reg.global_shift, atol=1e-9)
-    assert ticks[-1] == ("stacks registered", 3, 3)
+    assert ticks[-1] == Progress("stacks registered", 3, 3)
 
 
 def test_a_bad_stack_fails_alone(rounds, tmp_path):
     ref, movs = rounds
     bad = tmp_path / "H9_broken.tif"
     bad.write_bytes(b"II*\x00 not really a tiff")
-    outcomes = run_batch(ref, [movs[0], bad], tmp_path / "o", Params(workers=1), options={"write_qc": False})
+    outcomes = run_batch(ref, [movs[0], bad], tmp_path / "o", Params(), options={"write_qc": False, "workers": 1})
     assert outcomes[0].ok and not outcomes[1].ok
     assert "cannot read TIFF" in outcomes[1].error
 

@@ -23,7 +23,7 @@ CAPPED = textwrap.dedent(
     from napari_fidreg.pipeline import register_files
 
     ref, mov, out, headroom = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    register_files(ref, mov, out + "/warmup", Params(workers=1, subvolume=((0, 8), (0, 64), (0, 64))), write_qc=False)
+    register_files(ref, mov, out + "/warmup", Params(), subvolume=((0, 8), (0, 64), (0, 64)), workers=1, write_qc=False)
     data = int(next(l for l in open("/proc/self/status") if l.startswith("VmData")).split()[1]) * 1024
     cap = data + headroom
     resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
@@ -33,7 +33,7 @@ CAPPED = textwrap.dedent(
         fits = True
     except MemoryError:
         fits = False
-    reg, _ = register_files(ref, mov, out, Params(block_size=128, workers=1), write_qc=False)
+    reg, _ = register_files(ref, mov, out, Params(block_size=128), workers=1, write_qc=False)
     print(json.dumps({"shift": reg.global_shift, "cap_above_start": headroom, "stack_bytes": stack_bytes, "copy_fits": fits}))
     """
 )

@@ -17,13 +17,13 @@ def get_reader(path):
             return None
         if not all(str(p).lower().rstrip("/").endswith(SUFFIXES) for p in path):
             return None
-        return read_tiffs
+        return read_stacks
     if not str(path).lower().rstrip("/").endswith(SUFFIXES):
         return None
-    return read_tiffs
+    return read_stacks
 
 
-def read_tiffs(path):
+def read_stacks(path):
     """Layer data tuples, one per file: (data, {name, scale, metadata}, 'image').
 
     A file that is not a 3D stack (a 2D image, say) is left to other readers by
@@ -40,4 +40,4 @@ def read_tiffs(path):
     return layers
 
 
-__all__ = ["FidregError", "get_reader", "read_tiffs"]
+__all__ = ["FidregError", "get_reader", "read_stacks"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,27 +22,29 @@ from typing import Any
 from .core.errors import FidregError
 from .core.io import TIFF_SUFFIXES, is_zarr
 from .core.params import Params
+from .core.progress import Progress, ProgressFn
+from .core.register import DEFAULT_WORKERS
+from .core.result import Registration
 
-ProgressFn = Callable[[str, int, int], None]
+STAGE = "stacks registered"
 
 
 @dataclass
 class Outcome:
-    """What one task returns: a summary of the registration, or the error that stopped it."""
+    """What one task returns: its registration and the files written, or the error that stopped it."""
 
     moving: str
-    global_shift: list[float] | None = None
-    global_score: float | None = None
-    global_uncertainty: list[float] | None = None
-    n_inliers: int | None = None
-    n_blocks: int | None = None
-    warnings: list[str] = field(default_factory=list)
+    registration: Registration | None = None
     outputs: list[str] = field(default_factory=list)
     error: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def global_shift(self) -> tuple[float, float, float] | None:
+        return None if self.registration is None else self.registration.global_shift
 
 
 def expand_moving(items: Iterable[str | Path], reference: str | Path) -> list[Path]:
@@ -82,16 +84,7 @@ def register_task(
     except (FidregError, OSError, MemoryError) as exc:
         msg = str(exc) if isinstance(exc, FidregError) else f"{type(exc).__name__}: {exc}"
         return Outcome(moving=str(moving), error=msg)
-    return Outcome(
-        moving=str(moving),
-        global_shift=[float(v) for v in reg.global_shift],
-        global_score=float(reg.global_score),
-        global_uncertainty=None if reg.global_uncertainty is None else list(reg.global_uncertainty),
-        n_inliers=sum(b.inlier for b in reg.blocks) if reg.has_blocks else None,
-        n_blocks=len(reg.blocks) if reg.has_blocks else None,
-        warnings=list(reg.warnings),
-        outputs=[str(p) for p in written],
-    )
+    return Outcome(moving=str(moving), registration=reg, outputs=[str(p) for p in written])
 
 
 def run_batch(
@@ -104,16 +97,22 @@ def run_batch(
     options: dict[str, Any] | None = None,
     progress: ProgressFn | None = None,
 ) -> list[Outcome]:
-    """Register every moving stack onto ``reference``; outcomes in the order of ``movings``."""
-    progress = progress or (lambda *a: None)
+    """Register every moving stack onto ``reference``; outcomes in the order of ``movings``.
+
+    ``options`` are keywords of :func:`napari_fidreg.pipeline.register_files`
+    (``workers`` among them: threads per registration). ``progress`` receives a
+    tick per finished stack.
+    """
+    progress = progress or (lambda tick: None)
     options = options or {}
+    workers = int(options.get("workers", DEFAULT_WORKERS))
     args = [(str(reference), str(m), str(out_dir), params.to_dict(), options) for m in movings]
     if scheduler is None:
-        return _run_threads(args, params, progress)
-    return _run_distributed(args, scheduler, params, progress)
+        return _run_threads(args, workers, progress)
+    return _run_distributed(args, scheduler, workers, progress)
 
 
-def _run_threads(args, params: Params, progress: ProgressFn) -> list[Outcome]:
+def _run_threads(args, workers: int, progress: ProgressFn) -> list[Outcome]:
     import dask
     from dask.diagnostics import Callback
 
@@ -123,18 +122,18 @@ def _run_threads(args, params: Params, progress: ProgressFn) -> list[Outcome]:
     class Ticks(Callback):
         def _posttask(self, key, result, dsk, state, worker_id):
             done[0] += 1
-            progress("stacks registered", done[0], total)
+            progress(Progress(STAGE, done[0], total))
 
     tasks = [dask.delayed(register_task, pure=False)(*a) for a in args]
-    # Each registration uses params.workers threads itself; run as many side by side as
-    # the machine has room for.
-    n = max(1, (os.cpu_count() or 1) // max(params.workers, 1))
-    progress("stacks registered", 0, total)
+    # Each registration uses `workers` threads itself; run as many side by side as the
+    # machine has room for.
+    n = max(1, (os.cpu_count() or 1) // max(workers, 1))
+    progress(Progress(STAGE, 0, total))
     with Ticks():
         return list(dask.compute(*tasks, scheduler="threads", num_workers=n))
 
 
-def _run_distributed(args, scheduler: str, params: Params, progress: ProgressFn) -> list[Outcome]:
+def _run_distributed(args, scheduler: str, workers: int, progress: ProgressFn) -> list[Outcome]:
     from distributed import Client, LocalCluster, as_completed
 
     cluster = None
@@ -146,7 +145,7 @@ def _run_distributed(args, scheduler: str, params: Params, progress: ProgressFn)
         if n < 1:
             raise FidregError(f"--cluster {scheduler!r}: need at least one worker")
         cluster = LocalCluster(
-            n_workers=n, threads_per_worker=max(params.workers, 1), processes=True,
+            n_workers=n, threads_per_worker=max(workers, 1), processes=True,
             dashboard_address=None, host="127.0.0.1",
         )  # fmt: skip
         client = Client(cluster)
@@ -159,10 +158,10 @@ def _run_distributed(args, scheduler: str, params: Params, progress: ProgressFn)
         futures = [client.submit(register_task, *a, pure=False) for a in args]
         index = {f.key: i for i, f in enumerate(futures)}
         results: list[Outcome | None] = [None] * len(futures)
-        progress("stacks registered", 0, len(futures))
+        progress(Progress(STAGE, 0, len(futures)))
         for n_done, fut in enumerate(as_completed(futures), start=1):
             results[index[fut.key]] = fut.result()
-            progress("stacks registered", n_done, len(futures))
+            progress(Progress(STAGE, n_done, len(futures)))
         return results  # type: ignore[return-value]
     finally:
         client.close()

@@ -16,7 +16,9 @@ import numpy as np
 
 from . import __version__
 from .core.errors import FidregError
-from .core.params import Params, parse_subvolume
+from .core.params import NAMES, Params, parse_subvolume
+from .core.progress import Progress
+from .core.register import DEFAULT_WORKERS
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -83,62 +85,59 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Every parameter of the algorithm, with its help; defaults come from Params.
+_PARAM_HELP = {
+    "block_size": ("N", "y/x block size for local shifts (default: global only)"),
+    "block_size_z": ("N", "block depth in planes (default: whole depth)"),
+    "hot_pixels": (None, "do not remove camera hot pixels"),
+    "hot_pixel_threshold": ("K", "robust SDs above the 3x3 median that make a pixel hot (default %(default)s)"),
+    "background": (None, "do not subtract the background"),
+    "background_sigma": ("PX", "background scale, larger than a fiducial (default %(default)s)"),
+    "z_taper": ("F", "Tukey window fraction along z, in [0, 1] (default %(default)s)"),
+    "yx_taper": ("F", "Tukey window fraction along y/x, in [0, 1] (default %(default)s)"),
+    "max_shift": ("DZ,DY,DX", "largest global shift searched, px (default: a third of the depth, a quarter of y/x)"),
+    "max_local_shift": ("PX", "largest block departure from the global shift, px (default %(default)s)"),
+    "refine_blocks": (
+        None,
+        "refine every block shift like the global one (~2x more precise blocks on real stacks; "
+        "the block stage takes ~2.4x as long)",
+    ),
+    "min_score": ("S", "reject blocks whose correlation peak is below this (default %(default)s)"),
+    "min_sharpness": ("S", "reject blocks whose peak-to-sidelobe ratio is below this (default %(default)s)"),
+    "outlier_mad": ("K", "reject blocks this many robust SDs from the consensus (default %(default)s)"),
+    "outlier_floor": ("PX", "departures below this are never outliers (default %(default)s)"),
+    "n_global_blocks": ("N", "richest blocks that refine the global shift (default %(default)s)"),
+}
+
+
 def _add_registration_options(p: argparse.ArgumentParser) -> None:
-    d = Params()
-    p.add_argument(
-        "--block-size",
-        type=int,
-        default=None,
-        metavar="N",
-        help="y/x block size for local shifts (default: global only)",
-    )
-    p.add_argument(
-        "--block-size-z", type=int, default=None, metavar="N", help="block depth in planes (default: whole depth)"
-    )
+    defaults = Params()
+    for name in NAMES:
+        metavar, text = _PARAM_HELP[name]
+        default = getattr(defaults, name)
+        flag = "--" + name.replace("_", "-")
+        if isinstance(default, bool):
+            if default:
+                p.add_argument(f"--no-{name.replace('_', '-')}", dest=name, action="store_false", help=text)
+            else:
+                p.add_argument(flag, dest=name, action="store_true", help=text)
+            continue
+        kind = {"block_size": int, "block_size_z": int, "n_global_blocks": int, "max_shift": _triple}.get(name, float)
+        p.add_argument(flag, dest=name, type=kind, default=default, metavar=metavar, help=text)
     p.add_argument(
         "--subvolume",
         type=_subvolume,
         default=None,
         metavar="z0:z1,y0:y1,x0:x1",
-        help="restrict the computation to this region of the reference",
-    )
-    p.add_argument("--no-hot-pixels", dest="hot_pixels", action="store_false", help="do not remove camera hot pixels")
-    p.add_argument("--hot-pixel-threshold", type=float, default=d.hot_pixel_threshold)
-    p.add_argument("--no-background", dest="background", action="store_false", help="do not subtract the background")
-    p.add_argument("--background-sigma", type=float, default=d.background_sigma)
-    p.add_argument(
-        "--max-shift", type=_triple, default=None, metavar="DZ,DY,DX", help="largest global shift searched (px)"
+        help="restrict the computation to this region of the reference (half-open pixel ranges)",
     )
     p.add_argument(
-        "--max-local-shift",
-        type=float,
-        default=d.max_local_shift,
-        help="largest block departure from the global shift (px)",
+        "--workers", type=int, default=DEFAULT_WORKERS, help="threads per registration (default %(default)s)"
     )
-    p.add_argument(
-        "--refine-blocks",
-        action="store_true",
-        help="refine every block shift like the global one (~2x more precise blocks on real stacks; the block stage takes ~2.4x as long)",
-    )
-    p.add_argument("--min-score", type=float, default=d.min_score)
-    p.add_argument("--workers", type=int, default=d.workers)
 
 
 def params_from_args(args: argparse.Namespace) -> Params:
-    return Params(
-        block_size=args.block_size,
-        block_size_z=args.block_size_z,
-        subvolume=args.subvolume,
-        hot_pixels=args.hot_pixels,
-        hot_pixel_threshold=args.hot_pixel_threshold,
-        background=args.background,
-        background_sigma=args.background_sigma,
-        max_shift=args.max_shift,
-        max_local_shift=args.max_local_shift,
-        refine_blocks=args.refine_blocks,
-        min_score=args.min_score,
-        workers=args.workers,
-    )
+    return Params(**{name: getattr(args, name) for name in NAMES})
 
 
 class Reporter:
@@ -149,19 +148,19 @@ class Reporter:
         self.tty = sys.stderr.isatty()
         self._last = ""
 
-    def __call__(self, label: str, done: int, total: int) -> None:
+    def __call__(self, tick: Progress) -> None:
         if self.quiet:
             return
+        label = tick.label
         if self.tty:
             width = 30
-            filled = int(width * done / max(total, 1))
-            sys.stderr.write(f"\r{label:<40.40} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-            if done >= total:
+            filled = int(width * tick.done / max(tick.total, 1))
+            sys.stderr.write(f"\r{label:<40.40} [{'#' * filled}{'.' * (width - filled)}] {tick.done}/{tick.total}")
+            if tick.finished:
                 sys.stderr.write("\n")
             sys.stderr.flush()
-        elif label != self._last or done >= total:
-            if label != self._last:
-                sys.stderr.write(f"{label} ...\n")
+        elif label != self._last:
+            sys.stderr.write(f"{label} ...\n")
             self._last = label
 
     def info(self, text: str) -> None:
@@ -177,18 +176,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "apply":
             return _cmd_apply(args)
         return _cmd_demo(args)
-    except FidregError as exc:
-        sys.stderr.write(f"fidreg: error: {exc}\n")
-        return 2
-    except MemoryError:
-        sys.stderr.write("fidreg: error: out of memory (try --subvolume or a smaller --block-size)\n")
-        return 2
-    except OSError as exc:
-        sys.stderr.write(f"fidreg: error: {exc.strerror or exc} ({exc.filename or ''})\n")
+    except (FidregError, MemoryError, OSError) as exc:
+        sys.stderr.write(f"fidreg: error: {_one_line(exc)}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("fidreg: interrupted\n")
         return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of an error the user can act on, in one line."""
+    if isinstance(exc, MemoryError):
+        return "out of memory (try --subvolume or a smaller --block-size)"
+    if isinstance(exc, OSError) and not isinstance(exc, FidregError):
+        return f"{exc.strerror or exc} ({exc.filename or ''})"
+    return str(exc)
 
 
 def _cmd_register(args) -> int:
@@ -198,7 +200,11 @@ def _cmd_register(args) -> int:
     params = params_from_args(args)
     report = Reporter(args.quiet)
     movings = expand_moving(args.moving, args.reference)
+    if args.workers < 1:
+        raise FidregError(f"--workers must be at least 1, got {args.workers}")
     options = dict(
+        subvolume=args.subvolume,
+        workers=args.workers,
         voxel_size=args.voxel_size,
         use_blocks=not args.global_only_correction,
         write_stack_file=not args.no_stack,
@@ -217,12 +223,7 @@ def _cmd_register(args) -> int:
     failures = 0
     for o in outcomes:
         if o.ok:
-            _print_lines(
-                _summary_line(
-                    o.moving, o.global_shift, o.global_uncertainty, o.global_score, None, o.n_inliers, o.n_blocks
-                ),
-                o.warnings,
-            )
+            print(o.registration.summary())
         else:
             failures += 1
             sys.stderr.write(f"fidreg: error: {o.moving}: {o.error}\n")
@@ -230,38 +231,8 @@ def _cmd_register(args) -> int:
     return 1 if failures else 0
 
 
-def _summary_line(moving, shift, uncertainty, score, um, n_inliers, n_blocks) -> str:
-    dz, dy, dx = shift
-    line = f"{moving}: shift (dz, dy, dx) = ({dz:+.3f}, {dy:+.3f}, {dx:+.3f})"
-    if uncertainty is not None:
-        line += " ± (" + ", ".join(f"{u:.3f}" for u in uncertainty) + ")"
-    line += " px"
-    if um is not None:
-        line += f" = ({um[0]:+.4f}, {um[1]:+.4f}, {um[2]:+.4f}) µm"
-    line += f", score {score:.3f}"
-    if n_blocks:
-        line += f"; {n_inliers}/{n_blocks} blocks inliers"
-    return line
-
-
-def _print_lines(line: str, warnings) -> None:
-    print(line)
-    for w in warnings:
-        print(f"  warning: {w}")
-
-
 def _print_summary(reg, outputs) -> None:
-    n_in = sum(b.inlier for b in reg.blocks)
-    line = _summary_line(
-        reg.moving,
-        reg.global_shift,
-        reg.global_uncertainty,
-        reg.global_score,
-        reg.global_shift_um(),
-        n_in,
-        len(reg.blocks),
-    )
-    _print_lines(line, reg.warnings)
+    print(reg.summary())
     print(f"  wrote {', '.join(str(p) for p in outputs)}")
 
 
@@ -279,7 +250,7 @@ def _cmd_apply(args) -> int:
         )
     report = Reporter(args.quiet)
     gen = iter_warp(stack.data, reg, output_shape=stack.data.shape, use_blocks=not args.global_only)
-    out = drain(gen, lambda tick: report("correcting", *tick))
+    out = drain(gen, report)
     write_stack(args.out, out, voxel_size=stack.voxel_size or reg.voxel_size)
     print(f"wrote {args.out}")
     return 0

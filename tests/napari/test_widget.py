@@ -209,7 +209,7 @@ def test_subvolume_from_a_drawn_rectangle(make_napari_viewer, qtbot):
     widget.background_sigma.value = 12
     _register(qtbot, widget)
     reg = widget.result.registration
-    assert reg.params.subvolume == ((5, 35), (40, 200), (20, 220))
+    assert reg.subvolume == ((5, 35), (40, 200), (20, 220))
     assert reg.params.refine_blocks
     assert reg.params.background_sigma == 12
     assert all(40 <= b.origin[1] and b.origin[1] + b.size[1] <= 200 for b in reg.blocks)
@@ -221,10 +221,12 @@ def test_save_and_reapply_to_another_channel(make_napari_viewer, qtbot, tmp_path
     widget = RegistrationWidget(viewer)
     _register(qtbot, widget)
     written = widget.save(tmp_path)
+    # the CLI's names for a file of that name (see test_widget_and_cli_write_the_same_result_set)
     assert {p.name for p in written} == {
-        f"{MOVING_NAME.replace(' ', '_')}.shifts.json",
-        f"{MOVING_NAME.replace(' ', '_')}.blocks.csv",
-        f"{MOVING_NAME.replace(' ', '_')}.registered.tif",
+        f"{MOVING_NAME}.shifts.json",
+        f"{MOVING_NAME}.blocks.csv",
+        f"{MOVING_NAME}.registered.tif",
+        f"{MOVING_NAME}.qc.png",
     }
     saved = read_stack(next(p for p in written if p.suffix == ".tif"))
     np.testing.assert_allclose(saved.voxel_size, SAMPLE_VOXEL_SIZE, rtol=1e-6)
@@ -282,7 +284,6 @@ def test_scale_mismatch_is_refused(make_napari_viewer):
 
 
 def test_shift_text_says_when_the_global_shift_is_only_the_coarse_estimate():
-    from napari_fidreg._widgets.layers import shift_text
     from napari_fidreg.core import register
     from napari_fidreg.core.synthetic import fiducial_pair
 
@@ -290,6 +291,51 @@ def test_shift_text_says_when_the_global_shift_is_only_the_coarse_estimate():
     noise = [rng.poisson(300, (20, 96, 96)).astype(np.uint16) for _ in range(2)]
     reg = register(*noise)
     assert not reg.global_confident
-    assert "LOW CONFIDENCE" in shift_text(reg)
+    assert "LOW CONFIDENCE" in reg.summary()
     pair = fiducial_pair((20, 96, 96), (0.5, 1.0, -2.0), seed=3)
-    assert "LOW CONFIDENCE" not in shift_text(register(pair.reference, pair.moving))
+    assert "LOW CONFIDENCE" not in register(pair.reference, pair.moving).summary()
+
+
+def test_widget_and_cli_write_the_same_result_set(make_napari_viewer, qtbot, tmp_path):
+    """The same stacks, opened in napari through the plugin's reader and registered with the
+    dock's defaults, or registered by ``fidreg register`` with the same block size: the same
+    file names and the same content (the creation time aside)."""
+    import json
+
+    import tifffile
+
+    from napari_fidreg._sample_data import sample_pair
+
+    (ref_data, _, _), (mov_data, _, _) = sample_pair()
+    src = tmp_path / "in"
+    src.mkdir()
+    for name, data in (("H0_beads", ref_data), ("H3 R3 beads", mov_data)):
+        tifffile.imwrite(src / f"{name}.tif", data, imagej=True, resolution=(1 / 0.15, 1 / 0.15),
+                         metadata={"spacing": 0.2, "unit": "um", "axes": "ZYX"})  # fmt: skip
+    viewer = make_napari_viewer()
+    ref = viewer.open(str(src / "H0_beads.tif"), plugin="napari-fidreg")[0]
+    mov = viewer.open(str(src / "H3 R3 beads.tif"), plugin="napari-fidreg")[0]
+    widget = RegistrationWidget(viewer)
+    widget.reference.value, widget.moving.value = ref, mov
+    _register(qtbot, widget)
+    from_widget = {p.name: p for p in widget.save(tmp_path / "napari")}
+
+    cli = subprocess.run(
+        [sys.executable, "-m", "napari_fidreg.cli", "register", str(src / "H0_beads.tif"), str(src / "H3 R3 beads.tif"),
+         "--out", str(tmp_path / "cli"), "--block-size", str(widget.block_size.value), "-q"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    from_cli = {p.name: p for p in (tmp_path / "cli").iterdir()}
+    assert set(from_widget) == set(from_cli) == {
+        "H3 R3 beads.shifts.json", "H3 R3 beads.blocks.csv", "H3 R3 beads.registered.tif", "H3 R3 beads.qc.png",
+    }  # fmt: skip
+    a, b = (json.loads(d["H3 R3 beads.shifts.json"].read_text()) for d in (from_widget, from_cli))
+    a.pop("created"), b.pop("created")
+    assert a == b
+    for name in ("H3 R3 beads.blocks.csv", "H3 R3 beads.qc.png"):
+        assert from_widget[name].read_bytes() == from_cli[name].read_bytes(), name
+    np.testing.assert_array_equal(
+        tifffile.imread(from_widget["H3 R3 beads.registered.tif"]),
+        tifffile.imread(from_cli["H3 R3 beads.registered.tif"]),
+    )

@@ -1,4 +1,4 @@
-"""The work the widget hands to a worker thread: generators whose yields are progress ticks.
+"""The work the widget hands to a worker thread: generators whose yields are :class:`Progress` ticks.
 
 Nothing here touches Qt or the viewer; the widget adds layers only in the
 worker's ``returned`` handler, on the main thread, so a cancelled or failed run
@@ -12,48 +12,54 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.params import Params
-from ..core.progress import relabel
+from ..core.progress import Progress
 from ..core.qc import projections
-from ..core.register import iter_register
+from ..core.register import DEFAULT_WORKERS, iter_register
 from ..core.result import Registration
 from ..core.warp import iter_warp
+
+PROJECTION_STAGE = "projections"
 
 
 @dataclass
 class JobResult:
     registration: Registration
     corrected: np.ndarray
-    projections: dict[str, dict[str, np.ndarray]]
+    projections: dict[str, dict[str, np.ndarray]]  # 'reference', 'before', 'after' -> core.qc.projections
 
 
-def registration_job(reference, moving, params: Params, *, voxel_size=None, reference_name="", moving_name=""):
-    """Register, correct and project; yields (stage, done, total), returns a :class:`JobResult`.
+def registration_job(
+    reference,
+    moving,
+    params: Params,
+    *,
+    subvolume=None,
+    voxel_size=None,
+    reference_name="",
+    moving_name="",
+    workers: int = DEFAULT_WORKERS,
+):
+    """Register, correct and project; yields :class:`Progress`, returns a :class:`JobResult`.
 
     Bad input raises :class:`FidregError` here, at the call, not in the worker.
     """
     gen = iter_register(
-        reference, moving, params, voxel_size=voxel_size, reference_name=reference_name, moving_name=moving_name
-    )
-    return _registration_steps(gen, reference, moving, params)
+        reference, moving, params, subvolume=subvolume, voxel_size=voxel_size,
+        reference_name=reference_name, moving_name=moving_name, workers=workers,
+    )  # fmt: skip
+    return _registration_steps(gen, reference, moving, workers)
 
 
-def _registration_steps(gen, reference, moving, params):
-    reg = yield from relabel(gen, lambda p: (p.stage, p.done, p.total))
-    corrected = yield from relabel(
-        iter_warp(moving, reg, output_shape=reference.shape, workers=params.workers),
-        lambda t: ("correcting", t[0], t[1]),
-    )
+def _registration_steps(gen, reference, moving, workers):
+    reg = yield from gen
+    corrected = yield from iter_warp(moving, reg, output_shape=reference.shape, workers=workers)
     proj = {}
     for i, (key, vol) in enumerate((("reference", reference), ("before", moving), ("after", corrected))):
         proj[key] = projections(vol)
-        yield ("projections", i + 1, 3)
+        yield Progress(PROJECTION_STAGE, i + 1, 3)
     return JobResult(reg, corrected, proj)
 
 
-def apply_job(image, registration: Registration, *, workers: int = 2):
+def apply_job(image, registration: Registration, *, workers: int = DEFAULT_WORKERS):
     """Apply a saved registration to another layer's data; yields progress, returns the corrected array."""
-    out = yield from relabel(
-        iter_warp(image, registration, output_shape=np.shape(image), workers=workers),
-        lambda t: ("correcting", t[0], t[1]),
-    )
-    return out
+    return iter_warp(image, registration, output_shape=np.shape(image), workers=workers)

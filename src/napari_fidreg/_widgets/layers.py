@@ -161,24 +161,3 @@ def block_table(reg: Registration) -> dict[str, list]:
         cols["sharpness"].append(round(b.sharpness, 1))
         cols["inlier"].append("yes" if b.inlier else f"no: {b.reason}")
     return cols
-
-
-def shift_text(reg: Registration) -> str:
-    dz, dy, dx = reg.global_shift
-    text = f"global shift (dz, dy, dx) = ({dz:+.3f}, {dy:+.3f}, {dx:+.3f})"
-    if reg.global_uncertainty is not None:
-        uz, uy, ux = reg.global_uncertainty
-        text += f" ± ({uz:.3f}, {uy:.3f}, {ux:.3f})"
-    text += " px"
-    um = reg.global_shift_um()
-    if um is not None:
-        text += f"\n= ({um[0]:+.4f}, {um[1]:+.4f}, {um[2]:+.4f}) µm"
-    text += f"\nscore {reg.global_score:.3f}, sharpness {reg.global_sharpness:.0f}"
-    if not reg.global_confident:
-        text += " (LOW CONFIDENCE: coarse estimate, check it by eye)"
-    if reg.has_blocks:
-        n_in = sum(b.inlier for b in reg.blocks)
-        text += f"; {n_in}/{len(reg.blocks)} blocks kept"
-    for w in reg.warnings:
-        text += f"\n⚠ {w}"
-    return text

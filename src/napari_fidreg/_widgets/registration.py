@@ -25,9 +25,10 @@ from magicgui.widgets import (
 )
 
 from ..core.errors import FidregError
-from ..core.io import atomic_write_text, safe_name, write_stack
+from ..core.io import voxel_size_from_scale
 from ..core.params import Params
 from ..core.result import Registration
+from ..outputs import result_name, result_paths, save_result_set
 from . import layers as L
 from .jobs import JobResult, apply_job, registration_job
 
@@ -60,9 +61,18 @@ class RegistrationWidget(Container):
         self.hot_pixels = CheckBox(text="remove hot pixels", value=True)
         self.background = CheckBox(text="subtract background", value=True)
         self.background_sigma = FloatSpinBox(
-            label="background scale (px)", min=1.0, max=500.0, step=1.0, value=Params().background_sigma,
+            label="background scale (px)", min=1.0, max=500.0, step=1.0, value=Params.background_sigma,
             tooltip="larger than a fiducial: raise it for large (defocused) beads; dense texture is handled "
             "automatically (4 px is tried when the peaks are weak)",
+        )  # fmt: skip
+        self.max_local_shift = FloatSpinBox(
+            label="max block departure (px)", min=0.5, max=100.0, step=0.5, value=Params.max_local_shift,
+            tooltip="largest difference between a block's shift and the global shift; raise it for strong deformation",
+        )  # fmt: skip
+        self.min_sharpness = FloatSpinBox(
+            label="min block sharpness", min=0.0, max=1000.0, step=1.0, value=Params.min_sharpness,
+            tooltip="blocks whose correlation peak-to-sidelobe ratio is below this are rejected "
+            "(noise gives 4-6, a few fiducials 15 and more); raise it to reject more weak blocks",
         )  # fmt: skip
         self.run_button = PushButton(text="Register")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
@@ -80,7 +90,7 @@ class RegistrationWidget(Container):
             Label(value="<b>Layers</b>"), self.reference, self.moving,
             Label(value="<b>Region</b>"), self.use_subvolume, self.draw_box, self.z_start, self.z_stop,
             Label(value="<b>Options</b>"), self.with_blocks, self.block_size, self.block_size_z, self.refine_blocks,
-            self.hot_pixels, self.background, self.background_sigma,
+            self.hot_pixels, self.background, self.background_sigma, self.max_local_shift, self.min_sharpness,
             self.run_button, self.cancel_button, self.progress, self.status, self.shift_label, self.table,
             Label(value="<b>Save / re-apply</b>"), self.out_dir, self.save_button,
             self.shifts_file, self.apply_target, self.apply_button,
@@ -160,10 +170,11 @@ class RegistrationWidget(Container):
         return Params(
             block_size=int(self.block_size.value) if self.with_blocks.value else None,
             block_size_z=int(self.block_size_z.value) or None,
-            subvolume=self.subvolume(),
             hot_pixels=bool(self.hot_pixels.value),
             background=bool(self.background.value),
             background_sigma=float(self.background_sigma.value),
+            max_local_shift=float(self.max_local_shift.value),
+            min_sharpness=float(self.min_sharpness.value),
             refine_blocks=bool(self.refine_blocks.value),
         )
 
@@ -174,14 +185,14 @@ class RegistrationWidget(Container):
         try:
             ref, mov = self._checked_layers()
             params = self.params()
+            subvolume = self.subvolume()
         except FidregError as exc:
             self._error(exc)
             return
-        voxel = tuple(float(s) for s in ref.scale[-3:]) if not np.allclose(ref.scale[-3:], 1.0) else None
         try:  # checks inputs and parameters now, before any thread starts
             job = registration_job(
-                np.asarray(ref.data), np.asarray(mov.data), params,
-                voxel_size=voxel, reference_name=ref.name, moving_name=mov.name,
+                np.asarray(ref.data), np.asarray(mov.data), params, subvolume=subvolume,
+                voxel_size=voxel_size_from_scale(ref.scale), reference_name=ref.name, moving_name=mov.name,
             )  # fmt: skip
         except FidregError as exc:
             self._error(exc)
@@ -229,11 +240,10 @@ class RegistrationWidget(Container):
         return ref, mov
 
     def _on_progress(self, tick) -> None:
-        stage, done, total = tick
-        self.progress.max = max(int(total), 1)
-        self.progress.value = int(done)
-        self.progress.label = stage
-        self._set_status(f"{stage}: {done}/{total}")
+        self.progress.max = max(int(tick.total), 1)
+        self.progress.value = int(tick.done)
+        self.progress.label = tick.stage
+        self._set_status(f"{tick.label}: {tick.done}/{tick.total}")
 
     def _on_registered(self, res: JobResult, ref, mov) -> None:
         self.result = res
@@ -248,7 +258,7 @@ class RegistrationWidget(Container):
         self._replace_layers(data)
         mov.visible = False  # the overlay shows the corrected layer; tick 'moving' to compare
         reg = res.registration
-        self.shift_label.value = L.shift_text(reg)
+        self.shift_label.value = reg.summary()
         self.table.value = L.block_table(reg) if reg.has_blocks else {"block": []}
         self.save_button.enabled = True
         self._set_status(f"done in {time.perf_counter() - self._started:.1f} s")
@@ -287,18 +297,24 @@ class RegistrationWidget(Container):
 
     # -- save / re-apply ----------------------------------------------------------
     def save(self, folder: Path) -> list[Path]:
-        """Write <moving>.shifts.json, <moving>.blocks.csv and <moving>.registered.tif to ``folder``."""
+        """Write the result set (shifts JSON, blocks CSV, corrected stack, QC image) to ``folder``,
+        with the names and content that ``fidreg register`` gives the same stack."""
         if self.result is None:
             self._error(FidregError("nothing to save yet: run a registration first"))
             return []
-        reg = self.result.registration
-        name = safe_name(reg.moving or "moving")
-        folder = Path(folder)
-        written = [
-            reg.save(folder / f"{name}.shifts.json"),
-            atomic_write_text(folder / f"{name}.blocks.csv", reg.blocks_csv()),
-            write_stack(folder / f"{name}.registered.tif", self.result.corrected, voxel_size=reg.voxel_size),
-        ]
+        from ..figures import qc_png
+
+        reg, proj = self.result.registration, self.result.projections
+        paths = result_paths(folder, result_name(reg.moving or "moving"))
+        title = f"{reg.moving} onto {reg.reference}"
+        written = save_result_set(
+            paths,
+            reg,
+            corrected=self.result.corrected,
+            qc=lambda _: qc_png(
+                proj["reference"], proj["before"], proj["after"], title=title, voxel_size=reg.voxel_size
+            ),
+        )
         self._set_status(f"saved to {folder}")
         return written
 

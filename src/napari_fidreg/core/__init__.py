@@ -1,24 +1,36 @@
-"""The registration engine: numpy, scipy and scikit-image only (no Qt, napari or magicgui).
+"""The registration engine: numpy, scipy and numba only (no Qt, napari, magicgui or plotting).
 
 Public API::
 
-    from napari_fidreg.core import register, warp, Params, Registration
-    reg = register(reference, moving, block_size=256)
-    corrected = warp(moving, reg)            # or any other channel of that round
-    reg.save("round3.shifts.json")
+    from napari_fidreg.core import register, warp, read_stack
+    reg = register(reference, moving, block_size=256)   # Params fields as keywords
+    corrected = warp(moving, reg)                      # or any other channel of that round
+    reg.save("round3.shifts.json")                     # Registration.load() reads it back
 
-Sign convention: a shift (dz, dy, dx) is what to apply to the moving stack to
-align it onto the reference (scikit-image's convention); axes are (z, y, x).
+* :func:`register` / :func:`iter_register` measure the shift of a moving stack onto
+  a reference (global and per block); :class:`Params` holds the algorithm's
+  parameters; the result is a :class:`Registration` (JSON in and out) whose
+  :class:`Block` records hold the per-block shifts.
+* :func:`warp` / :func:`iter_warp` apply a registration (or a plain shift) to any stack.
+* :func:`read_stack` / :func:`write_stack` read and write TIFF/OME-TIFF/Zarr stacks
+  with their voxel size (:class:`Stack`).
+* :func:`projections` and :func:`alignment_score`: numbers and images for QC.
+* The ``iter_*`` generators yield :class:`Progress` ticks; every error about the
+  input is a :class:`FidregError` with a one-line message.
+
+Sign convention (:data:`SIGN_CONVENTION`): a shift (dz, dy, dx) is what to apply to
+the moving stack to align it onto the reference (scikit-image's convention); axes
+are (z, y, x).
 """
 
-from .correlate import ShiftEstimate, correlate
 from .errors import FidregError
 from .io import Stack, read_stack, write_stack
-from .params import Params, parse_subvolume
+from .params import Params
+from .progress import Progress
 from .qc import alignment_score, projections
-from .register import Progress, iter_register, register
+from .register import iter_register, register
 from .result import SIGN_CONVENTION, Block, Registration
-from .warp import ShiftField, iter_warp, warp
+from .warp import iter_warp, warp
 
 __all__ = [
     "SIGN_CONVENTION",
@@ -27,14 +39,10 @@ __all__ = [
     "Params",
     "Progress",
     "Registration",
-    "ShiftEstimate",
-    "ShiftField",
     "Stack",
     "alignment_score",
-    "correlate",
     "iter_register",
     "iter_warp",
-    "parse_subvolume",
     "projections",
     "read_stack",
     "register",

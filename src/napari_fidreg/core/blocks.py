@@ -1,14 +1,30 @@
-"""Block tiling, outlier rejection and filling of rejected blocks."""
+"""Block tiling, the decision which block estimates to trust, and filling of rejected blocks."""
 
 from __future__ import annotations
 
 import itertools
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from .errors import FidregError
 
+if TYPE_CHECKING:
+    from .measure import Measured
+    from .params import Params
+
 Box = tuple[slice, slice, slice]
+
+
+class Judged(NamedTuple):
+    """Block estimates as arrays, with the verdict on each."""
+
+    shifts: np.ndarray  # (n, 3)
+    scores: np.ndarray
+    sharpness: np.ndarray
+    valid: np.ndarray  # measured at all (inside the moving stack, peak inside the search range)
+    inlier: np.ndarray
+    reasons: list[str]
 
 
 def axis_edges(start: int, stop: int, size: int, axis: str) -> list[tuple[int, int]]:
@@ -31,6 +47,25 @@ def tile(region: tuple[tuple[int, int], ...], size_zyx: tuple[int, int, int]) ->
     per_axis = [axis_edges(a, b, s, axis) for (a, b), s, axis in zip(region, size_zyx, "zyx")]
     boxes = [tuple(slice(a, b) for a, b in combo) for combo in itertools.product(*per_axis)]
     return boxes, tuple(len(e) for e in per_axis)  # type: ignore[return-value]
+
+
+def judge(measured: list[Measured], params: Params) -> Judged:
+    """Arrays of the estimates and :func:`flag_outliers`' verdict with ``params``' thresholds."""
+    shifts = np.array([m.estimate.shift for m in measured], dtype=np.float64).reshape(-1, 3)
+    scores = np.array([m.estimate.score for m in measured], dtype=np.float64)
+    sharp = np.array([m.estimate.sharpness for m in measured], dtype=np.float64)
+    valid = np.array([m.valid for m in measured], dtype=bool)
+    inlier, reasons = flag_outliers(
+        shifts,
+        scores,
+        sharp,
+        valid,
+        min_score=params.min_score,
+        min_sharpness=params.min_sharpness,
+        outlier_mad=params.outlier_mad,
+        outlier_floor=params.outlier_floor,
+    )
+    return Judged(shifts, scores, sharp, valid, inlier, reasons)
 
 
 def flag_outliers(

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.fft as sfft
 
+from .params import Params
 from .preprocess import normalize_windowed, window_1d, window_autocorrelation
 
 
@@ -60,8 +61,8 @@ def correlate(
     moving: np.ndarray,
     *,
     max_shift: tuple[float, float, float],
-    z_taper: float = 0.5,
-    yx_taper: float = 0.25,
+    z_taper: float = Params.z_taper,
+    yx_taper: float = Params.yx_taper,
     workers: int = 1,
     refine: int = 0,
 ) -> ShiftEstimate:
@@ -75,7 +76,7 @@ def correlate(
     max_shift : (dz, dy, dx)
         Largest |shift| searched per axis, in pixels (capped at the extent - 1).
     z_taper, yx_taper : float
-        Tukey fractions of the windows along z and y/x.
+        Tukey fractions of the windows along z and y/x (default: :class:`Params`').
     workers : int
         Threads for the FFTs.
     refine : int

@@ -9,7 +9,6 @@ existing file is only ever replaced whole. Readers turn every failure into a
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 import xml.etree.ElementTree as ET
 from contextlib import contextmanager
@@ -38,12 +37,18 @@ class Stack:
 
 
 def stem(path: str | Path) -> str:
-    """File name without .tif/.tiff/.ome.tif."""
+    """File name without .tif/.tiff/.ome.tif/.zarr (or, for other files, their last suffix)."""
     name = Path(path).name
+    bare = stem_of_name(name)
+    return bare if bare != name else Path(name).stem
+
+
+def stem_of_name(name: str) -> str:
+    """``name`` without a trailing image extension (.tif, .ome.tif, .zarr ...), if it has one."""
     for suffix in sorted(TIFF_SUFFIXES + ZARR_SUFFIXES, key=len, reverse=True):
-        if name.lower().endswith(suffix):
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
-    return Path(name).stem
+    return name
 
 
 def read_stack(path: str | Path, *, lazy: bool = False) -> Stack:
@@ -302,6 +307,10 @@ def _umask() -> int:
     return mask
 
 
-def safe_name(text: str) -> str:
-    """A file-name-safe version of a layer or stack name."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "stack"
+def voxel_size_from_scale(scale) -> tuple[float, float, float] | None:
+    """A napari layer's (z, y, x) scale as a voxel size in µm; None for napari's default
+    all-ones scale, which says only that no physical size is known."""
+    if scale is None or len(scale) < 3:
+        return None
+    voxel = tuple(float(s) for s in list(scale)[-3:])
+    return None if all(v == 1.0 for v in voxel) else voxel  # type: ignore[return-value]

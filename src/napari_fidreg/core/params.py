@@ -1,9 +1,21 @@
-"""Registration parameters: one frozen, validated, serialisable object."""
+"""The registration algorithm's parameters: one frozen, validated, serialisable object.
+
+Only what changes the measured shifts lives here. Where to look (``subvolume``),
+how fast to run (``workers``) and how to correct (``fill_value``) are keywords of the
+calls that use them (:func:`~napari_fidreg.core.register`,
+:func:`~napari_fidreg.core.warp`), so one ``Params`` serves every stack of a batch.
+Every default is defined here once; the CLI, the widget and the lower-level
+functions take theirs from these fields.
+"""
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
+
+import numpy as np
 
 from .errors import FidregError
 
@@ -12,7 +24,7 @@ Subvolume = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
 
 @dataclass(frozen=True)
 class Params:
-    """Every option of a registration, with its default.
+    """Every parameter of the registration algorithm, with its default.
 
     Parameters
     ----------
@@ -23,9 +35,6 @@ class Params:
     block_size_z : int or None
         Block depth in planes. ``None`` (default) uses the whole depth of the
         (sub-)volume, which is what a typical 40-100-plane fiducial stack needs.
-    subvolume : ((z0, z1), (y0, y1), (x0, x1)) or None
-        Half-open index ranges of the reference stack that the computation is
-        restricted to. ``None`` uses the whole common volume.
     hot_pixels : bool
         Detect camera hot pixels (bright in every plane at the same (y, x)) and
         replace them by the median of their 8 neighbours before correlating.
@@ -41,9 +50,9 @@ class Params:
         registration tries half this scale (never below 4) and keeps it when its
         peaks are sharper; the result's ``params`` and a warning then say so.
     z_taper, yx_taper : float
-        Tukey window fraction along z and along y/x applied before correlating; the
-        window's autocorrelation is divided out of the peak samples, which removes
-        the bias toward zero that limited z overlap causes.
+        Tukey window fraction in [0, 1] along z and along y/x applied before
+        correlating; the window's autocorrelation is divided out of the peak
+        samples, which removes the bias toward zero that limited z overlap causes.
     max_shift : (dz, dy, dx) or None
         Largest global shift searched, in pixels. ``None``: a third of the depth and
         a quarter of the y/x extent.
@@ -56,10 +65,10 @@ class Params:
         on Bintu beads in 64-px blocks), and the block stage takes ~2.4x as long
         (60x2048x2048 with 256-px blocks: 4.7 -> 8.1 s in memory).
     min_score : float
-        Blocks whose normalized correlation peak is below this are rejected. The
-        score is diluted by noise and by planes without fiducials (a block of a few
-        dim beads scores 0.01-0.03 with a clear peak), so it is a loose test; the
-        sharpness is the main one.
+        Blocks whose normalized correlation peak (in [-1, 1]) is below this are
+        rejected. The score is diluted by noise and by planes without fiducials (a
+        block of a few dim beads scores 0.01-0.03 with a clear peak), so it is a
+        loose test; the sharpness is the main one.
     min_sharpness : float
         Blocks whose peak-to-sidelobe ratio is below this are rejected (noise-only
         blocks give 4-6, blocks with a few fiducials 15 and more).
@@ -71,16 +80,12 @@ class Params:
         deformation is not an outlier).
     n_global_blocks : int
         How many of the richest blocks refine the coarse global shift at full
-        resolution.
-    workers : int
-        Threads for FFTs and block work.
-    fill_value : float
-        Value of voxels that the correction moves in from outside the moving stack.
+        resolution. Raise it (e.g. 16-32) for sparse fiducials or a strongly
+        deforming sample.
     """
 
     block_size: int | None = None
     block_size_z: int | None = None
-    subvolume: Subvolume | None = None
     hot_pixels: bool = True
     hot_pixel_threshold: float = 8.0
     background: bool = True
@@ -95,38 +100,40 @@ class Params:
     outlier_mad: float = 4.0
     outlier_floor: float = 1.0
     n_global_blocks: int = 8
-    workers: int = 2
-    fill_value: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("block_size", "block_size_z"):
             value = getattr(self, name)
             if value is not None and (not _is_int(value) or value <= 0):
-                raise FidregError(f"{name} must be a positive integer, got {value!r}")
-        if self.subvolume is not None:
-            object.__setattr__(self, "subvolume", _check_subvolume(self.subvolume))
-        for name in ("z_taper", "yx_taper"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise FidregError(f"{name} must be in [0, 1], got {value!r}")
-        for name in ("hot_pixel_threshold", "background_sigma", "max_local_shift"):
-            if getattr(self, name) <= 0:
-                raise FidregError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        if self.max_shift is not None:
-            ms = tuple(float(v) for v in self.max_shift)
-            if len(ms) != 3 or min(ms) < 0:
-                raise FidregError(f"max_shift must be three numbers >= 0, got {self.max_shift!r}")
-            object.__setattr__(self, "max_shift", ms)
-        if not _is_int(self.workers) or self.workers < 1:
-            raise FidregError(f"workers must be an integer >= 1, got {self.workers!r}")
+                raise FidregError(f"{name} must be a positive integer or None, got {value!r}")
+            object.__setattr__(self, name, None if value is None else int(value))
         if not _is_int(self.n_global_blocks) or self.n_global_blocks < 1:
-            raise FidregError(f"n_global_blocks must be >= 1, got {self.n_global_blocks!r}")
+            raise FidregError(f"n_global_blocks must be an integer >= 1, got {self.n_global_blocks!r}")
+        object.__setattr__(self, "n_global_blocks", int(self.n_global_blocks))
+        for name in ("hot_pixels", "background", "refine_blocks"):
+            value = getattr(self, name)
+            if not isinstance(value, (bool, np.bool_)):
+                raise FidregError(f"{name} must be True or False, got {value!r}")
+            object.__setattr__(self, name, bool(value))
+        for name, (lo, hi, lo_open) in _RANGES.items():
+            value = getattr(self, name)
+            if not _is_real(value):
+                raise FidregError(f"{name} must be a finite number, got {value!r}")
+            if value < lo or (lo_open and value == lo) or value > hi:
+                raise FidregError(f"{name} must be {_bounds(lo, hi, lo_open)}, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        if self.max_shift is not None:
+            try:
+                ms = tuple(float(v) for v in self.max_shift)
+            except (TypeError, ValueError):
+                ms = ()
+            if len(ms) != 3 or not all(math.isfinite(v) and v >= 0 for v in ms):
+                raise FidregError(f"max_shift must be three finite numbers >= 0 (dz, dy, dx), got {self.max_shift!r}")
+            object.__setattr__(self, "max_shift", ms)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
         d = asdict(self)
-        if d["subvolume"] is not None:
-            d["subvolume"] = [list(r) for r in d["subvolume"]]
         if d["max_shift"] is not None:
             d["max_shift"] = list(d["max_shift"])
         return d
@@ -134,31 +141,59 @@ class Params:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Params:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise FidregError(f"unknown parameters: {', '.join(sorted(unknown))}")
+        if not isinstance(d, dict):
+            raise FidregError(f"parameters must be a mapping of names to values, got {type(d).__name__}")
+        _check_names(d)
         d = dict(d)
-        if d.get("subvolume") is not None:
-            d["subvolume"] = tuple(tuple(r) for r in d["subvolume"])
         if d.get("max_shift") is not None:
-            d["max_shift"] = tuple(d["max_shift"])
+            d["max_shift"] = tuple(d["max_shift"]) if isinstance(d["max_shift"], list) else d["max_shift"]
         return cls(**d)
 
     def with_(self, **changes: Any) -> Params:
         """A copy with some fields changed (validated again)."""
-        known = {f.name for f in fields(self)}
-        unknown = set(changes) - known
-        if unknown:
-            raise FidregError(f"unknown parameters: {', '.join(sorted(unknown))}")
+        _check_names(changes)
         return replace(self, **changes)
 
 
+# name: (lowest, highest, lowest excluded)
+_RANGES = {
+    "hot_pixel_threshold": (0.0, math.inf, True),
+    "background_sigma": (0.0, math.inf, True),
+    "z_taper": (0.0, 1.0, False),
+    "yx_taper": (0.0, 1.0, False),
+    "max_local_shift": (0.0, math.inf, True),
+    "min_score": (-1.0, 1.0, False),
+    "min_sharpness": (0.0, math.inf, False),
+    "outlier_mad": (0.0, math.inf, True),
+    "outlier_floor": (0.0, math.inf, False),
+}
+
+NAMES = tuple(f.name for f in fields(Params))
+"""The parameter names, in definition order."""
+
+
+def _check_names(d: dict[str, Any]) -> None:
+    unknown = set(d) - set(NAMES)
+    if unknown:
+        raise FidregError(f"unknown parameters: {', '.join(sorted(map(str, unknown)))}")
+
+
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _check_subvolume(sub: Any) -> Subvolume:
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _bounds(lo: float, hi: float, lo_open: bool) -> str:
+    if hi == math.inf:
+        return f"> {lo:g}" if lo_open else f">= {lo:g}"
+    return f"in [{lo:g}, {hi:g}]"
+
+
+def check_subvolume(sub: Any) -> Subvolume:
+    """``sub`` as three (start, stop) int pairs for z, y, x, or a one-line error."""
     try:
         ranges = tuple((int(a), int(b)) for a, b in sub)
     except (TypeError, ValueError):
@@ -172,7 +207,7 @@ def _check_subvolume(sub: Any) -> Subvolume:
 
 
 def parse_subvolume(text: str) -> Subvolume:
-    """Parse ``"z0:z1,y0:y1,x0:x1"`` (an empty bound means the stack's edge is not allowed)."""
+    """Parse ``"z0:z1,y0:y1,x0:x1"`` (half-open pixel ranges; both bounds required)."""
     parts = text.split(",")
     if len(parts) != 3:
         raise FidregError(f"subvolume {text!r}: expected z0:z1,y0:y1,x0:x1")
@@ -185,4 +220,4 @@ def parse_subvolume(text: str) -> Subvolume:
             ranges.append((int(bounds[0]), int(bounds[1])))
         except ValueError:
             raise FidregError(f"subvolume {text!r}: {axis} range {part!r} is not integers") from None
-    return _check_subvolume(ranges)
+    return check_subvolume(ranges)

@@ -1,17 +1,20 @@
 """Preprocessing before correlation: hot pixels, background, windows.
 
 Each step is a plain function on float32 arrays so that it can be tested and used
-on its own; :func:`prepare_block` chains them the way the registration does.
+on its own; :func:`prepare` chains them the way the registration does.
 """
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from scipy import ndimage
 
+from .interpolate import linear_taps
+from .kernels import bin_planes, normalize_window, subtract_rows
+
 _NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
 _NINE = [(0, 0), *_NEIGHBOURS]
+_NO_MIN = np.zeros((0, 0), dtype=np.float32)  # bin_planes without the minimum over z
 
 
 def neighbour_median(take, ys: np.ndarray, xs: np.ndarray, shape_yx, offsets=_NEIGHBOURS) -> np.ndarray:
@@ -107,13 +110,14 @@ def subtract_background(vol: np.ndarray, *, sigma: float = 8.0) -> np.ndarray:
         vol -= env
         return vol
     gy, gx = env.shape[1:]
-    iy0, iy1, wy = _linear_taps((np.arange(ny) + 0.5) / factor - 0.5, gy)
-    ix0, ix1, wx = _linear_taps((np.arange(nx) + 0.5) / factor - 0.5, gx)
+    iy0, wy = linear_taps(((np.arange(ny) + 0.5) / factor - 0.5).astype(np.float32), gy)
+    ix0, wx = linear_taps(((np.arange(nx) + 0.5) / factor - 0.5).astype(np.float32), gx)
+    iy1, ix1 = np.minimum(iy0 + 1, gy - 1), np.minimum(ix0 + 1, gx - 1)
     # along x on the small grid (two taps), then along y at full size in one compiled
     # pass: numpy's fancy-indexed full-size temporaries took 10x longer, and a BLAS
     # product serialised the block threads
     along_x = env[:, :, ix0] * (1 - wx) + env[:, :, ix1] * wx
-    _subtract_rows(vol, np.ascontiguousarray(along_x, dtype=np.float32), iy0, iy1, wy)
+    subtract_rows(vol, np.ascontiguousarray(along_x, dtype=np.float32), iy0, iy1, wy)
     return vol
 
 
@@ -129,29 +133,6 @@ def background_envelope(small: np.ndarray, sigma: float) -> np.ndarray:
     return ndimage.gaussian_filter(env, sigma=(0, sigma, sigma), mode="nearest")
 
 
-@numba.njit(nogil=True, cache=True)
-def _subtract_rows(block, rows, i0, i1, w):  # pragma: no cover - compiled
-    """block[z, y, :] -= (1 - w[y]) * rows[z, i0[y], :] + w[y] * rows[z, i1[y], :]."""
-    nz, ny, nx = block.shape
-    for z in range(nz):
-        for y in range(ny):
-            a = rows[z, i0[y]]
-            b = rows[z, i1[y]]
-            wb = w[y]
-            wa = 1 - wb
-            out = block[z, y]
-            for x in range(nx):
-                out[x] -= wa * a[x] + wb * b[x]
-
-
-def _linear_taps(coords: np.ndarray, n: int):
-    """Lower and upper sample index and the upper one's weight, coordinates clamped to [0, n - 1]."""
-    c = np.clip(coords, 0, n - 1)
-    i0 = np.floor(c).astype(np.intp)
-    i1 = np.minimum(i0 + 1, n - 1)
-    return i0, i1, (c - i0).astype(np.float32)
-
-
 def _bin_mean(vol: np.ndarray, factor: int) -> np.ndarray:
     """Mean over factor x factor bins in y/x (float32); a ragged edge bin averages what it has.
 
@@ -164,7 +145,7 @@ def _bin_mean(vol: np.ndarray, factor: int) -> np.ndarray:
     vol = np.ascontiguousarray(vol, dtype=np.float32)
     nz, ny, nx = vol.shape
     out = np.zeros((nz, -(-ny // factor), -(-nx // factor)), dtype=np.float32)
-    _bin_sum(vol, factor, out)
+    bin_planes(vol, 0, ny, 0, nx, factor, out, _NO_MIN)
     out /= bin_counts(ny, factor)[None, :, None] * bin_counts(nx, factor)[None, None, :]
     return out
 
@@ -172,32 +153,6 @@ def _bin_mean(vol: np.ndarray, factor: int) -> np.ndarray:
 def bin_counts(n: int, factor: int) -> np.ndarray:
     """Pixels in each of the ``ceil(n / factor)`` bins (the last bin of a ragged edge holds fewer)."""
     return np.minimum(factor, n - np.arange(-(-n // factor)) * factor).astype(np.float32)
-
-
-@numba.njit(nogil=True, cache=True)
-def _bin_sum(vol, factor, out):  # pragma: no cover - compiled
-    """out[z, y // factor, x // factor] += vol[z, y, x]."""
-    nz, ny, nx = vol.shape
-    nbx = out.shape[2]
-    for z in range(nz):
-        for y in range(ny):
-            row = vol[z, y]
-            orow = out[z, y // factor]
-            for b in range(nbx):
-                acc = np.float32(0)
-                for x in range(b * factor, min((b + 1) * factor, nx)):
-                    acc += row[x]
-                orow[b] += acc
-
-
-def _interp_matrix(coords: np.ndarray, n: int) -> np.ndarray:
-    """Dense (len(coords), n) matrix of linear-interpolation weights, clamped at edges."""
-    i0, i1, w1 = _linear_taps(coords, n)
-    m = np.zeros((len(coords), n), dtype=np.float32)
-    rows = np.arange(len(coords))
-    np.add.at(m, (rows, i0), 1 - w1)
-    np.add.at(m, (rows, i1), w1)
-    return m
 
 
 def window_1d(n: int, fraction: float) -> np.ndarray:
@@ -252,36 +207,7 @@ def normalize_windowed(vol: np.ndarray, windows: tuple[np.ndarray, np.ndarray, n
     if vol.dtype != np.float32 or not vol.flags.c_contiguous:
         raise TypeError("normalize_windowed needs a C-contiguous float32 array")
     wz, wy, wx = (np.ascontiguousarray(w, dtype=np.float32) for w in windows)
-    return vol, float(_normalize_window(vol, wz, wy, wx))
-
-
-@numba.njit(nogil=True, cache=True, fastmath=True)
-def _normalize_window(vol, wz, wy, wx):  # pragma: no cover - compiled
-    """Two passes (statistics, then scale and window) where numpy took seven."""
-    flat = vol.reshape(-1)
-    n = flat.size
-    total = 0.0
-    for i in range(n):
-        total += flat[i]
-    mean = total / n
-    var = 0.0
-    for i in range(n):
-        d = flat[i] - mean
-        var += d * d
-    std = np.sqrt(var / n)
-    inv = 1.0 / std if std > 0 else 1.0
-    nz, ny, nx = vol.shape
-    energy = 0.0
-    m = np.float32(mean)
-    for z in range(nz):
-        for y in range(ny):
-            scale = np.float32(wz[z] * wy[y] * inv)
-            row = vol[z, y]
-            for x in range(nx):
-                v = (row[x] - m) * scale * wx[x]
-                row[x] = v
-                energy += v * v
-    return energy
+    return vol, float(normalize_window(vol, wz, wy, wx))
 
 
 def prepare(vol: np.ndarray, *, hot_mask: np.ndarray | None, background: bool, background_sigma: float) -> np.ndarray:

@@ -1,5 +1,8 @@
 """Visual and numerical quality control: projections, overlays, alignment scores.
 
+Numbers and arrays only; the figures drawn from them live outside the core
+(:mod:`napari_fidreg.figures`).
+
 QC works on *cleaned* data: hot pixels replaced and background removed, plane
 by plane, in z-chunks (bounded memory). Raw projections would be dominated by
 hot-pixel columns (bright in every plane, so stripes in XZ) and a score on raw
@@ -8,9 +11,6 @@ illumination are fixed to the camera.
 """
 
 from __future__ import annotations
-
-import io as _io
-from pathlib import Path
 
 import numpy as np
 
@@ -89,63 +89,15 @@ def overlay_rgb(green: np.ndarray, magenta: np.ndarray) -> np.ndarray:
     """Reference in green, moving in magenta (white where they coincide), uint8 RGB."""
     shape = tuple(min(x, y) for x, y in zip(green.shape, magenta.shape))
     sl = tuple(slice(0, n) for n in shape)
-    g = _stretch(green[sl])
-    m = _stretch(magenta[sl])
+    g = stretch(green[sl])
+    m = stretch(magenta[sl])
     return (np.stack([m, g, m], axis=-1) * 255).astype(np.uint8)
 
 
-def _stretch(img: np.ndarray) -> np.ndarray:
+def stretch(img: np.ndarray) -> np.ndarray:
+    """``img`` scaled to [0, 1] between its 1st and 99.8th percentiles (for display)."""
     img = np.asarray(img, dtype=np.float32)
     lo, hi = np.percentile(img, (1, 99.8))
     if hi <= lo:
         return np.zeros_like(img)
     return np.clip((img - lo) / (hi - lo), 0, 1)
-
-
-def qc_figure(reference, before, after, *, title: str = "", voxel_size=None) -> bytes:
-    """PNG bytes: XY and XZ max projections of reference, moving before and after, and overlays.
-
-    Rows: XY, XZ. Columns: reference, moving (before), moving (after),
-    overlay before, overlay after (reference green, moving magenta, white where
-    they agree). XZ panels are stretched in z by the voxel aspect when known.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    pr, pb, pa = projections(reference), projections(before), projections(after)
-    aspect = 1.0 if voxel_size is None else float(voxel_size[0]) / float(voxel_size[2])
-    score_b, score_a = alignment_score(pr, pb), alignment_score(pr, pa)
-    ny = pr["xy"].shape[0]
-    nz_disp = pr["xz"].shape[0] * aspect
-    width = 15
-    fig = Figure(figsize=(width, (width / 5) * (ny + nz_disp) / pr["xy"].shape[1] + 0.9), dpi=100)
-    grid = fig.add_gridspec(2, 5, height_ratios=[ny, max(nz_disp, 1)], hspace=0.05, wspace=0.03)
-    cols = ["reference", "moving (before)", "moving (after)", "overlay before", "overlay after"]
-    for row, key in enumerate(("xy", "xz")):
-        imgs = [pr[key], pb[key], pa[key], overlay_rgb(pr[key], pb[key]), overlay_rgb(pr[key], pa[key])]
-        for col, img in enumerate(imgs):
-            ax = fig.add_subplot(grid[row, col])
-            if img.ndim == 2:
-                ax.imshow(_stretch(img), cmap="gray", interpolation="nearest", aspect=aspect if key == "xz" else 1.0)
-            else:
-                ax.imshow(img, interpolation="nearest", aspect=aspect if key == "xz" else 1.0)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if row == 0:
-                ax.set_title(cols[col], fontsize=10)
-            if col == 0:
-                ax.set_ylabel("XY (max over z)" if key == "xy" else "XZ (max over y)", fontsize=9)
-    fig.suptitle(
-        f"{title}    alignment score (cleaned projections) before {score_b:.3f} -> after {score_a:.3f}", fontsize=11
-    )
-    buf = _io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    return buf.getvalue()
-
-
-def write_qc_figure(path: str | Path, reference, before, after, **kwargs) -> Path:
-    from .io import atomic_write_bytes
-
-    return atomic_write_bytes(path, qc_figure(reference, before, after, **kwargs))

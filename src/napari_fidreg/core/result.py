@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -11,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .errors import FidregError
-from .params import Params
+from .params import Params, Subvolume, check_subvolume
 
 SIGN_CONVENTION = (
     "shift = (dz, dy, dx) in pixels to apply to the moving stack to align it onto the "
@@ -71,6 +73,9 @@ class Registration:
         The block grid in (z, y, x) raster order; empty for a global-only run.
     grid_shape : (gz, gy, gx)
     reference_shape, moving_shape : (z, y, x)
+    subvolume : ((z0, z1), (y0, y1), (x0, x1)) or None
+        The region of the reference the registration was restricted to (None:
+        the whole common volume).
     voxel_size : (z, y, x) in micrometres, or None when unknown
     params : Params
     warnings : list of str
@@ -88,6 +93,7 @@ class Registration:
     consensus_shift: tuple[float, float, float] | None = None
     blocks: list[Block] = field(default_factory=list)
     grid_shape: tuple[int, int, int] = (0, 0, 0)
+    subvolume: Subvolume | None = None
     voxel_size: tuple[float, float, float] | None = None
     reference: str = ""
     moving: str = ""
@@ -147,6 +153,7 @@ class Registration:
             "reference_shape": list(self.reference_shape),
             "moving_shape": list(self.moving_shape),
             "grid_shape": list(self.grid_shape),
+            "subvolume": None if self.subvolume is None else [list(r) for r in self.subvolume],
             "blocks": [
                 {
                     "index": list(b.index),
@@ -194,6 +201,12 @@ class Registration:
             ]
             vs = d.get("voxel_size_um")
             cs = d.get("consensus_shift")
+            parameters = dict(d["parameters"])
+            # documents from before 0.2 kept execution and correction options and the
+            # region among the parameters: the first two do not change the result
+            parameters.pop("workers", None)
+            parameters.pop("fill_value", None)
+            sub = d.get("subvolume", parameters.pop("subvolume", None))
             return cls(
                 global_shift=tuple(float(v) for v in d["global_shift"]),
                 global_score=float(d["global_score"]),
@@ -205,7 +218,8 @@ class Registration:
                 global_uncertainty=None if d.get("global_uncertainty") is None else tuple(d["global_uncertainty"]),
                 reference_shape=tuple(d["reference_shape"]),
                 moving_shape=tuple(d["moving_shape"]),
-                params=Params.from_dict(d["parameters"]),
+                params=Params.from_dict(parameters),
+                subvolume=None if sub is None else check_subvolume(sub),
                 consensus_shift=None if cs is None else tuple(cs),
                 blocks=blocks,
                 grid_shape=tuple(d["grid_shape"]),
@@ -244,19 +258,43 @@ class Registration:
         return cls.from_json(path.read_text(encoding="utf-8", errors="replace"))
 
     def blocks_csv(self) -> str:
-        """The block table as CSV text."""
-        lines = [
-            "iz,iy,ix,z0,y0,x0,nz,ny,nx,dz,dy,dx,measured_dz,measured_dy,measured_dx,score,sharpness,inlier,reason"
-        ]
+        """The block table as CSV text (one row per block, header first; RFC 4180 quoting)."""
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(BLOCK_COLUMNS)
         for b in self.blocks:
-            m = b.measured_shift if b.measured_shift is not None else ("", "", "")
-            fmt = [f"{v:.4f}" if v != "" else "" for v in m]
-            lines.append(
-                ",".join(
-                    [*map(str, b.index), *map(str, b.origin), *map(str, b.size)]
-                    + [f"{v:.4f}" for v in b.shift]
-                    + fmt
-                    + [f"{b.score:.4f}", f"{b.sharpness:.2f}", str(int(b.inlier)), b.reason]
-                )
+            measured = ["", "", ""] if b.measured_shift is None else [f"{v:.4f}" for v in b.measured_shift]
+            writer.writerow(
+                [*b.index, *b.origin, *b.size, *(f"{v:.4f}" for v in b.shift), *measured]
+                + [f"{b.score:.4f}", f"{b.sharpness:.2f}", int(b.inlier), b.reason]
             )
-        return "\n".join(lines) + "\n"
+        return buf.getvalue()
+
+    def summary(self) -> str:
+        """What a person reads first: the shift (px, µm), its precision and quality, then warnings.
+
+        The CLI prints it and the napari dock shows it.
+        """
+        dz, dy, dx = self.global_shift
+        line = f"{self.moving or 'moving'}: shift (dz, dy, dx) = ({dz:+.3f}, {dy:+.3f}, {dx:+.3f})"
+        if self.global_uncertainty is not None:
+            line += " ± (" + ", ".join(f"{u:.3f}" for u in self.global_uncertainty) + ")"
+        line += " px"
+        um = self.global_shift_um()
+        if um is not None:
+            line += f" = ({um[0]:+.4f}, {um[1]:+.4f}, {um[2]:+.4f}) µm"
+        line += f"; score {self.global_score:.3f}, sharpness {self.global_sharpness:.0f}"
+        if self.has_blocks:
+            line += f"; {sum(b.inlier for b in self.blocks)}/{len(self.blocks)} blocks kept"
+        lines = [line]
+        if not self.global_confident:
+            lines.append("  LOW CONFIDENCE: the shift is only the coarse estimate; check it by eye")
+        lines += [f"  warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+BLOCK_COLUMNS = (
+    "iz", "iy", "ix", "z0", "y0", "x0", "nz", "ny", "nx", "dz", "dy", "dx",
+    "measured_dz", "measured_dy", "measured_dx", "score", "sharpness", "inlier", "reason",
+)  # fmt: skip
+"""Columns of :meth:`Registration.blocks_csv` (shifts in pixels, to apply to the moving stack)."""

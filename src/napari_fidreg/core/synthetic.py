@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ShiftField = Callable[[np.ndarray], np.ndarray]
+LocalShift = Callable[[np.ndarray], np.ndarray]
+"""Local shift (beyond the global one) at (n, 3) reference positions."""
 
 
 @dataclass
@@ -29,7 +30,7 @@ class SyntheticPair:
     beads: np.ndarray
     """(n, 3) bead positions in the reference."""
     amplitudes: np.ndarray
-    local_shift: ShiftField | None
+    local_shift: LocalShift | None
     """Local shift (beyond the global one) at (n, 3) positions, or None."""
     hot_pixels: np.ndarray
     """(n, 2) (y, x) of the hot pixels."""
@@ -92,9 +93,6 @@ class SmoothDeformation:
             ],
             axis=1,
         )
-
-
-smooth_deformation = SmoothDeformation
 
 
 def fiducial_pair(
@@ -163,7 +161,7 @@ def fiducial_pair(
         )
         beads = beads[~drop]
     amplitudes = amplitude * rng.lognormal(0.0, 0.4, size=len(beads))
-    local = smooth_deformation(shape, deformation) if deformation is not None else None
+    local = SmoothDeformation(shape, deformation) if deformation is not None else None
 
     total = np.broadcast_to(shift, beads.shape).copy()
     if local is not None:

@@ -1,0 +1,148 @@
+"""The coarse step: one read of each stack, hot pixels, and a global shift on binned copies.
+
+Each stack is read once, plane by plane (memory-mapped files are read in place):
+that pass yields the minimum over z of the camera frame (for hot pixels) and a
+copy of the region binned in y/x to about ``COARSE_TARGET`` pixels. The binned
+copies are correlated with float32 real FFTs, padded so that large shifts do not
+wrap around; they also rank the blocks by content for the refinement that follows.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from .blocks import Box, tile
+from .correlate import ShiftEstimate, correlate
+from .kernels import bin_planes
+from .params import Params
+from .preprocess import bin_counts, hot_pixel_mask, neighbour_median, subtract_background
+from .validate import check_finite_and_varying, native
+
+COARSE_TARGET = 384  # y/x extent of the binned copy used for the coarse shift
+GLOBAL_BLOCK = 256  # y/x size of the blocks that refine the global shift
+
+Region = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class Coarse:
+    """What the coarse step hands to the refinement."""
+
+    shift: np.ndarray  # (dz, dy, dx) at full resolution
+    estimate: ShiftEstimate  # on the binned copies
+    max_shift: tuple[float, float, float]  # the search range used, full-resolution pixels
+    factor: int  # y/x binning
+    hot: np.ndarray | None  # (y, x) hot-pixel mask of the camera frame
+    candidates: list[Box]  # the richest full-depth blocks, richest first
+
+
+def coarse_shift(ref, mov, region: Region, params: Params, *, workers: int) -> Coarse:
+    """Read both stacks once and estimate the global shift on binned copies."""
+    extent = [b - a for a, b in region]
+    factor = max(1, int(np.ceil(max(extent[1], extent[2]) / COARSE_TARGET)))
+    with ThreadPoolExecutor(max_workers=min(2, workers)) as pool:  # both stacks read in parallel
+        (zmin_ref, ref_small), (zmin_mov, mov_small) = pool.map(lambda v: scan(v, region, factor), (ref, mov))
+    hot = camera_hot_pixels((zmin_ref, zmin_mov), params.hot_pixel_threshold) if params.hot_pixels else None
+    if hot is not None and hot.any():
+        for vol, small in ((ref, ref_small), (mov, mov_small)):
+            _fix_binned_hot_pixels(small, vol, region, factor, hot)
+    for name, small in (("reference", ref_small), ("moving", mov_small)):
+        check_finite_and_varying(small, name)
+        if params.background:
+            subtract_background(small, sigma=params.background_sigma / factor)
+    max_shift = params.max_shift or (extent[0] / 3, extent[1] / 4, extent[2] / 4)
+    # rank the blocks before the correlation normalises the binned copies in place
+    candidates = richest_blocks(ref_small, region, factor, params.n_global_blocks)
+    est = correlate(
+        ref_small,
+        mov_small,
+        max_shift=(max_shift[0], max_shift[1] / factor, max_shift[2] / factor),
+        z_taper=params.z_taper,
+        yx_taper=params.yx_taper,
+        workers=workers,
+    )
+    shift = est.shift * np.array([1, factor, factor])
+    return Coarse(shift, est, tuple(float(v) for v in max_shift), factor, hot, candidates)
+
+
+def scan(vol, region: Region, factor: int, chunk: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Read the region's planes once: (min over z of the whole frame, region binned by ``factor``)."""
+    (z0, z1), (y0, y1), (x0, x1) = region
+    by, bx = -(-(y1 - y0) // factor), -(-(x1 - x0) // factor)
+    small = np.zeros((z1 - z0, by, bx), dtype=np.float32)
+    zmin = None
+    for z in range(z0, z1, chunk):
+        planes = native(vol[z : min(z + chunk, z1)])
+        if zmin is None:
+            zmin = planes[0].copy()
+        bin_planes(planes, y0, y1, x0, x1, factor, small[z - z0 :], zmin)
+    small /= bin_counts(y1 - y0, factor)[None, :, None] * bin_counts(x1 - x0, factor)[None, None, :]
+    return zmin, small
+
+
+def camera_hot_pixels(zmins, threshold: float) -> np.ndarray:
+    """Hot pixels of the camera frame (y, x), from the minimum over z of both stacks.
+
+    Hot pixels are fixed to the camera, so they are bright in both stacks; the
+    minimum of the two z-minima also suppresses fiducials, which move between
+    rounds. Where only one stack covers the frame, its own minimum is used.
+    """
+    ny = max(z.shape[0] for z in zmins)
+    nx = max(z.shape[1] for z in zmins)
+    both = np.full((ny, nx), np.inf, dtype=np.float32)
+    for zmin in zmins:
+        view = both[: zmin.shape[0], : zmin.shape[1]]
+        np.minimum(view, zmin, out=view)
+    uncovered = ~np.isfinite(both)
+    if uncovered.any():
+        both[uncovered] = np.median(both[~uncovered])
+    # With one or two planes the minimum over z is the image itself; the isolation
+    # test of hot_pixel_mask still tells a hot pixel from a fiducial.
+    return hot_pixel_mask(both, threshold=threshold)
+
+
+def _fix_binned_hot_pixels(small: np.ndarray, vol, region: Region, factor: int, hot: np.ndarray) -> None:
+    """Replace, inside the binned copy, each hot pixel's value by its 8-neighbour median."""
+    (z0, z1), (y0, y1), (x0, x1) = region
+    ys, xs = np.nonzero(hot[y0:y1, x0:x1])
+    if ys.size == 0:
+        return
+    gy, gx = ys + y0, xs + x0
+
+    def take(yy, xx):
+        return _gather(vol, z0, z1, yy, xx).astype(np.float32)
+
+    own = take(gy, gx)
+    replacement = neighbour_median(take, gy, gx, vol.shape[1:])
+    by, bx = ys // factor, xs // factor
+    area = bin_counts(y1 - y0, factor)[by] * bin_counts(x1 - x0, factor)[bx]
+    np.add.at(small, (slice(None), by, bx), (replacement - own) / area)
+
+
+def _gather(vol, z0: int, z1: int, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """vol[z0:z1, ys, xs] without reading whole planes of a lazy array."""
+    if isinstance(vol, np.ndarray):
+        return vol[z0:z1, ys, xs]
+    return np.stack([np.asarray(vol[z])[ys, xs] for z in range(z0, z1)])
+
+
+def _binned(sl: slice, origin: int, factor: int) -> slice:
+    """The bins of the binned copy covered by a full-resolution slice (at least one)."""
+    a = (sl.start - origin) // factor
+    return slice(a, max((sl.stop - origin) // factor, a + 1))
+
+
+def richest_blocks(ref_small: np.ndarray, region: Region, factor: int, n: int) -> list[Box]:
+    """The ``n`` full-depth blocks whose binned, background-free content varies most."""
+    (z0, z1), (y0, y1), (x0, x1) = region
+    size = (z1 - z0, min(GLOBAL_BLOCK, y1 - y0), min(GLOBAL_BLOCK, x1 - x0))
+    boxes, _ = tile(region, size)
+    energy = []
+    for box in boxes:
+        part = ref_small[:, _binned(box[1], y0, factor), _binned(box[2], x0, factor)]
+        energy.append(float(np.square(part - part.mean()).mean()))
+    order = np.argsort(energy)[::-1]
+    return [boxes[i] for i in order[:n]]

@@ -1,0 +1,194 @@
+"""The engine's compiled (numba) loops, in one place.
+
+Each kernel does in one pass what numpy would do in several passes with full-size
+temporaries; each is ``nogil`` so that the block and plane threads run in parallel.
+The callers (:mod:`.scan`, :mod:`.preprocess`, :mod:`.warp`) hold the logic; the
+kernels hold arithmetic only. ``cache=True`` keeps the machine code between
+processes (``__pycache__``), so only the first run on a machine compiles.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(nogil=True, cache=True)
+def bin_planes(planes, y0, y1, x0, x1, factor, small, zmin):  # pragma: no cover - compiled
+    """``small[z, bin] += planes[z]`` summed over ``factor`` x ``factor`` bins of the region
+    [y0, y1) x [x0, x1); and, when ``zmin`` is not empty, ``zmin = min(zmin, planes over z)``
+    over the whole frame.
+
+    One kernel serves the coarse step's single read of each stack (binned copy and
+    minimum over z together: 0.41 -> 0.26 s per 60x2048x2048 stack against numpy) and
+    the background's binned mean (12 -> 2 ms per 68x272x272 block).
+    """
+    nz, ny, nx = planes.shape
+    nbx = small.shape[2]
+    with_min = zmin.shape[0] > 0
+    for z in range(nz):
+        for y in range(ny):
+            row = planes[z, y]
+            if with_min:
+                mrow = zmin[y]
+                for x in range(nx):
+                    mrow[x] = min(mrow[x], row[x])
+            if y0 <= y < y1:
+                srow = small[z, (y - y0) // factor]
+                for b in range(nbx):
+                    start = x0 + b * factor
+                    stop = min(start + factor, x1)
+                    acc = np.float32(0)
+                    for x in range(start, stop):
+                        acc += row[x]
+                    srow[b] += acc
+
+
+@numba.njit(nogil=True, cache=True)
+def subtract_rows(block, rows, i0, i1, w):  # pragma: no cover - compiled
+    """``block[z, y, :] -= (1 - w[y]) * rows[z, i0[y], :] + w[y] * rows[z, i1[y], :]``."""
+    nz, ny, nx = block.shape
+    for z in range(nz):
+        for y in range(ny):
+            a = rows[z, i0[y]]
+            b = rows[z, i1[y]]
+            wb = w[y]
+            wa = 1 - wb
+            out = block[z, y]
+            for x in range(nx):
+                out[x] -= wa * a[x] + wb * b[x]
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def normalize_window(vol, wz, wy, wx):  # pragma: no cover - compiled
+    """Zero mean, unit variance, times the separable window, in place; returns the energy.
+
+    Two passes (statistics, then scale and window) where numpy took seven.
+    """
+    flat = vol.reshape(-1)
+    n = flat.size
+    total = 0.0
+    for i in range(n):
+        total += flat[i]
+    mean = total / n
+    var = 0.0
+    for i in range(n):
+        d = flat[i] - mean
+        var += d * d
+    std = np.sqrt(var / n)
+    inv = 1.0 / std if std > 0 else 1.0
+    nz, ny, nx = vol.shape
+    energy = 0.0
+    m = np.float32(mean)
+    for z in range(nz):
+        for y in range(ny):
+            scale = np.float32(wz[z] * wy[y] * inv)
+            row = vol[z, y]
+            for x in range(nx):
+                v = (row[x] - m) * scale * wx[x]
+                row[x] = v
+                energy += v * v
+    return energy
+
+
+@numba.njit(nogil=True, cache=True)
+def sample_plane(src, z, z_offset, sz, sy, sx, fill, lo, hi, is_int, out):  # pragma: no cover - compiled
+    """``out[y, x]`` = trilinear ``src`` at (z - sz, y - sy, x - sx), in out's dtype; fill outside.
+
+    ``src`` holds the stack's planes from ``z_offset`` on. The kernel reads the
+    source dtype and writes the output dtype (integers rounded and clipped to
+    [lo, hi]), which avoids converting whole planes back and forth in numpy.
+    """
+    nz, ny, nx = src.shape
+    oy, ox = out.shape
+    for y in range(oy):
+        for x in range(ox):
+            zs = z - sz[y, x] - z_offset
+            ys = y - sy[y, x]
+            xs = x - sx[y, x]
+            if zs < -1e-4 or ys < -1e-4 or xs < -1e-4 or zs > nz - 1 + 1e-4 or ys > ny - 1 + 1e-4 or xs > nx - 1 + 1e-4:
+                out[y, x] = fill
+                continue
+            z0 = min(max(int(np.floor(zs)), 0), max(nz - 2, 0))
+            y0 = min(max(int(np.floor(ys)), 0), max(ny - 2, 0))
+            x0 = min(max(int(np.floor(xs)), 0), max(nx - 2, 0))
+            z1 = min(z0 + 1, nz - 1)
+            y1 = min(y0 + 1, ny - 1)
+            x1 = min(x0 + 1, nx - 1)
+            fz = min(max(zs - z0, 0.0), 1.0)
+            fy = min(max(ys - y0, 0.0), 1.0)
+            fx = min(max(xs - x0, 0.0), 1.0)
+            c00 = src[z0, y0, x0] * (1 - fx) + src[z0, y0, x1] * fx
+            c01 = src[z0, y1, x0] * (1 - fx) + src[z0, y1, x1] * fx
+            c10 = src[z1, y0, x0] * (1 - fx) + src[z1, y0, x1] * fx
+            c11 = src[z1, y1, x0] * (1 - fx) + src[z1, y1, x1] * fx
+            c0 = c00 * (1 - fy) + c01 * fy
+            c1 = c10 * (1 - fy) + c11 * fy
+            v = c0 * (1 - fz) + c1 * fz
+            if is_int:
+                v = min(max(np.floor(v + 0.5), lo), hi)
+            out[y, x] = v
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True)
+def sample_plane_yx(src, z, zs_base, y0s, x0s, fys, fxs, inside, fill, lo, hi, is_int, out):  # pragma: no cover
+    """Fast path of :func:`sample_plane` when the field does not vary along z.
+
+    The y/x source indices and weights (``y0s``, ``x0s``, ``fys``, ``fxs``,
+    ``inside``) are computed once for all planes; only z is resolved here
+    (``zs = z + zs_base``). A smooth field keeps the source's (z0, y0, x0 - x)
+    constant over long runs of each output row; inside a run the eight taps are
+    contiguous loads from four source rows, which the compiler vectorises (2.4x
+    faster than a gather per voxel). Needs ``src.shape[2] >= 2``.
+    """
+    nz, ny, nx = src.shape
+    oy, ox = out.shape
+    z_idx = np.empty(ox, np.int64)
+    fz = np.empty(ox, np.float32)
+    ok = np.empty(ox, np.bool_)
+    acc = np.empty(ox, np.float32)
+    top = np.float32(nz - 1)
+    for y in range(oy):
+        for x in range(ox):  # z index and weight per voxel: arithmetic only
+            zs = np.float32(z) + zs_base[y, x]
+            ok[x] = inside[y, x] and zs >= -1e-4 and zs <= top + 1e-4
+            zc = min(max(zs, np.float32(0)), top)
+            z0 = min(np.int64(zc), nz - 2) if nz > 1 else 0
+            z_idx[x] = z0
+            fz[x] = zc - z0
+        x = 0
+        while x < ox:  # runs of constant (z0, y0, x0 - x)
+            z0 = z_idx[x]
+            y0 = y0s[y, x]
+            d = x0s[y, x] - x
+            end = x + 1
+            while end < ox and z_idx[end] == z0 and y0s[y, end] == y0 and x0s[y, end] - end == d:
+                end += 1
+            z1 = min(z0 + 1, nz - 1)
+            y1 = min(y0 + 1, ny - 1)
+            lo_x, hi_x = x + d, end + d + 1  # x0 <= nx - 2 (see warp._yx_tables): hi_x <= nx
+            _trilinear_run(
+                src[z0, y0, lo_x:hi_x], src[z0, y1, lo_x:hi_x], src[z1, y0, lo_x:hi_x], src[z1, y1, lo_x:hi_x],
+                fxs[y, x:end], fys[y, x:end], fz[x:end], acc[x:end],
+            )  # fmt: skip
+            x = end
+        row = out[y]
+        for x in range(ox):
+            v = acc[x]
+            if is_int:
+                v = np.float32(np.floor(min(max(v + np.float32(0.5), np.float32(lo)), np.float32(hi))))
+            row[x] = v if ok[x] else fill
+
+
+@numba.njit(nogil=True, cache=True, fastmath=True, inline="always")
+def _trilinear_run(r00, r01, r10, r11, fx, fy, fz, acc):  # pragma: no cover - compiled
+    """acc[i] = trilinear of the four source rows at (i + fx[i], fy[i], fz[i]); contiguous."""
+    for i in range(acc.shape[0]):
+        g = fx[i]
+        c00 = np.float32(r00[i]) + (np.float32(r00[i + 1]) - np.float32(r00[i])) * g
+        c01 = np.float32(r01[i]) + (np.float32(r01[i + 1]) - np.float32(r01[i])) * g
+        c10 = np.float32(r10[i]) + (np.float32(r10[i + 1]) - np.float32(r10[i])) * g
+        c11 = np.float32(r11[i]) + (np.float32(r11[i + 1]) - np.float32(r11[i])) * g
+        c0 = c00 + (c01 - c00) * fy[i]
+        c1 = c10 + (c11 - c10) * fy[i]
+        acc[i] = c0 + (c1 - c0) * fz[i]

@@ -1,0 +1,155 @@
+"""The one writer of result sets, for the CLI, dask tasks and the napari Save button.
+
+A result set for a moving stack named ``NAME`` in folder ``DIR``::
+
+    DIR/NAME.shifts.json       the Registration (global shift, blocks, parameters, versions)
+    DIR/NAME.blocks.csv        the block table (header only for a global-only run)
+    DIR/NAME.registered.tif    the corrected stack (or NAME.registered.ome.zarr)
+    DIR/NAME.qc.png            the QC image
+
+``NAME`` is the moving stack's file name without its extension (:func:`result_name`),
+whether it was registered from the command line or from a napari layer read from
+that file, so both give the same names. The set is written into a hidden staging
+folder in ``DIR`` and moved into place only when every member is complete; members
+of an older set that this run does not write (say, its QC image after ``--no-qc``)
+are removed, so a folder never mixes two runs' files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from .core.io import (
+    atomic_write_bytes,
+    atomic_write_text,
+    read_stack,
+    stack_writer,
+    stem,
+    stem_of_name,
+    write_stack,
+    zarr_writer,
+)
+from .core.result import Registration
+
+STACK_FORMATS = ("tif", "zarr")
+
+
+@dataclass(frozen=True)
+class ResultPaths:
+    """Where each member of a result set goes."""
+
+    shifts: Path
+    blocks: Path
+    stack: Path
+    qc: Path
+
+    def members(self) -> list[Path]:
+        """Every path of the set, in writing order."""
+        return [getattr(self, f.name) for f in fields(self)]
+
+
+def result_name(source: str | Path) -> str:
+    """The ``NAME`` of a result set: a file's name (a ``Path``) or a layer's name (a ``str``)
+    without an image extension (.tif, .ome.tif, .zarr ...), with only the characters
+    that no file name may hold replaced by ``_``."""
+    text = stem(source.name) if isinstance(source, Path) else stem_of_name(str(source))
+    return re.sub(r'[\x00-\x1f/\\:*?"<>|]+', "_", text).strip(" .") or "moving"
+
+
+def result_paths(out_dir: str | Path, name: str, *, stack_format: str = "tif") -> ResultPaths:
+    """The paths of the result set ``name`` in ``out_dir``."""
+    if stack_format not in STACK_FORMATS:
+        raise ValueError(f"stack_format must be one of {STACK_FORMATS}, got {stack_format!r}")
+    d = Path(out_dir)
+    suffix = ".registered.ome.zarr" if stack_format == "zarr" else ".registered.tif"
+    return ResultPaths(d / f"{name}.shifts.json", d / f"{name}.blocks.csv", d / f"{name}{suffix}", d / f"{name}.qc.png")
+
+
+def other_format(paths: ResultPaths) -> Path:
+    """The corrected stack's path in the format this set does not use (an older run's)."""
+    s = str(paths.stack)
+    return Path(s[: -len(".ome.zarr")] + ".tif" if s.endswith(".ome.zarr") else s[: -len(".tif")] + ".ome.zarr")
+
+
+Corrected = np.ndarray | Callable[[np.ndarray], object]
+"""A corrected stack, or a function that writes it plane by plane into the array it is given."""
+
+
+def save_result_set(
+    paths: ResultPaths,
+    reg: Registration,
+    *,
+    corrected: Corrected | None = None,
+    shape=None,
+    dtype=None,
+    qc: Callable[[np.ndarray | None], bytes] | None = None,
+) -> list[Path]:
+    """Write a result set; returns the paths written.
+
+    Parameters
+    ----------
+    paths : ResultPaths
+    reg : Registration
+    corrected : array, callable or None
+        The corrected stack, or a function ``fill(out)`` that writes it into a
+        memory-mapped ``out`` of ``shape`` and ``dtype`` (bounded memory, however
+        large the stack); None writes no stack.
+    qc : callable or None
+        ``qc(stack)`` returns the QC image's PNG bytes; it is given the corrected
+        stack as written (read back lazily from the file) or None. None writes no
+        QC image.
+    """
+    out_dir = paths.shifts.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{paths.shifts.name}.", suffix=".part", dir=out_dir))
+    try:
+        staged = ResultPaths(*(staging / p.name for p in paths.members()))
+        ready = [(staged.shifts, paths.shifts), (staged.blocks, paths.blocks)]
+        reg.save(staged.shifts)
+        atomic_write_text(staged.blocks, reg.blocks_csv())
+        written_stack = None
+        if corrected is not None:
+            _write_stack(staged.stack, corrected, reg, shape, dtype)
+            ready.append((staged.stack, paths.stack))
+            written_stack = staged.stack
+        if qc is not None:
+            stack = read_stack(written_stack, lazy=True).data if written_stack is not None else None
+            atomic_write_bytes(staged.qc, qc(stack))
+            ready.append((staged.qc, paths.qc))
+        # every member is complete: replace the old set as a whole
+        for old in [*paths.members(), other_format(paths)]:
+            _remove(old)
+        for src, dst in ready:
+            os.replace(src, dst)
+        return [dst for _, dst in ready]
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_stack(path: Path, corrected: Corrected, reg: Registration, shape, dtype) -> None:
+    vs = reg.voxel_size
+    if isinstance(corrected, np.ndarray):
+        if path.name.endswith(".zarr"):
+            with zarr_writer(path, corrected.shape, corrected.dtype, voxel_size=vs) as out:
+                out[...] = corrected
+        else:
+            write_stack(path, corrected, voxel_size=vs)
+        return
+    writer = zarr_writer if path.name.endswith(".zarr") else stack_writer
+    with writer(path, shape, dtype, voxel_size=vs) as out:
+        corrected(out)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
