@@ -170,8 +170,8 @@ def stage_times(ref: Path, mov: Path, out: Path) -> dict[str, float]:
     """Where the full job's time goes, from its progress ticks."""
     marks: list[tuple[str, float]] = []
 
-    def progress(label, done, total):
-        stage = label.split(": ", 1)[-1]
+    def progress(tick):
+        stage = tick.stage
         if not marks or marks[-1][0] != stage:
             marks.append((stage, time.perf_counter()))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import os
 
-import numpy as np
 import pytest
 import tifffile
 
@@ -52,7 +51,3 @@ def file_digest(path) -> str:
     import hashlib
 
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
-
-
-def max_abs(a, b) -> np.ndarray:
-    return np.abs(np.asarray(a, float) - np.asarray(b, float))

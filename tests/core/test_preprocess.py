@@ -66,19 +66,19 @@ def test_window_is_positive_and_peaks_in_the_middle(n):
 @pytest.mark.parametrize("n", [3, 4, 10, 39, 60, 256, 257])
 @pytest.mark.parametrize("alpha", [0.1, 0.25, 0.5, 0.8, 1.0])
 def test_tukey_window_matches_scipy(n, alpha):
-    from scipy.signal.windows import tukey
+    from scipy.signal.windows import tukey as scipy_tukey
 
-    from napari_fidreg.core.preprocess import _tukey
+    from napari_fidreg.core.preprocess import tukey
 
-    np.testing.assert_allclose(_tukey(n, alpha), tukey(n, alpha), atol=1e-12)
+    np.testing.assert_allclose(tukey(n, alpha), scipy_tukey(n, alpha), atol=1e-12)
 
 
 @pytest.mark.parametrize("factor", [1, 3, 12])
 def test_bin_mean_averages_each_bin_ragged_edges_included(factor):
-    from napari_fidreg.core.preprocess import _bin_mean
+    from napari_fidreg.core.preprocess import bin_mean
 
     vol = np.random.default_rng(0).random((3, 37, 29)).astype(np.float32)
-    out = _bin_mean(vol, factor)
+    out = bin_mean(vol, factor)
     ny, nx = -(-37 // factor), -(-29 // factor)
     assert out.shape == (3, ny, nx)
     for by in range(ny):

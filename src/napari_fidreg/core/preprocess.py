@@ -105,7 +105,7 @@ def subtract_background(vol: np.ndarray, *, sigma: float = 8.0) -> np.ndarray:
     """
     _, ny, nx = vol.shape
     factor = max(1, min(int(round(1.5 * sigma)), ny // 4, nx // 4))
-    env = background_envelope(_bin_mean(vol, factor), sigma / factor)
+    env = background_envelope(bin_mean(vol, factor), sigma / factor)
     if factor == 1:
         vol -= env
         return vol
@@ -133,7 +133,7 @@ def background_envelope(small: np.ndarray, sigma: float) -> np.ndarray:
     return ndimage.gaussian_filter(env, sigma=(0, sigma, sigma), mode="nearest")
 
 
-def _bin_mean(vol: np.ndarray, factor: int) -> np.ndarray:
+def bin_mean(vol: np.ndarray, factor: int) -> np.ndarray:
     """Mean over factor x factor bins in y/x (float32); a ragged edge bin averages what it has.
 
     One compiled pass over the volume: numpy's strided adds made one pass per offset
@@ -159,10 +159,10 @@ def window_1d(n: int, fraction: float) -> np.ndarray:
     """Tukey window of length ``n`` whose tapered part is ``fraction`` of it."""
     if n < 3 or fraction <= 0:
         return np.ones(n, dtype=np.float32)
-    return _tukey(n, fraction).astype(np.float32) + np.float32(1e-3)
+    return tukey(n, fraction).astype(np.float32) + np.float32(1e-3)
 
 
-def _tukey(n: int, alpha: float) -> np.ndarray:
+def tukey(n: int, alpha: float) -> np.ndarray:
     """scipy.signal.windows.tukey(n, alpha) (symmetric), without importing scipy.signal.
 
     scipy.signal pulls in scipy.stats: half a second of start-up for every CLI call
