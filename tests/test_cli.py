@@ -71,6 +71,11 @@ def test_several_moving_stacks_and_progress_on_stderr(tmp_path, tiff_pair):
         (["--block-size", "999"], "block size 999 is larger than the y extent 160"),
         (["--subvolume", "5:2,0:10,0:10"], "z range 5:2 is empty or inverted"),
         (["--subvolume", "nope"], "expected z0:z1,y0:y1,x0:x1"),
+        (["--z-taper", "1.5"], "z_taper must be in [0, 1]"),
+        (["--outlier-mad", "0"], "outlier_mad must be > 0"),
+        (["--min-score", "nan"], "min_score must be a finite number"),
+        (["--n-global-blocks", "0"], "n_global_blocks must be an integer >= 1"),
+        (["--workers", "0"], "--workers must be at least 1"),
     ],
 )
 def test_bad_input_is_one_clear_line(tmp_path, tiff_pair, args, msg):
@@ -115,3 +120,30 @@ def test_demo_recovers_the_known_shift(tmp_path):
     errors = [float(v) for v in line.split("=")[1].strip(" ()px").split(",")]
     assert max(abs(e) for e in errors) <= 0.02
     assert (tmp_path / "demo" / "moving.qc.png").exists()
+
+
+def test_every_algorithm_parameter_is_an_option_and_lands_in_the_json(tmp_path, tiff_pair):
+    """Each Params field is reachable from the command line (with Params' own default) and is
+    recorded in the result; the region and the threads are not parameters but are recorded
+    (the region) or do not change the result (the threads)."""
+    from napari_fidreg.core import Params
+
+    ref, mov, _ = tiff_pair
+    options = {
+        "--min-sharpness": 9.5, "--n-global-blocks": 4, "--outlier-mad": 3.5, "--outlier-floor": 1.5,
+        "--z-taper": 0.7, "--yx-taper": 0.3, "--hot-pixel-threshold": 7.0, "--max-local-shift": 4.0,
+        "--background-sigma": 7.0, "--min-score": 0.02,
+    }  # fmt: skip
+    args = [a for kv in options.items() for a in map(str, kv)]
+    res = fidreg("register", ref, mov, "--out", tmp_path / "o", "--no-qc", "--no-stack", "--subvolume",
+                 "0:40,0:160,0:128", "--workers", "1", *args)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    d = json.loads((tmp_path / "o" / "round2.shifts.json").read_text())
+    for flag, value in options.items():
+        assert d["parameters"][flag[2:].replace("-", "_")] == value, flag
+    assert set(d["parameters"]) == set(Params().to_dict())
+    assert d["subvolume"] == [[0, 40], [0, 160], [0, 128]]
+    help_text = fidreg("register", "--help").stdout
+    for name in Params().to_dict():
+        flag = name.replace("_", "-")
+        assert f"--{flag}" in help_text or f"--no-{flag}" in help_text, name
