@@ -47,6 +47,8 @@ def measure_grid(
             continue
         measured.append(next(fresh))
         yield ticks.tick(STAGE)
+    if not todo:  # every block was reused: still say that the stage is done
+        yield ticks.tick(STAGE, 0)
     return grid_blocks(boxes, grid_shape, measured, global_shift, params)
 
 
@@ -83,5 +85,6 @@ def _inside(m: Measured, key, offset, limits, mov_shape) -> bool:
     box = tuple(slice(a, b) for a, b in key)
     ref_sl, _ = overlap(box, offset, mov_shape)
     reach = np.minimum(np.ceil(limits), [s.stop - s.start - 1 for s in ref_sl])
-    lag = np.rint(m.estimate.shift - offset)
-    return bool(m.valid) and bool(np.all(np.abs(lag) < reach))
+    lag = np.abs(np.rint(m.estimate.shift - offset))
+    # an axis without search range (a single plane) has lag 0 and reach 0: inside
+    return bool(m.valid) and bool(np.all((lag < reach) | ((reach == 0) & (lag == 0))))

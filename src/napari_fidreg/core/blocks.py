@@ -34,6 +34,8 @@ def axis_edges(start: int, stop: int, size: int, axis: str) -> list[tuple[int, i
     ``size`` long) rather than left as a sliver that holds too little to correlate.
     """
     extent = stop - start
+    if size <= 0:
+        raise FidregError(f"block size along {axis} must be positive, got {size}")
     if size > extent:
         raise FidregError(f"block size {size} is larger than the {axis} extent {extent} of the (sub)volume")
     n = extent // size
@@ -83,8 +85,8 @@ def flag_outliers(
 
     A block is rejected when it could not be measured, when its correlation peak
     is weak (score or sharpness below the thresholds: typically a block without
-    fiducials), or when its shift departs from the median of the other good
-    blocks by more than ``outlier_mad`` robust standard deviations on some axis
+    fiducials), or when its shift departs from the median of the good blocks
+    (itself included) by more than ``outlier_mad`` robust standard deviations on some axis
     (never less than ``outlier_floor`` pixels, so a smooth deformation is kept).
     """
     n = len(shifts)

@@ -123,11 +123,10 @@ class Params:
                 raise FidregError(f"{name} must be {_bounds(lo, hi, lo_open)}, got {value!r}")
             object.__setattr__(self, name, float(value))
         if self.max_shift is not None:
-            try:
-                ms = tuple(float(v) for v in self.max_shift)
-            except (TypeError, ValueError):
-                ms = ()
-            if len(ms) != 3 or not all(math.isfinite(v) and v >= 0 for v in ms):
+            ms = self.max_shift
+            ok = isinstance(ms, (list, tuple, np.ndarray)) and len(ms) == 3 and all(_is_real(v) for v in ms)
+            ms = tuple(float(v) for v in ms) if ok else ()
+            if len(ms) != 3 or not all(v >= 0 for v in ms):
                 raise FidregError(f"max_shift must be three finite numbers >= 0 (dz, dy, dx), got {self.max_shift!r}")
             object.__setattr__(self, "max_shift", ms)
 
@@ -183,7 +182,12 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def _bounds(lo: float, hi: float, lo_open: bool) -> str:
@@ -195,9 +199,12 @@ def _bounds(lo: float, hi: float, lo_open: bool) -> str:
 def check_subvolume(sub: Any) -> Subvolume:
     """``sub`` as three (start, stop) int pairs for z, y, x, or a one-line error."""
     try:
-        ranges = tuple((int(a), int(b)) for a, b in sub)
-    except (TypeError, ValueError):
-        raise FidregError(f"subvolume must be three (start, stop) pairs for z, y, x, got {sub!r}") from None
+        pairs = [tuple(r) for r in sub]
+    except TypeError:
+        pairs = []
+    if not pairs or any(len(r) != 2 or not all(_is_int(v) for v in r) for r in pairs):
+        raise FidregError(f"subvolume must be three (start, stop) pairs for z, y, x, got {sub!r}")
+    ranges = tuple((int(a), int(b)) for a, b in pairs)
     if len(ranges) != 3:
         raise FidregError(f"subvolume must have three ranges (z, y, x), got {len(ranges)}")
     for axis, (a, b) in zip("zyx", ranges):

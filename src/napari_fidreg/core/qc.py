@@ -29,7 +29,7 @@ def projections(vol, *, clean: bool = True, background_sigma: float = 8.0, chunk
         # Zeros are the fill of a corrected stack: ignore them in the minimum over z.
         zmin = None
         for z in range(0, nz, chunk):
-            part = np.asarray(vol[z : z + chunk], dtype=np.float32)
+            part = np.array(vol[z : z + chunk], dtype=np.float32)  # a copy: the input may be read-only
             part[part == 0] = np.inf
             m = part.min(axis=0)
             zmin = m if zmin is None else np.minimum(zmin, m)
@@ -97,7 +97,7 @@ def overlay_rgb(green: np.ndarray, magenta: np.ndarray) -> np.ndarray:
 def stretch(img: np.ndarray) -> np.ndarray:
     """``img`` scaled to [0, 1] between its 1st and 99.8th percentiles (for display)."""
     img = np.asarray(img, dtype=np.float32)
-    lo, hi = np.percentile(img, (1, 99.8))
+    lo, hi = (float(v) for v in np.percentile(img, (1, 99.8)))  # Python floats keep float32
     if hi <= lo:
         return np.zeros_like(img)
     return np.clip((img - lo) / (hi - lo), 0, 1)

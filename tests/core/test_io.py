@@ -1,4 +1,3 @@
-import json
 import os
 
 import numpy as np
@@ -6,8 +5,9 @@ import pytest
 import tifffile
 
 from conftest import cached_pair, file_digest
-from napari_fidreg.core import FidregError, Params, Registration, read_stack, register, write_stack
-from napari_fidreg.core.io import _atomic, stem
+from napari_fidreg.core import FidregError, Params, read_stack, write_stack
+from napari_fidreg.core.io import stem
+from napari_fidreg.core.writers import atomic_write_text, stack_writer
 
 
 def test_stack_round_trip_keeps_data_dtype_and_voxel_size(tmp_path):
@@ -73,10 +73,13 @@ def test_truncated_tiff_is_a_clear_error(tmp_path):
         read_stack(cut)
 
 
-def test_2d_tiff_is_refused_with_its_name(tmp_path):
-    tifffile.imwrite(tmp_path / "flat.tif", np.ones((8, 8), np.uint16))
-    with pytest.raises(FidregError, match="flat.tif: expected a 3D"):
-        read_stack(tmp_path / "flat.tif")
+def test_2d_tiff_reads_as_a_single_plane_and_remembers_it(tmp_path):
+    """Was test_2d_tiff_is_refused_with_its_name: single images are legal input now."""
+    image = np.arange(64, dtype=np.uint16).reshape(8, 8)
+    tifffile.imwrite(tmp_path / "flat.tif", image)
+    stack = read_stack(tmp_path / "flat.tif")
+    assert stack.data.shape == (1, 8, 8) and stack.ndim == 2 and stack.name == "flat"
+    np.testing.assert_array_equal(stack.data[0], image)
 
 
 def test_atomic_write_leaves_no_partial_file_on_failure(tmp_path):
@@ -86,61 +89,16 @@ def test_atomic_write_leaves_no_partial_file_on_failure(tmp_path):
     with pytest.raises(FidregError, match="cannot write data of type object"):
         write_stack(target, np.ones((2, 4, 4), dtype=object))
 
-    def half_then_crash(tmp):
-        with open(tmp, "wb") as fh:
-            fh.write(b"II*\x00partial")
-        raise OSError("disk full")
-
+    # a writer that fails once its temporary file is open: text that cannot be encoded
+    with pytest.raises(UnicodeEncodeError):
+        atomic_write_text(target, "II*\x00partial \ud800")
+    # a writer that fails half-way, after the first plane
     with pytest.raises(OSError, match="disk full"):
-        _atomic(target, half_then_crash)
+        with stack_writer(target, (2, 4, 4), np.uint16) as out:
+            out[0] = 7
+            raise OSError("disk full")
     assert file_digest(target) == before
     assert [p.name for p in tmp_path.iterdir()] == ["out.tif"]
-
-
-def test_registration_json_round_trip_with_units_and_convention():
-    pair = cached_pair((60, 256, 256), (1.3, -4.6, 7.25), seed=0)
-    reg = register(pair.reference, pair.moving, Params(block_size=128), voxel_size=(0.2, 0.15, 0.15), moving_name="r2")
-    d = json.loads(reg.to_json())
-    assert d["global_shift"] == list(reg.global_shift)
-    np.testing.assert_allclose(d["global_shift_um"], np.multiply(reg.global_shift, (0.2, 0.15, 0.15)))
-    assert "apply to the moving stack" in d["sign_convention"]
-    assert d["axes"] == "zyx" and d["units"].startswith("pixels")
-    assert d["software"]["napari-fidreg"]
-    assert d["parameters"]["block_size"] == 128
-    assert len(d["blocks"]) == 4
-    assert set(d["blocks"][0]) >= {"origin", "size", "shift", "score", "inlier"}
-    assert d["global_confident"] is True
-    again = Registration.from_json(reg.to_json())
-    assert again.to_dict() == reg.to_dict()
-
-
-def test_registration_from_before_global_confident_reads_it_from_the_warnings():
-    pair = cached_pair((60, 256, 256), (1.3, -4.6, 7.25), seed=0)
-    d = register(pair.reference, pair.moving).to_dict()
-    del d["global_confident"]
-    assert Registration.from_dict(d).global_confident
-    d["warnings"] = [
-        "no block gave a confident correlation peak: the global shift comes from the coarse, binned estimate"
-    ]
-    assert not Registration.from_dict(d).global_confident
-
-
-def test_registration_load_refuses_other_json(tmp_path):
-    p = tmp_path / "x.json"
-    p.write_text('{"hello": 1}')
-    with pytest.raises(FidregError, match="not a napari-fidreg registration"):
-        Registration.load(p)
-    p.write_text("{not json")
-    with pytest.raises(FidregError, match="not valid JSON"):
-        Registration.load(p)
-
-
-def test_blocks_csv_has_a_row_per_block():
-    pair = cached_pair((60, 256, 256), (1.3, -4.6, 7.25), seed=0)
-    reg = register(pair.reference, pair.moving, block_size=128)
-    lines = reg.blocks_csv().strip().splitlines()
-    assert lines[0].startswith("iz,iy,ix,z0,y0,x0")
-    assert len(lines) == 1 + len(reg.blocks)
 
 
 def test_big_endian_tiffs_register_and_correct_like_native_ones(tmp_path):
