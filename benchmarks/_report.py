@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from napari_fidreg.core.io import atomic_write_text
+from napari_fidreg.core.writers import atomic_write_text
 
 
 def write_report(path: Path, generated: str, marker: str) -> None:

@@ -33,10 +33,11 @@ from pathlib import Path
 import numpy as np
 
 from _report import write_report
-from napari_fidreg.core.io import read_stack, write_stack
+from napari_fidreg.core.io import read_stack
 from napari_fidreg.core.params import Params
 from napari_fidreg.core.register import register
 from napari_fidreg.core.synthetic import fiducial_pair
+from napari_fidreg.core.writers import write_stack
 from napari_fidreg.pipeline import register_files
 
 NOTES_MARKER = "<!-- analysis: kept when bench.py rewrites the tables above -->"

@@ -33,7 +33,7 @@ from scipy import ndimage
 
 from _report import write_report
 from napari_fidreg.core import Params, register
-from napari_fidreg.core.io import atomic_write_bytes
+from napari_fidreg.core.writers import atomic_write_bytes
 
 REF_ROUND = "H11R11"
 NOTES_MARKER = "<!-- reading: kept when validate_real.py rewrites the tables above -->"

@@ -76,8 +76,8 @@ def test_a_bad_stack_fails_alone(rounds, tmp_path):
 def test_expand_folders_and_globs(rounds):
     ref, movs = rounds
     folder = ref.parent
-    assert expand_moving([folder], ref) == sorted(movs)
-    assert expand_moving([str(folder / "H*_beads.tif")], ref) == sorted(movs)
+    assert expand_moving([folder], ref) == (sorted(movs), [])
+    assert expand_moving([str(folder / "H*_beads.tif")], ref) == (sorted(movs), [])
     with pytest.raises(FidregError, match="no file matches"):
         expand_moving([str(folder / "nothing*.tif")], ref)
     with pytest.raises(FidregError, match="no moving stack"):

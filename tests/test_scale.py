@@ -11,7 +11,7 @@ import pytest
 
 from conftest import cached_pair
 from napari_fidreg.core import read_stack, register, write_stack
-from napari_fidreg.core.io import zarr_writer
+from napari_fidreg.core.writers import zarr_writer
 from napari_fidreg.pipeline import register_files
 
 CAPPED = textwrap.dedent(

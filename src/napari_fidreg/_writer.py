@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .core.io import voxel_size_from_scale, write_stack
+from .core.io import voxel_size_from_scale
+from .core.writers import write_stack
 
 
 def write_image(path: str, data: Any, meta: dict) -> list[str]:

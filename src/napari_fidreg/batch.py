@@ -47,30 +47,45 @@ class Outcome:
         return None if self.registration is None else self.registration.global_shift
 
 
-def expand_moving(items: Iterable[str | Path], reference: str | Path) -> list[Path]:
-    """Files, folders (every TIFF inside) and glob patterns -> sorted moving stacks, the reference excluded."""
+RESULT_SUFFIXES = (".registered.tif", ".registered.tiff", ".registered.ome.zarr")
+
+
+def is_result_file(path: Path) -> bool:
+    """A corrected stack written by this package (a result, never a moving stack)."""
+    return path.name.lower().endswith(RESULT_SUFFIXES)
+
+
+def expand_moving(items: Iterable[str | Path], reference: str | Path) -> tuple[list[Path], list[Path]]:
+    """Files, folders (every TIFF or Zarr store inside) and glob patterns -> sorted moving stacks.
+
+    Returns ``(movings, skipped)``. The reference is left out, and so are the corrected
+    stacks of an earlier run (``*.registered.tif``: registering them again would read a
+    file that this run rewrites); a path that exists is taken literally even when its
+    name holds glob characters (``weird[1].tif``).
+    """
     ref = Path(reference).resolve()
     found: list[Path] = []
     for item in items:
         p = Path(item)
         if p.is_dir() and not is_zarr(p):
-            found += sorted(q for q in p.iterdir() if q.name.lower().endswith(TIFF_SUFFIXES))
-        elif any(ch in str(item) for ch in "*?["):
+            found += sorted(q for q in p.iterdir() if q.name.lower().endswith(TIFF_SUFFIXES) or is_zarr(q))
+        elif not p.exists() and any(ch in str(item) for ch in "*?["):
             matches = sorted(Path(m) for m in glob.glob(str(item)))
             if not matches:
                 raise FidregError(f"{item}: no file matches this pattern")
             found += matches
         else:
             found.append(p)
-    out, seen = [], set()
+    out, skipped, seen = [], [], set()
     for p in found:
         key = p.resolve()
-        if key != ref and key not in seen:
-            seen.add(key)
-            out.append(p)
+        if key == ref or key in seen:
+            continue
+        seen.add(key)
+        (skipped if is_result_file(p) else out).append(p)
     if not out:
-        raise FidregError("no moving stack to register (only the reference was given?)")
-    return out
+        raise FidregError("no moving stack to register (only the reference, or earlier results, were given?)")
+    return out, skipped
 
 
 def register_task(

@@ -7,6 +7,7 @@ problem), 1 when some of several moving stacks failed, 130 on Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -66,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--no-qc", action="store_true", help="skip the QC figure")
     reg.add_argument("--no-stack", action="store_true", help="skip writing the corrected stack")
     reg.add_argument("--ome-zarr", action="store_true", help="write the corrected stack as OME-Zarr instead of TIFF")
+    reg.add_argument(
+        "--series", type=int, default=None, metavar="N", help="image series of multi-series (OME-)TIFFs (default 0)"
+    )
     reg.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     where = reg.add_mutually_exclusive_group()
     where.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on an existing dask.distributed cluster")
@@ -168,8 +172,18 @@ class Reporter:
             sys.stderr.write(text + "\n")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's or ``kill``'s stop): unwinds like Ctrl-C, so that every
+    temporary file is removed and no partial output is left at a final name."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         if args.command == "register":
             return _cmd_register(args)
@@ -179,9 +193,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FidregError, MemoryError, OSError) as exc:
         sys.stderr.write(f"fidreg: error: {_one_line(exc)}\n")
         return 2
+    except Terminated:
+        sys.stderr.write("fidreg: terminated (SIGTERM): no partial output was left\n")
+        return 143
     except KeyboardInterrupt:
-        sys.stderr.write("fidreg: interrupted\n")
+        sys.stderr.write("fidreg: interrupted: no partial output was left\n")
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -194,15 +213,24 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _cmd_register(args) -> int:
+    from . import preflight
     from .batch import expand_moving, run_batch
     from .pipeline import register_files
 
     params = params_from_args(args)
     report = Reporter(args.quiet)
-    movings = expand_moving(args.moving, args.reference)
     if args.workers < 1:
         raise FidregError(f"--workers must be at least 1, got {args.workers}")
+    if args.cluster is not None:
+        preflight.parse_cluster(args.cluster)
+    preflight.check_out_dir(args.out)
+    movings, skipped = expand_moving(args.moving, args.reference)
+    if skipped:
+        report.info(f"skipped {len(skipped)} result file(s) of an earlier run: {', '.join(p.name for p in skipped[:3])}"
+                    + (" ..." if len(skipped) > 3 else ""))  # fmt: skip
+    preflight.check_params_fit(args.reference, movings, params, args.subvolume)
     options = dict(
+        series=args.series,
         subvolume=args.subvolume,
         workers=args.workers,
         voxel_size=args.voxel_size,
@@ -237,11 +265,14 @@ def _print_summary(reg, outputs) -> None:
 
 
 def _cmd_apply(args) -> int:
-    from .core.io import read_stack, write_stack
+    from . import preflight
+    from .core.io import read_stack
     from .core.progress import drain
     from .core.result import Registration
     from .core.warp import iter_warp
+    from .core.writers import write_stack
 
+    preflight.check_output_file(args.out, [args.shifts, args.image])
     reg = Registration.load(args.shifts)
     stack = read_stack(args.image)
     if stack.data.shape != tuple(reg.moving_shape):
@@ -251,14 +282,14 @@ def _cmd_apply(args) -> int:
     report = Reporter(args.quiet)
     gen = iter_warp(stack.data, reg, output_shape=stack.data.shape, use_blocks=not args.global_only)
     out = drain(gen, report)
-    write_stack(args.out, out, voxel_size=stack.voxel_size or reg.voxel_size)
+    write_stack(args.out, out[0] if stack.ndim == 2 else out, voxel_size=stack.voxel_size or reg.voxel_size)
     print(f"wrote {args.out}")
     return 0
 
 
 def _cmd_demo(args) -> int:
-    from .core.io import write_stack
     from .core.synthetic import fiducial_pair
+    from .core.writers import write_stack
     from .pipeline import register_files
 
     if args.size < 128:

@@ -27,17 +27,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .core.io import (
+from .core.io import read_stack, stem, stem_of_name
+from .core.result import Registration
+from .core.writers import (
     atomic_write_bytes,
     atomic_write_text,
-    read_stack,
+    check_free_space,
+    remove_stale_parts,
     stack_writer,
-    stem,
-    stem_of_name,
+    temp_prefix,
     write_stack,
     zarr_writer,
 )
-from .core.result import Registration
 
 STACK_FORMATS = ("tif", "zarr")
 
@@ -100,8 +101,11 @@ def save_result_set(
     reg : Registration
     corrected : array, callable or None
         The corrected stack, or a function ``fill(out)`` that writes it into a
-        memory-mapped ``out`` of ``shape`` and ``dtype`` (bounded memory, however
-        large the stack); None writes no stack.
+        memory-mapped (z, y, x) ``out`` (bounded memory, however large the stack);
+        None writes no stack.
+    shape, dtype :
+        The file's shape and dtype with a callable ``corrected``: (z, y, x), or
+        (y, x) to write a single image back as one.
     qc : callable or None
         ``qc(stack)`` returns the QC image's PNG bytes; it is given the corrected
         stack as written (read back lazily from the file) or None. None writes no
@@ -109,7 +113,13 @@ def save_result_set(
     """
     out_dir = paths.shifts.parent
     out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{paths.shifts.name}.", suffix=".part", dir=out_dir))
+    remove_stale_parts(paths.shifts)  # a run that was killed left its staging folder
+    if corrected is not None:
+        nbytes = (
+            corrected.nbytes if isinstance(corrected, np.ndarray) else int(np.prod(shape)) * np.dtype(dtype).itemsize
+        )
+        check_free_space(out_dir, nbytes + 2**20, f"the corrected stack {paths.stack.name}")
+    staging = Path(tempfile.mkdtemp(prefix=temp_prefix(paths.shifts), suffix=".part", dir=out_dir))
     try:
         staged = ResultPaths(*(staging / p.name for p in paths.members()))
         ready = [(staged.shifts, paths.shifts), (staged.blocks, paths.blocks)]
@@ -143,9 +153,13 @@ def _write_stack(path: Path, corrected: Corrected, reg: Registration, shape, dty
         else:
             write_stack(path, corrected, voxel_size=vs)
         return
-    writer = zarr_writer if path.name.endswith(".zarr") else stack_writer
-    with writer(path, shape, dtype, voxel_size=vs) as out:
-        corrected(out)
+    if path.name.endswith(".zarr"):
+        with zarr_writer(path, (1,) * (3 - len(shape)) + tuple(shape), dtype, voxel_size=vs) as out:
+            corrected(out)
+        return
+    with stack_writer(path, shape, dtype, voxel_size=vs) as out:
+        # a single image is written as one (y, x) plane; the warp fills (z, y, x) planes
+        corrected(out.reshape((1, *out.shape)) if out.ndim == 2 else out)
 
 
 def _remove(path: Path) -> None:

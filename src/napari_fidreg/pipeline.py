@@ -6,10 +6,12 @@ registers, corrects and writes the result set (:mod:`.outputs`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .core.errors import FidregError
-from .core.io import read_stack
+from .core.io import read_stack, series_count
 from .core.params import Params, Subvolume
 from .core.progress import ProgressFn, drain
 from .core.qc import projections
@@ -31,6 +33,7 @@ def register_files(
     write_stack_file: bool = True,
     write_qc: bool = True,
     stack_format: str = "tif",
+    series: int | None = None,
     workers: int = DEFAULT_WORKERS,
     progress: ProgressFn | None = None,
 ) -> tuple[Registration, list[Path]]:
@@ -39,8 +42,9 @@ def register_files(
     Writes ``<name>.shifts.json``, ``<name>.blocks.csv``, ``<name>.registered.tif``
     (or ``.registered.ome.zarr`` with ``stack_format="zarr"``) and ``<name>.qc.png``
     into ``out_dir`` (see :mod:`napari_fidreg.outputs`). Inputs are read lazily and
-    never written: an output path that is an input is refused. ``progress``
-    receives every tick, said of the moving stack's name.
+    never written: an output path that is an input is refused. ``series`` picks the
+    image series of multi-series (OME-)TIFFs (default the first, with a warning).
+    ``progress`` receives every tick, said of the moving stack's name.
     """
     params = params or Params()
     reference, moving = Path(reference), Path(moving)
@@ -51,8 +55,9 @@ def register_files(
     for p in paths.members():
         if p.resolve() in inputs:
             raise FidregError(f"output {p} would overwrite an input; choose another --out")
-    ref = read_stack(reference, lazy=True)  # memory-mapped where the file allows
-    mov = read_stack(moving, lazy=True)
+    # memory-mapped where the file allows; ``series`` concerns multi-series files only
+    ref = read_stack(reference, lazy=True, series=series if series_count(reference) > 1 else None)
+    mov = read_stack(moving, lazy=True, series=series if series_count(moving) > 1 else None)
     report = (lambda tick: progress(tick.about(mov.name))) if progress else None
     vs = voxel_size or ref.voxel_size or mov.voxel_size
     gen = iter_register(
@@ -65,27 +70,40 @@ def register_files(
         moving_name=mov.name,
         workers=workers,
     )
-    reg = drain(gen, report)
+    with _out_of_memory_hint("registering", "--subvolume to restrict the region, or --workers 1"):
+        reg = drain(gen, report)
+    reg.warnings[:0] = ref.notes + mov.notes  # which series of a multi-series file was read
 
     def correct(out=None):
         gen = iter_warp(mov.data, reg, output_shape=ref.data.shape, use_blocks=use_blocks, workers=workers, out=out)
-        return drain(gen, report)
+        with _out_of_memory_hint("correcting the stack", "--no-stack, or --subvolume"):
+            return drain(gen, report)
 
     def qc_image(corrected):
         from .figures import qc_png
 
         after = corrected if corrected is not None else correct()
-        return qc_png(
-            projections(ref.data), projections(mov.data), projections(after),
-            title=f"{mov.name} onto {ref.name}", voxel_size=vs,
-        )  # fmt: skip
+        with _out_of_memory_hint("drawing the QC image", "--no-qc"):
+            return qc_png(
+                projections(ref.data), projections(mov.data), projections(after),
+                title=f"{mov.name} onto {ref.name}", voxel_size=vs,
+            )  # fmt: skip
 
     written = save_result_set(
         paths,
         reg,
         corrected=correct if write_stack_file else None,
-        shape=ref.data.shape,
+        shape=ref.data.shape[1:] if mov.ndim == 2 else ref.data.shape,  # a single image stays one
         dtype=mov.data.dtype.newbyteorder("="),  # big-endian input, native output
         qc=qc_image if write_qc else None,
     )
     return reg, written
+
+
+@contextmanager
+def _out_of_memory_hint(stage: str, hint: str) -> Iterator[None]:
+    """Name the stage that ran out of memory and the option that would help."""
+    try:
+        yield
+    except MemoryError:
+        raise FidregError(f"out of memory while {stage} (try {hint})") from None

@@ -12,9 +12,18 @@ def pair():
     return cached_pair((40, 128, 128), (1.0, 2.0, -3.0), seed=2)
 
 
-def test_2d_is_refused(pair):
-    with pytest.raises(FidregError, match=r"reference: expected a 3D \(z, y, x\) stack, got 2D"):
+def test_an_image_against_a_stack_is_refused(pair):
+    with pytest.raises(FidregError, match=r"reference is a single image \(one plane\) but the other stack has 40"):
         register(pair.reference[0], pair.moving)
+
+
+def test_single_images_register_in_2d():
+    """2D images (and 1-plane stacks) are legal: a (y, x) shift, z = 0."""
+    flat = cached_pair((1, 256, 256), (0.0, 2.4, -3.7), seed=5)
+    for ref, mov in ((flat.reference[0], flat.moving[0]), (flat.reference, flat.moving)):
+        reg = register(ref, mov)
+        assert reg.global_shift[0] == 0.0 and reg.reference_shape == (1, 256, 256)
+        np.testing.assert_allclose(reg.global_shift[1:], (2.4, -3.7), atol=0.05)
 
 
 def test_4d_is_refused_but_singletons_are_squeezed(pair):

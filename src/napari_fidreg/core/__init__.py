@@ -24,13 +24,14 @@ are (z, y, x).
 """
 
 from .errors import FidregError
-from .io import Stack, read_stack, write_stack
+from .io import Stack, read_stack
 from .params import Params
 from .progress import Progress
 from .qc import alignment_score, projections
 from .register import iter_register, register
 from .result import SIGN_CONVENTION, Block, Registration
 from .warp import iter_warp, warp
+from .writers import write_stack
 
 __all__ = [
     "SIGN_CONVENTION",

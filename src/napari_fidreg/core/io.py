@@ -1,18 +1,14 @@
-"""Files in and out: TIFF / OME-TIFF stacks with voxel size, atomic writes.
+"""Files in: TIFF / OME-TIFF stacks and (OME-)Zarr stores with their voxel size.
 
-Every writer writes to a temporary file beside the target and renames it into
-place (``os.replace``), so a crash never leaves a half-written output and an
-existing file is only ever replaced whole. Readers turn every failure into a
-:class:`FidregError` naming the file.
+Readers turn every failure (missing, empty, damaged file, a damaged chunk read
+later) into a :class:`FidregError` naming the file. Writers are in :mod:`.writers`.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 import xml.etree.ElementTree as ET
-from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +24,20 @@ _UNITS_UM = {"um": 1.0, "µm": 1.0, "micron": 1.0, "microns": 1.0, "nm": 1e-3, "
 
 @dataclass
 class Stack:
-    """A stack read from disk: data (z, y, x), voxel size in µm or None, a display name."""
+    """A stack read from disk.
+
+    ``data`` is always (z, y, x): a single image (a 2D file) is a stack of one plane, and
+    ``ndim`` says which the file held, so that a corrected stack is written back with the
+    input's dimensionality. ``notes`` are things the user should know about the file
+    (which series of a multi-series OME-TIFF was read).
+    """
 
     data: np.ndarray
     voxel_size: tuple[float, float, float] | None
     name: str
     path: Path
+    ndim: int = 3
+    notes: list[str] = field(default_factory=list)
 
 
 def stem(path: str | Path) -> str:
@@ -51,21 +55,26 @@ def stem_of_name(name: str) -> str:
     return name
 
 
-def read_stack(path: str | Path, *, lazy: bool = False) -> Stack:
-    """Read a 3D TIFF/OME-TIFF stack and its voxel size.
+def read_stack(path: str | Path, *, lazy: bool = False, series: int | None = None) -> Stack:
+    """Read a TIFF/OME-TIFF stack (or a single image) or a Zarr store, and its voxel size.
 
     Parameters
     ----------
-    path : path to a .tif/.tiff/.ome.tif file
+    path : path to a .tif/.tiff/.ome.tif file or a .zarr/.ome.zarr folder
     lazy : bool
-        Memory-map the file when its layout allows (uncompressed, contiguous),
-        else return a zarr view that reads chunks on demand; the data are then
-        read only where the registration looks.
+        Memory-map an uncompressed TIFF, or open a Zarr store chunk by chunk, so that
+        the data are read only where the registration looks. A compressed TIFF is
+        decoded at once, on every core (tifffile's ``maxworkers``): compressed strips
+        cannot be read in place, and decoding up front reports a damaged strip here,
+        naming the file, rather than half-way through a registration.
+    series : int, optional
+        The image series of a multi-series (OME-)TIFF. Default the first, with a note
+        in :attr:`Stack.notes` saying that others exist.
 
     Raises
     ------
     FidregError
-        Missing, empty, non-TIFF or corrupt file, or not a 3D stack.
+        Missing, empty, non-TIFF or corrupt file, not a 2D or 3D image, or no such series.
     """
     path = Path(path)
     if not path.exists():
@@ -80,19 +89,69 @@ def read_stack(path: str | Path, *, lazy: bool = False) -> Stack:
         magic = fh.read(4)
     if magic[:2] not in (b"II", b"MM"):
         raise FidregError(f"{path}: not a TIFF file")
+    notes: list[str] = []
     try:
         with tifffile.TiffFile(path) as tif:
+            n_series = len(tif.series)
+            if n_series == 0:
+                raise FidregError(f"{path}: cannot read TIFF (no image in the file: damaged?)")
+            index = 0 if series is None else int(series)
+            if not 0 <= index < n_series:
+                raise FidregError(f"{path}: has {n_series} image series (0 to {n_series - 1}), not series {index}")
+            if n_series > 1 and series is None:
+                notes.append(f"{path.name} holds {n_series} image series; series 0 was read (choose with --series)")
             voxel = _voxel_size(tif)
-            if lazy:
+            compressed = any(p.compression != 1 for p in tif.series[index].pages[:1])
+            if lazy and index == 0 and not compressed:
                 data = _lazy(path, tif)
             else:
-                data = tif.asarray()
+                data = tif.series[index].asarray(maxworkers=os.cpu_count() or 1)
+            announced = (tif.imagej_metadata or {}).get("images") if index == 0 else None
+            if isinstance(announced, int) and announced > 1 and np.prod(data.shape[:-2]) < announced:
+                raise FidregError(
+                    f"{path}: truncated or damaged: its header announces {announced} planes, "
+                    f"{int(np.prod(data.shape[:-2]))} could be read"
+                )
     except FidregError:
         raise
-    except Exception as exc:  # tifffile raises many types for damaged files
+    except Exception as exc:  # tifffile and the codecs raise many types for damaged files
         raise FidregError(f"{path}: cannot read TIFF ({type(exc).__name__}: {exc})") from None
+    ndim = _image_ndim(data)
     data = as_volume(data, str(path))
-    return Stack(data=data, voxel_size=voxel, name=stem(path), path=path)
+    return Stack(data=data, voxel_size=voxel, name=stem(path), path=path, ndim=ndim, notes=notes)
+
+
+def _image_ndim(data) -> int:
+    """2 for a single image as the file holds it (a 2D array), else 3."""
+    return 2 if len(data.shape) == 2 else 3
+
+
+def stack_header(path: str | Path, *, series: int | None = None) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) of the stack in a file, from its header alone (no pixel is read)."""
+    path = Path(path)
+    if path.is_dir() and is_zarr(path):
+        data = _read_zarr(path).data
+        return tuple(data.shape), np.dtype(data.dtype)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise FidregError(f"{path}: no such file, or empty")
+    try:
+        with tifffile.TiffFile(path) as tif:
+            s = tif.series[series or 0]
+            return tuple(s.shape), np.dtype(s.dtype)
+    except Exception as exc:
+        raise FidregError(f"{path}: cannot read TIFF ({type(exc).__name__}: {exc})") from None
+
+
+def series_count(path: str | Path) -> int:
+    """How many image series a TIFF file holds (1 for a Zarr store; 0 when unreadable)."""
+    path = Path(path)
+    if not path.is_file():
+        return 1
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return len(tif.series)
+    except Exception:
+        return 0  # read_stack reports what is wrong with it
 
 
 def is_zarr(path: str | Path) -> bool:
@@ -120,47 +179,34 @@ def _read_zarr(path: Path) -> Stack:
                 voxel = tuple(float(v) for v in t["scale"][-3:])
     else:
         data = node
-    return Stack(data=as_volume(data, str(path)), voxel_size=voxel, name=stem(path), path=path)
+    return Stack(
+        data=as_volume(_Reported(data, path), str(path)),
+        voxel_size=voxel,
+        name=stem(path),
+        path=path,
+        ndim=3 if len(data.shape) >= 3 else 2,
+    )
 
 
-@contextmanager
-def zarr_writer(path: str | Path, shape, dtype, *, voxel_size=None, chunk_yx: int = 512):
-    """Yield a writable OME-Zarr (NGFF 0.4, one level) array; moved into place on success.
+class _Reported:
+    """A lazily read array whose read errors (a damaged chunk) name the file."""
 
-    Written into a temporary folder beside ``path``; an existing store at ``path`` is
-    replaced only once the new one is complete.
-    """
-    import shutil
+    def __init__(self, array, path: Path):
+        self._array, self._path = array, path
+        self.shape, self.dtype, self.ndim = tuple(array.shape), np.dtype(array.dtype), len(array.shape)
 
-    import zarr
+    def __getitem__(self, key):
+        try:
+            return np.asarray(self._array[key])
+        except Exception as exc:
+            raise FidregError(f"{self._path}: cannot read data ({type(exc).__name__}: {exc})") from None
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
-    try:
-        group = zarr.open_group(str(tmp), mode="w", zarr_format=2)
-        arr = group.create_array("0", shape=tuple(shape), dtype=np.dtype(dtype), chunks=(1, chunk_yx, chunk_yx))
-        scale = [1.0, 1.0, 1.0] if voxel_size is None else [float(v) for v in voxel_size]
-        unit = {"unit": "micrometer"} if voxel_size is not None else {}
-        group.attrs["multiscales"] = [
-            {
-                "version": "0.4",
-                "name": path.name,
-                "axes": [{"name": n, "type": "space", **unit} for n in "zyx"],
-                "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
-            }
-        ]
-        yield arr
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    def __array__(self, dtype=None, copy=None):
+        data = self[...]
+        return data if dtype is None else data.astype(dtype)
+
+    def reshape(self, *shape):
+        return np.asarray(self).reshape(*shape)
 
 
 def _lazy(path: Path, tif: tifffile.TiffFile):
@@ -217,94 +263,6 @@ def _ome_voxel_size(xml: str) -> tuple[float, float, float] | None:
             return None
         out.append(float(value) * scale)
     return tuple(out)  # type: ignore[return-value]
-
-
-def _tiff_kwargs(dtype, voxel_size, nbytes: int) -> dict:
-    """tifffile options: ImageJ hyperstack with voxel size (µm) for the types ImageJ
-    reads (uint8, uint16, float32), a plain (Big)TIFF with ZYX axes otherwise."""
-    if np.dtype(dtype) in (np.uint8, np.uint16, np.float32):
-        meta: dict = {"axes": "ZYX"}
-        kwargs: dict = {"imagej": True, "metadata": meta}
-        if voxel_size is not None:
-            sz, sy, sx = (float(v) for v in voxel_size)
-            meta.update(spacing=sz, unit="um")
-            kwargs["resolution"] = (1.0 / sy, 1.0 / sx)
-        return kwargs
-    return {"metadata": {"axes": "ZYX"}, "bigtiff": nbytes > 3_900_000_000}
-
-
-def write_stack(path: str | Path, data: np.ndarray, *, voxel_size=None, compress: bool = False) -> Path:
-    """Write a (z, y, x) stack as an ImageJ-compatible TIFF, atomically.
-
-    The voxel size (µm) goes into the ImageJ metadata (spacing, resolution,
-    unit) so that Fiji, napari and this package read it back.
-    """
-    path = Path(path)
-    data = np.asarray(data)
-    if data.dtype.kind not in "uif" or data.dtype.itemsize > 8:
-        raise FidregError(f"{path}: cannot write data of type {data.dtype} as TIFF")
-    kwargs = _tiff_kwargs(data.dtype, voxel_size, data.nbytes)
-    kwargs["photometric"] = "minisblack"
-    if compress:
-        kwargs["compression"] = "zlib"
-    return _atomic(path, lambda tmp: tifffile.imwrite(tmp, data, **kwargs))
-
-
-@contextmanager
-def stack_writer(path: str | Path, shape, dtype, *, voxel_size=None):
-    """Yield a writable memory-mapped TIFF of ``shape``; renamed into place on success.
-
-    Lets a corrected stack larger than memory be written plane by plane. The file is
-    ImageJ-compatible (with the voxel size) for uint8/uint16/float32, plain TIFF
-    otherwise; on error the partial file is removed and ``path`` is untouched.
-    """
-    path = Path(path)
-    dtype = np.dtype(dtype)
-    if dtype.kind not in "uif":
-        raise FidregError(f"{path}: cannot write data of type {dtype} as TIFF")
-    kwargs = _tiff_kwargs(dtype, voxel_size, int(np.prod(shape)) * dtype.itemsize)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        mm = tifffile.memmap(tmp, shape=tuple(shape), dtype=dtype, **kwargs)
-        yield mm
-        mm.flush()
-        del mm
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write text to ``path`` atomically."""
-    return _atomic(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    return _atomic(Path(path), lambda tmp: Path(tmp).write_bytes(data))
-
-
-def _atomic(path: Path, write) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def voxel_size_from_scale(scale) -> tuple[float, float, float] | None:

@@ -141,7 +141,7 @@ def bin_mean(vol: np.ndarray, factor: int) -> np.ndarray:
     block binned by 12).
     """
     if factor == 1:
-        return np.array(vol, dtype=np.float32, copy=True)
+        return np.array(vol, dtype=np.float32, order="C", copy=True)
     vol = np.ascontiguousarray(vol, dtype=np.float32)
     nz, ny, nx = vol.shape
     out = np.zeros((nz, -(-ny // factor), -(-nx // factor)), dtype=np.float32)
@@ -212,7 +212,7 @@ def normalize_windowed(vol: np.ndarray, windows: tuple[np.ndarray, np.ndarray, n
 
 def prepare(vol: np.ndarray, *, hot_mask: np.ndarray | None, background: bool, background_sigma: float) -> np.ndarray:
     """Float32 copy of ``vol`` with hot pixels replaced and background removed."""
-    out = np.array(vol, dtype=np.float32, copy=True)
+    out = np.array(vol, dtype=np.float32, order="C", copy=True)
     if hot_mask is not None and hot_mask.any():
         replace_hot_pixels(out, hot_mask)
     if background:

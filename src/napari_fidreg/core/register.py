@@ -91,6 +91,12 @@ def iter_register(
     params = (params or Params()).with_(**overrides) if overrides else (params or Params())
     ref = as_volume(reference, "reference")
     mov = as_volume(moving, "moving")
+    if (ref.shape[0] == 1) != (mov.shape[0] == 1):
+        single, other = ("reference", mov) if ref.shape[0] == 1 else ("moving", ref)
+        raise FidregError(
+            f"{single} is a single image (one plane) but the other stack has {other.shape[0]} planes: "
+            "register images with images and stacks with stacks"
+        )
     if not isinstance(workers, (int, np.integer)) or isinstance(workers, bool) or workers < 1:
         raise FidregError(f"workers must be an integer >= 1, got {workers!r}")
     sub = None if subvolume is None else check_subvolume(subvolume)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from . import result_checks as checks
 from .errors import FidregError
 from .params import Params, Subvolume, check_subvolume
 
@@ -177,61 +178,82 @@ class Registration:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Registration:
-        """Inverse of :meth:`to_dict`; refuses documents that are not registrations."""
+        """Inverse of :meth:`to_dict`; refuses documents that are not registrations, and
+        registrations that could not be applied (see :mod:`.result_checks`)."""
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise FidregError("not a napari-fidreg registration (missing 'format': " + repr(FORMAT) + ")")
-        if int(d.get("format_version", 0)) > FORMAT_VERSION:
-            raise FidregError(
-                f"registration format version {d['format_version']} is newer than this napari-fidreg reads"
-            )
+        version = d.get("format_version", 0)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise FidregError(f"format_version must be an integer, got {version!r}")
+        if version > FORMAT_VERSION:
+            raise FidregError(f"registration format version {version} is newer than this napari-fidreg reads")
         try:
-            blocks = [
-                Block(
-                    index=tuple(b["index"]),
-                    origin=tuple(b["origin"]),
-                    size=tuple(b["size"]),
-                    shift=tuple(b["shift"]),
-                    measured_shift=None if b["measured_shift"] is None else tuple(b["measured_shift"]),
-                    score=float(b["score"]),
-                    sharpness=float(b["sharpness"]),
-                    inlier=bool(b["inlier"]),
-                    reason=b.get("reason", ""),
-                )
-                for b in d["blocks"]
-            ]
-            vs = d.get("voxel_size_um")
-            cs = d.get("consensus_shift")
-            parameters = dict(d["parameters"])
-            # documents from before 0.2 kept execution and correction options and the
-            # region among the parameters: the first two do not change the result
-            parameters.pop("workers", None)
-            parameters.pop("fill_value", None)
-            sub = d.get("subvolume", parameters.pop("subvolume", None))
-            return cls(
-                global_shift=tuple(float(v) for v in d["global_shift"]),
-                global_score=float(d["global_score"]),
-                global_sharpness=float(d["global_sharpness"]),
-                # documents from before this field said it only in a warning
-                global_confident=bool(
-                    d.get("global_confident", not any("coarse, binned estimate" in w for w in d.get("warnings", [])))
-                ),
-                global_uncertainty=None if d.get("global_uncertainty") is None else tuple(d["global_uncertainty"]),
-                reference_shape=tuple(d["reference_shape"]),
-                moving_shape=tuple(d["moving_shape"]),
-                params=Params.from_dict(parameters),
-                subvolume=None if sub is None else check_subvolume(sub),
-                consensus_shift=None if cs is None else tuple(cs),
-                blocks=blocks,
-                grid_shape=tuple(d["grid_shape"]),
-                voxel_size=None if vs is None else tuple(vs),
-                reference=d.get("reference", ""),
-                moving=d.get("moving", ""),
-                warnings=list(d.get("warnings", [])),
-                version=d.get("software", {}).get("napari-fidreg", ""),
-                created=d.get("created", ""),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
+            reg = cls._from_checked_dict(d)
+            checks.check_grid(reg.blocks, reg.grid_shape, reg.moving_shape)
+        except FidregError as exc:
+            raise FidregError(f"malformed registration document: {exc}") from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise FidregError(f"malformed registration document: {exc!r}") from None
+        return reg
+
+    @classmethod
+    def _from_checked_dict(cls, d: dict[str, Any]) -> Registration:
+        moving_shape = checks.numbers(d["moving_shape"], "moving_shape", integer=True, positive=True)
+        blocks = []
+        for i, b in enumerate(d["blocks"]):
+            if not isinstance(b, dict):
+                raise FidregError(f"block {i} is not an object")
+            measured = b["measured_shift"]
+            blocks.append(
+                Block(
+                    index=checks.numbers(b["index"], f"block {i} index", integer=True),
+                    origin=checks.numbers(b["origin"], f"block {i} origin", integer=True),
+                    size=checks.numbers(b["size"], f"block {i} size", integer=True, positive=True),
+                    shift=checks.numbers(b["shift"], f"block {i} shift"),
+                    measured_shift=None if measured is None else checks.numbers(measured, f"block {i} measured_shift"),
+                    score=checks.number(b["score"], f"block {i} score"),
+                    sharpness=checks.number(b["sharpness"], f"block {i} sharpness"),
+                    inlier=bool(b["inlier"]),
+                    reason=str(b.get("reason", "")),
+                )
+            )
+        vs = d.get("voxel_size_um")
+        cs = d.get("consensus_shift")
+        unc = d.get("global_uncertainty")
+        parameters = dict(d["parameters"])
+        # documents from before 0.2 kept execution and correction options and the
+        # region among the parameters: the first two do not change the result
+        parameters.pop("workers", None)
+        parameters.pop("fill_value", None)
+        sub = d.get("subvolume", parameters.pop("subvolume", None))
+        global_shift = checks.numbers(d["global_shift"], "global_shift")
+        checks.check_overlap(global_shift, moving_shape, "global_shift")
+        warnings = d.get("warnings", [])
+        if not isinstance(warnings, list):
+            raise FidregError("warnings must be a list of strings")
+        return cls(
+            global_shift=global_shift,
+            global_score=checks.number(d["global_score"], "global_score"),
+            global_sharpness=checks.number(d["global_sharpness"], "global_sharpness"),
+            # documents from before this field said it only in a warning
+            global_confident=bool(
+                d.get("global_confident", not any("coarse, binned estimate" in str(w) for w in warnings))
+            ),
+            global_uncertainty=None if unc is None else checks.numbers(unc, "global_uncertainty"),
+            reference_shape=checks.numbers(d["reference_shape"], "reference_shape", integer=True, positive=True),
+            moving_shape=moving_shape,
+            params=Params.from_dict(parameters),
+            subvolume=None if sub is None else check_subvolume(sub),
+            consensus_shift=None if cs is None else checks.numbers(cs, "consensus_shift"),
+            blocks=blocks,
+            grid_shape=checks.numbers(d["grid_shape"], "grid_shape", integer=True),
+            voxel_size=None if vs is None else checks.numbers(vs, "voxel_size_um", positive=True),
+            reference=str(d.get("reference", "")),
+            moving=str(d.get("moving", "")),
+            warnings=[str(w) for w in warnings],
+            version=str((d.get("software") or {}).get("napari-fidreg", "")),
+            created=str(d.get("created", "")),
+        )
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -242,11 +264,13 @@ class Registration:
             d = json.loads(text)
         except json.JSONDecodeError as exc:
             raise FidregError(f"not valid JSON: {exc}") from None
+        except RecursionError:
+            raise FidregError("not a registration: the JSON is nested too deeply") from None
         return cls.from_dict(d)
 
     def save(self, path: str | Path) -> Path:
         """Write the JSON atomically."""
-        from .io import atomic_write_text
+        from .writers import atomic_write_text
 
         return atomic_write_text(path, self.to_json() + "\n")
 
@@ -255,7 +279,10 @@ class Registration:
         path = Path(path)
         if not path.is_file():
             raise FidregError(f"{path}: no such file")
-        return cls.from_json(path.read_text(encoding="utf-8", errors="replace"))
+        try:
+            return cls.from_json(path.read_text(encoding="utf-8", errors="replace"))
+        except FidregError as exc:
+            raise FidregError(f"{path}: {exc}") from None
 
     def blocks_csv(self) -> str:
         """The block table as CSV text (one row per block, header first; RFC 4180 quoting)."""

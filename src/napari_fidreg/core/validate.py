@@ -10,20 +10,25 @@ from .errors import FidregError
 def as_volume(data, name: str) -> np.ndarray:
     """Return ``data`` as a 3D (z, y, x) array without copying when possible.
 
-    Singleton axes beyond three are squeezed ((1, 60, 512, 512) -> (60, 512, 512));
-    a single-plane stack (1, y, x) stays 3D. 2D and true 4D+ input is refused
-    with a message naming ``name``.
+    A single image (y, x) becomes a stack of one plane (1, y, x), which registers as
+    2D (the z shift is 0). Singleton axes beyond three are squeezed ((1, 60, 512, 512)
+    -> (60, 512, 512)). True 4D+ input is refused with a message naming ``name``.
     """
     if data is None:
         raise FidregError(f"{name}: no image given")
     arr = data if hasattr(data, "shape") and hasattr(data, "dtype") else np.asarray(data)
     shape = tuple(arr.shape)
+    if (arr.ndim > 3 or arr.ndim == 2) and not hasattr(arr, "reshape"):
+        arr = np.asarray(arr)  # a lazy array that cannot drop or add an axis in place (zarr 3)
     while arr.ndim > 3 and 1 in arr.shape:
         axis = list(arr.shape).index(1)
         arr = arr.reshape(arr.shape[:axis] + arr.shape[axis + 1 :])
+    if arr.ndim == 2:
+        arr = arr.reshape((1, *arr.shape))
     if arr.ndim != 3:
-        hint = " (a single image: give it a z axis of length 1)" if arr.ndim == 2 else ""
-        raise FidregError(f"{name}: expected a 3D (z, y, x) stack, got {arr.ndim}D array of shape {shape}{hint}")
+        raise FidregError(
+            f"{name}: expected a 3D (z, y, x) stack or a 2D (y, x) image, got {arr.ndim}D array of shape {shape}"
+        )
     if min(arr.shape) == 0:
         raise FidregError(f"{name}: stack is empty, shape {shape}")
     kind = np.dtype(arr.dtype).kind
@@ -33,10 +38,25 @@ def as_volume(data, name: str) -> np.ndarray:
 
 
 def native(planes) -> np.ndarray:
-    """``planes`` as an ndarray in the machine's byte order (big-endian TIFFs memory-map as
-    '>u2'); the compiled kernels read native numbers only. No copy when already native."""
+    """``planes`` as an ndarray the compiled kernels can read: native byte order (big-endian
+    TIFFs memory-map as '>u2') and no float16 (numba has no half floats: float32 then).
+    No copy when already so."""
     arr = np.asarray(planes)
-    return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
+    if not kernel_ready(arr.dtype):
+        return arr.astype(kernel_dtype(arr.dtype))
+    return arr
+
+
+def kernel_ready(dtype) -> bool:
+    """Whether the compiled kernels read ``dtype`` as it is."""
+    dtype = np.dtype(dtype)
+    return dtype.isnative and dtype != np.float16
+
+
+def kernel_dtype(dtype) -> np.dtype:
+    """The dtype the compiled kernels work in for data of ``dtype``."""
+    dtype = np.dtype(dtype).newbyteorder("=")
+    return np.dtype(np.float32) if dtype == np.float16 else dtype
 
 
 def check_finite_and_varying(vol: np.ndarray, name: str) -> None:

@@ -21,7 +21,7 @@ from .interpolate import interp_matrix, linear_taps
 from .kernels import sample_plane, sample_plane_yx
 from .progress import Progress, drain
 from .result import Registration
-from .validate import as_volume, native
+from .validate import as_volume, kernel_dtype, kernel_ready, native
 
 STAGE = "correcting"
 
@@ -172,7 +172,8 @@ def iter_warp(
     # In-memory stacks (and memmaps) are read in place by the kernel; lazy arrays (zarr)
     # and non-native byte orders are read (and converted) as the few planes each output
     # plane needs (a slab).
-    in_memory = isinstance(src, np.ndarray) and src.dtype.isnative
+    in_memory = isinstance(src, np.ndarray) and kernel_ready(src.dtype)
+    work = kernel_dtype(dtype)  # what the kernels write: float16 is computed in float32
     nz_src = src.shape[0]
     tables = None
     if len(levels) == 1 and src.shape[2] >= 2:  # the usual case, no z-blocks: the fast path
@@ -186,8 +187,8 @@ def iter_warp(
         else:
             sz, sy, sx = (levels[lo_level][k] * (1 - w) + levels[hi_level][k] * w for k in range(3))
         # write straight into the output plane when it is plain memory (or a memmap)
-        direct = isinstance(out, np.ndarray) and out.dtype == dtype and out[z].flags.c_contiguous
-        buf = np.asarray(out[z]) if direct else np.empty(shape[1:], dtype=dtype)
+        direct = isinstance(out, np.ndarray) and out.dtype == work and out[z].flags.c_contiguous
+        buf = np.asarray(out[z]) if direct else np.empty(shape[1:], dtype=work)
         if tables is not None and in_memory:
             zs_base, y0, x0, fy, fx, inside = tables
             sample_plane_yx(np.asarray(src), float(z), zs_base, y0, x0, fy, fx, inside, fill, lo, hi, is_int, buf)
