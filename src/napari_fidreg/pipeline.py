@@ -14,7 +14,7 @@ from .core.errors import FidregError
 from .core.io import read_stack, series_count
 from .core.params import Params, Subvolume
 from .core.progress import ProgressFn, drain
-from .core.qc import projections
+from .core.qc import display_bin, projections
 from .core.register import DEFAULT_WORKERS, iter_register
 from .core.result import Registration
 from .core.warp import iter_warp
@@ -84,8 +84,9 @@ def register_files(
 
         after = corrected if corrected is not None else correct()
         with _out_of_memory_hint("drawing the QC image", "--no-qc"):
+            b = display_bin(ref.data.shape)
             return qc_png(
-                projections(ref.data), projections(mov.data), projections(after),
+                projections(ref.data, bin=b), projections(mov.data, bin=b), projections(after, bin=b),
                 title=f"{mov.name} onto {ref.name}", voxel_size=vs,
             )  # fmt: skip
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..core.params import Params
 from ..core.progress import Progress
-from ..core.qc import projections
+from ..core.qc import display_bin, projections
 from ..core.register import DEFAULT_WORKERS, iter_register
 from ..core.result import Registration
 from ..core.warp import iter_warp
@@ -26,6 +26,7 @@ class JobResult:
     registration: Registration
     corrected: np.ndarray
     projections: dict[str, dict[str, np.ndarray]]  # 'reference', 'before', 'after' -> core.qc.projections
+    projection_bin: int = 1  # stack pixels per projection pixel in y/x
 
 
 def registration_job(
@@ -54,10 +55,11 @@ def _registration_steps(gen, reference, moving, workers):
     reg = yield from gen
     corrected = yield from iter_warp(moving, reg, output_shape=reference.shape, workers=workers)
     proj = {}
+    b = display_bin(reference.shape)  # the CLI's QC image uses the same reduction
     for i, (key, vol) in enumerate((("reference", reference), ("before", moving), ("after", corrected))):
-        proj[key] = projections(vol)
+        proj[key] = projections(vol, bin=b)
         yield Progress(PROJECTION_STAGE, i + 1, 3)
-    return JobResult(reg, corrected, proj)
+    return JobResult(reg, corrected, proj, b)
 
 
 def apply_job(image, registration: Registration, *, workers: int = DEFAULT_WORKERS):

@@ -45,7 +45,7 @@ def corrected_layer(data: np.ndarray, moving_name: str, geom: Geometry, colormap
     return (data, meta, "image")
 
 
-def projection_layers(proj: dict[str, dict[str, np.ndarray]], geom: Geometry, shape_zyx) -> list[tuple]:
+def projection_layers(proj: dict[str, dict[str, np.ndarray]], geom: Geometry, shape_zyx, bin: int = 1) -> list[tuple]:
     """QC panels: for XY, XZ and YZ, 'reference | before | after' side by side, then
     the overlays before and after (reference green, moving magenta), placed to the
     right of the volume in world coordinates.
@@ -55,9 +55,10 @@ def projection_layers(proj: dict[str, dict[str, np.ndarray]], geom: Geometry, sh
     sz, sy, sx = geom.scale
     tz, ty, tx = geom.translate
     nz, ny, nx = shape_zyx
-    pixel = {"xy": (sy, sx), "xz": (sz, sx), "yz": (sz, sy)}
+    k = bin  # stack pixels per projection pixel in y/x
+    pixel = {"xy": (sy * k, sx * k), "xz": (sz, sx * k), "yz": (sz, sy * k)}
     gap_px = 8
-    x0 = tx + (nx + 2 * gap_px) * sx
+    x0 = tx + (nx + 2 * gap_px * k) * sx
     y = ty
     layers = []
     for key in ("xy", "xz", "yz"):

@@ -254,7 +254,7 @@ class RegistrationWidget(Container):
             layer.blending = "additive"
         data = [L.corrected_layer(res.corrected, mov.name, geom, contrast=tuple(mov.contrast_limits))]
         data += L.block_layers(res.registration, geom)
-        data += L.projection_layers(res.projections, geom, ref.data.shape)
+        data += L.projection_layers(res.projections, geom, ref.data.shape, res.projection_bin)
         self._replace_layers(data)
         mov.visible = False  # the overlay shows the corrected layer; tick 'moving' to compare
         reg = res.registration
