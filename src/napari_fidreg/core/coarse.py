@@ -9,6 +9,7 @@ wrap around; they also rank the blocks by content for the refinement that follow
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ from .correlate import ShiftEstimate, correlate
 from .kernels import bin_planes
 from .params import Params
 from .preprocess import bin_counts, hot_pixel_mask, neighbour_median, subtract_background
+from .progress import Progress, drain
 from .validate import check_finite_and_varying, native
 
 COARSE_TARGET = 384  # y/x extent of the binned copy used for the coarse shift
@@ -39,12 +41,26 @@ class Coarse:
     candidates: list[Box]  # the richest full-depth blocks, richest first
 
 
+READ_STAGE = "reading"
+CHUNK = 8  # planes read at a time: a progress tick (and a point to cancel) per chunk
+
+
 def coarse_shift(ref, mov, region: Region, params: Params, *, workers: int) -> Coarse:
     """Read both stacks once and estimate the global shift on binned copies."""
+    return drain(iter_coarse_shift(ref, mov, region, params, workers=workers))
+
+
+def iter_coarse_shift(ref, mov, region: Region, params: Params, *, workers: int) -> Generator[Progress, None, Coarse]:
+    """Generator form of :func:`coarse_shift`: a :class:`Progress` tick per chunk of planes read."""
     extent = [b - a for a, b in region]
     factor = max(1, int(np.ceil(max(extent[1], extent[2]) / COARSE_TARGET)))
+    scans = [_Scan(v, region, factor) for v in (ref, mov)]
+    starts = range(region[0][0], region[0][1], CHUNK)
     with ThreadPoolExecutor(max_workers=min(2, workers)) as pool:  # both stacks read in parallel
-        (zmin_ref, ref_small), (zmin_mov, mov_small) = pool.map(lambda v: scan(v, region, factor), (ref, mov))
+        for i, z in enumerate(starts):
+            list(pool.map(_Scan.read, scans, (z, z)))
+            yield Progress(READ_STAGE, i + 1, len(starts))
+    (zmin_ref, ref_small), (zmin_mov, mov_small) = (sc.result() for sc in scans)
     hot = camera_hot_pixels((zmin_ref, zmin_mov), params.hot_pixel_threshold) if params.hot_pixels else None
     if hot is not None and hot.any():
         for vol, small in ((ref, ref_small), (mov, mov_small)):
@@ -68,19 +84,40 @@ def coarse_shift(ref, mov, region: Region, params: Params, *, workers: int) -> C
     return Coarse(shift, est, tuple(float(v) for v in max_shift), factor, hot, candidates)
 
 
-def scan(vol, region: Region, factor: int, chunk: int = 8) -> tuple[np.ndarray, np.ndarray]:
+def scan(vol, region: Region, factor: int, chunk: int = CHUNK) -> tuple[np.ndarray, np.ndarray]:
     """Read the region's planes once: (min over z of the whole frame, region binned by ``factor``)."""
-    (z0, z1), (y0, y1), (x0, x1) = region
-    by, bx = -(-(y1 - y0) // factor), -(-(x1 - x0) // factor)
-    small = np.zeros((z1 - z0, by, bx), dtype=np.float32)
-    zmin = None
-    for z in range(z0, z1, chunk):
-        planes = native(vol[z : min(z + chunk, z1)])
-        if zmin is None:
-            zmin = planes[0].copy()
-        bin_planes(planes, y0, y1, x0, x1, factor, small[z - z0 :], zmin)
-    small /= bin_counts(y1 - y0, factor)[None, :, None] * bin_counts(x1 - x0, factor)[None, None, :]
-    return zmin, small
+    sc = _Scan(vol, region, factor, chunk)
+    for z in range(region[0][0], region[0][1], chunk):
+        sc.read(z)
+    return sc.result()
+
+
+class _Scan:
+    """One stack's single read, a chunk of planes at a time (memory-mapped planes read in place).
+
+    One compiled pass per chunk yields both the binned copy and the minimum over z
+    (numpy took several passes and float temporaries: 0.41 -> 0.26 s per 60x2048x2048 stack).
+    """
+
+    def __init__(self, vol, region: Region, factor: int, chunk: int = CHUNK):
+        (z0, z1), (y0, y1), (x0, x1) = region
+        self.vol, self.region, self.factor, self.chunk = vol, region, factor, chunk
+        by, bx = -(-(y1 - y0) // factor), -(-(x1 - x0) // factor)
+        self.small = np.zeros((z1 - z0, by, bx), dtype=np.float32)
+        self.zmin = None
+
+    def read(self, z: int) -> None:
+        (z0, z1), (y0, y1), (x0, x1) = self.region
+        planes = native(self.vol[z : min(z + self.chunk, z1)])
+        if self.zmin is None:
+            self.zmin = planes[0].copy()
+        bin_planes(planes, y0, y1, x0, x1, self.factor, self.small[z - z0 :], self.zmin)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        _, (y0, y1), (x0, x1) = self.region
+        f = self.factor
+        self.small /= bin_counts(y1 - y0, f)[None, :, None] * bin_counts(x1 - x0, f)[None, None, :]
+        return self.zmin, self.small
 
 
 def camera_hot_pixels(zmins, threshold: float) -> np.ndarray:

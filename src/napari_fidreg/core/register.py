@@ -24,7 +24,7 @@ import numpy as np
 
 from .block_grid import box_key, measure_grid
 from .blocks import tile
-from .coarse import coarse_shift
+from .coarse import READ_STAGE, iter_coarse_shift
 from .errors import FidregError
 from .global_shift import refine_global_shift
 from .measure import Pair
@@ -141,8 +141,8 @@ def _run(job: _Checked) -> Generator[Progress, None, Registration]:
         warnings.append(
             f"reference {ref.shape} and moving {mov.shape} differ in shape: registered on their common region"
         )
-    yield Progress("reading", 0, 1)
-    coarse = coarse_shift(ref, mov, job.region, params, workers=workers)
+    yield Progress(READ_STAGE, 0, 1)  # at once: a GUI shows that work has started
+    coarse = yield from iter_coarse_shift(ref, mov, job.region, params, workers=workers)
     if coarse.estimate.at_limit:
         warnings.append(
             f"the coarse shift {np.round(coarse.shift, 1).tolist()} is at the search limit "
