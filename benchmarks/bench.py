@@ -16,6 +16,14 @@ fidreg global        napari_fidreg.core.register(ref, mov) on in-memory arrays.
 fidreg blocks        the same with 256² blocks on the deformed pair, without and with refine_blocks.
 fidreg full          TIFF -> TIFF: read, global + 256x256 block shifts, corrected stack written
                      (napari_fidreg.pipeline.register_files without the QC figure).
+
+What users run (the first table, ``--users``): the CLI with its defaults (QC image and
+corrected stack) as a fresh process on uncompressed and zlib-compressed 60x2048x2048 files,
+against the prototype's global shift in this process and fidreg's own in-process
+registration + correction; a 60x256x256 pair, fresh process, against the prototype's whole
+job as a fresh process; a real batch (``--bintu FOV_DIR``: every round onto H11R11) per
+stack against the library; and the napari click (``benchmarks/napari_click.py`` under
+xvfb-run) at 1024².
 """
 
 from __future__ import annotations
@@ -225,31 +233,167 @@ def bench_size(size: int, args, rows: list, details: list) -> None:
         rows.append((size, "pyHiM-like: PCC upsample 100 per 128² block", t, mem, None, (rms_b, nbb), fid_full))
 
 
+PROTOTYPE_JOB = """
+import sys, numpy as np, tifffile
+from scipy import ndimage
+from skimage.registration import phase_cross_correlation
+ref, mov, out = sys.argv[1:4]
+r = tifffile.imread(ref).astype(np.float32); m = tifffile.imread(mov).astype(np.float32)
+shift = phase_cross_correlation(r / r.max(), m / m.max(), upsample_factor=100)[0]
+tifffile.imwrite(out, np.clip(np.rint(ndimage.shift(m, shift, order=1)), 0, 65535).astype(np.uint16))
+"""
+
+
+def fresh(cmd: list[str], repeats: int) -> tuple[list[float], float]:
+    """Wall times of ``cmd`` as fresh processes and the largest child peak RSS (GiB)."""
+    times, rss = [], 0.0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        res = subprocess.run([sys.executable, "-c", _LAUNCHER, *cmd], check=True, capture_output=True, text=True)
+        times.append(time.perf_counter() - t0)
+        rss = max(rss, int(res.stdout.split()[-1]) / 2**20)
+    return times, rss
+
+
+def fidreg_cmd(*args) -> list[str]:
+    return [sys.executable, "-m", "napari_fidreg.cli", "register", *map(str, args), "-q"]
+
+
+def bench_users(args, rows: list) -> None:
+    """The 'what users run' rows: (what, median s, min-max, peak GiB, against, ratio)."""
+    data = make_data(2048, args.workdir)
+    dref, dmov, _ = data["deformed"]
+    zref, zmov = args.workdir / "deformed2048_ref.zlib.tif", args.workdir / "deformed2048_mov.zlib.tif"
+    for src, dst in ((dref, zref), (dmov, zmov)):
+        if not dst.exists():
+            write_stack(dst, read_stack(src).data, compress=True)
+    out = args.workdir / "users"
+    ref, mov = read_stack(dref).data, read_stack(dmov).data
+
+    from skimage.registration import phase_cross_correlation
+
+    def prototype_global():
+        r, m = ref.astype(np.float32), mov.astype(np.float32)
+        return phase_cross_correlation(r / r.max(), m / m.max(), upsample_factor=100)[0]
+
+    t_proto, mem_proto, _ = timed(prototype_global, args.baseline_repeats)
+    register_files(dref, dmov, out / "warm", Params(block_size=256), write_qc=False)  # warm caches
+    t_lib, mem_lib, _ = timed(
+        lambda: register_files(dref, dmov, out / "lib", Params(block_size=256), write_qc=False), args.repeats
+    )
+    for label, (r, m) in (("uncompressed", (dref, dmov)), ("zlib-compressed", (zref, zmov))):
+        t, rss = fresh(fidreg_cmd(r, m, "--out", out / label, "--block-size", 256), args.repeats)
+        what = f"`fidreg register REF MOV --out D --block-size 256`, defaults, fresh process, 60×2048², {label}"
+        rows.append((what, t, rss, "prototype's global shift alone (in process)", np.median(t_proto) / np.median(t)))
+        rows.append(
+            ("", t, rss, "fidreg's registration + correction in process (warm)", np.median(t) / np.median(t_lib))
+        )
+    rows.append(("prototype: global shift alone, PCC upsample 100, float32, in process, 60×2048²", t_proto,
+                 mem_proto, "", None))  # fmt: skip
+    rows.append(("fidreg registration + correction, TIFF to TIFF, in process (warm), 60×2048²", t_lib, mem_lib, "",
+                 None))  # fmt: skip
+
+    small = fiducial_pair((60, 256, 256), RIGID_SHIFT, seed=256)
+    sref, smov = args.workdir / "small_ref.tif", args.workdir / "small_mov.tif"
+    write_stack(sref, small.reference)
+    write_stack(smov, small.moving)
+    t_fid, rss_fid = fresh(fidreg_cmd(sref, smov, "--out", out / "small"), args.repeats)
+    t_pro, rss_pro = fresh([sys.executable, "-c", PROTOTYPE_JOB, str(sref), str(smov), str(out / "p.tif")],
+                           args.repeats)  # fmt: skip
+    rows.append(("`fidreg register REF MOV --out D`, defaults, fresh process, 60×256²", t_fid, rss_fid,
+                 "the prototype's job (read, PCC, shift, write) as a fresh process", np.median(t_pro) / np.median(t_fid)))  # fmt: skip
+    rows.append(("prototype's job as a fresh process, 60×256²", t_pro, rss_pro, "", None))
+
+    if args.bintu is not None:
+        fov = Path(args.bintu)
+        stacks = sorted(p for p in fov.glob("H*R*_beads.tif") if p.name != "H11R11_beads.tif")
+        t0 = time.perf_counter()
+        subprocess.run(fidreg_cmd(fov / "H11R11_beads.tif", *stacks, "--out", out / "bintu"), check=True,
+                       capture_output=True)  # fmt: skip
+        per_cli = (time.perf_counter() - t0) / len(stacks)
+        reference = read_stack(fov / "H11R11_beads.tif").data
+        register(reference, read_stack(stacks[0]).data)  # warm
+        lib = []
+        for p in stacks:
+            t1 = time.perf_counter()
+            register(reference, read_stack(p).data)
+            lib.append(time.perf_counter() - t1)
+        rows.append((f"Bintu {fov.name}: {len(stacks)} rounds onto H11R11 through the CLI (zlib TIFFs as shipped), "
+                     "per stack, defaults", [per_cli], 0.0, "the library's read + register per stack (warm)",
+                     per_cli / np.median(lib)))  # fmt: skip
+        rows.append(("library: read + register per stack (warm)", lib, 0.0, "", None))
+
+    if args.napari:
+        res = subprocess.run(
+            ["xvfb-run", "-a", "-s", "-screen 0 1600x1200x24", sys.executable,
+             str(Path(__file__).with_name("napari_click.py")), "--size", "1024"],
+            capture_output=True, text=True, env={**os.environ, "QT_QPA_PLATFORM": "xcb"},
+        )  # fmt: skip
+        line = [x for x in res.stdout.splitlines() if x.startswith("{")]
+        if line:
+            import json
+
+            r = json.loads(line[-1])
+            rows.append((f"napari, 60×1024²: click → result layers (first progress {r['first_progress_s']} s, "
+                         f"longest stall {r['worst_stall_s']} s, Cancel {r['cancel_s']} s)", [r["click_to_layers_s"]],
+                         0.0, "", None))  # fmt: skip
+
+
+def render_users(rows) -> list[str]:
+    lines = [
+        "## What users run",
+        "",
+        "Defaults, fresh processes, files as written; ratios against baselines measured in the same run.",
+        "",
+        "| what | median s (min-max) | peak RSS GiB | compared with | ratio |",
+        "|---|---|---|---|---|",
+    ]
+    for what, times, rss, against, ratio in rows:
+        r = "" if ratio is None else f"{ratio:.2f}×"
+        mem = f"{rss:.2f}" if rss else ""
+        lines.append(
+            f"| {what} | {np.median(times):.2f} ({min(times):.2f}-{max(times):.2f}) | {mem} | {against} | {r} |"
+        )
+    return lines + [""]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[512, 1024, 2048])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--baseline-repeats", type=int, default=3)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/fidreg-bench"))
     ap.add_argument("--out", type=Path, default=None, help="markdown file to write (docs/benchmarks.md)")
     ap.add_argument("--skip-baselines", action="store_true")
+    ap.add_argument("--users", action="store_true", help="measure what users run first (see the module doc)")
+    ap.add_argument(
+        "--bintu", type=Path, default=None, help="a Bintu fov folder (../shared/data/bintu2018_beads_3d/fov1)"
+    )
+    ap.add_argument("--napari", action="store_true", help="with --users: the napari click at 1024² (needs xvfb-run)")
     args = ap.parse_args(argv)
 
+    user_rows: list = []
+    if args.users:
+        bench_users(args, user_rows)
+        print("users done", file=sys.stderr, flush=True)
     rows, details = [], []
     for size in args.sizes:
         bench_size(size, args, rows, details)
         print(f"size {size} done", file=sys.stderr, flush=True)
 
-    text = render(rows, details, args)
+    text = render(rows, details, args, user_rows)
     print(text)
     if args.out:
         write_report(args.out, text, NOTES_MARKER)  # keeps the hand-written analysis
     return 0
 
 
-def render(rows, details, args) -> str:
-    lines = [
-        "# Benchmarks",
+def render(rows, details, args, user_rows=()) -> str:
+    lines = ["# Benchmarks", ""]
+    if user_rows:
+        lines += render_users(user_rows)
+    lines += [
+        "## The warm engine",
         "",
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, numpy {np.__version__}, by `benchmarks/bench.py` "
