@@ -32,8 +32,11 @@ def qc_png(reference: dict, before: dict, after: dict, *, title: str = "", voxel
     ny, nx = reference["xy"].shape
     nz_disp = reference["xz"].shape[0] * aspect
     width = 15
-    fig = Figure(figsize=(width, (width / 5) * (ny + nz_disp) / nx + 0.9), dpi=100)
+    height = (width / 5) * (ny + nz_disp) / nx + 0.9
+    fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
+    # fixed margins rather than bbox_inches="tight", which draws the figure twice
+    fig.subplots_adjust(left=0.025, right=0.995, bottom=0.1 / height, top=1 - 0.75 / height)
     grid = fig.add_gridspec(2, 5, height_ratios=[ny, max(nz_disp, 1)], hspace=0.05, wspace=0.03)
     for row, key in enumerate(("xy", "xz")):
         r, b, a = reference[key], before[key], after[key]
@@ -52,5 +55,5 @@ def qc_png(reference: dict, before: dict, after: dict, *, title: str = "", voxel
         f"{title}    alignment score (cleaned projections) before {score_b:.3f} -> after {score_a:.3f}", fontsize=11
     )
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
+    fig.savefig(buf, format="png")
     return buf.getvalue()

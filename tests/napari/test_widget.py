@@ -339,3 +339,15 @@ def test_widget_and_cli_write_the_same_result_set(make_napari_viewer, qtbot, tmp
         tifffile.imread(from_widget["H3 R3 beads.registered.tif"]),
         tifffile.imread(from_cli["H3 R3 beads.registered.tif"]),
     )
+
+
+def test_saving_to_a_folder_that_cannot_be_made_is_one_notification(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer()
+    _open_sample(viewer)
+    widget = RegistrationWidget(viewer)
+    _register(qtbot, widget)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    assert widget.save(blocker / "results") == []  # no exception escapes into the Qt event loop
+    assert widget.last_error.startswith("cannot save to") and "results" in widget.last_error
+    assert widget.status.value.startswith("error:")

@@ -307,14 +307,18 @@ class RegistrationWidget(Container):
         reg, proj = self.result.registration, self.result.projections
         paths = result_paths(folder, result_name(reg.moving or "moving"))
         title = f"{reg.moving} onto {reg.reference}"
-        written = save_result_set(
-            paths,
-            reg,
-            corrected=self.result.corrected,
-            qc=lambda _: qc_png(
-                proj["reference"], proj["before"], proj["after"], title=title, voxel_size=reg.voxel_size
-            ),
-        )
+        try:
+            written = save_result_set(
+                paths,
+                reg,
+                corrected=self.result.corrected,
+                qc=lambda _: qc_png(
+                    proj["reference"], proj["before"], proj["after"], title=title, voxel_size=reg.voxel_size
+                ),
+            )
+        except (FidregError, OSError) as exc:  # an unwritable or full folder: one notification
+            self._error(exc if isinstance(exc, FidregError) else FidregError(f"cannot save to {folder}: {exc}"))
+            return []
         self._set_status(f"saved to {folder}")
         return written
 
