@@ -311,3 +311,56 @@ def test_fortran_ordered_and_transposed_arrays_register(small_pair):
         (small_pair.reference[:, ::-1, :][:, ::-1, :], small_pair.moving[:, ::-1, :][:, ::-1, :]),
     ):
         np.testing.assert_allclose(register(ref, mov).global_shift, expected, atol=1e-6)
+
+
+def test_a_truncated_uncompressed_tiff_fails_alone_in_a_batch(tmp_path, tiff_pair):
+    ref, mov, _ = tiff_pair
+    _, _, pair = tiff_pair
+    tifffile.imwrite(tmp_path / "full.tif", pair.moving)  # plain tifffile (the ImageJ case: test_io)
+    raw = (tmp_path / "full.tif").read_bytes()
+    (tmp_path / "cut.tif").write_bytes(raw[: len(raw) // 2])
+    res = fidreg("register", ref, mov, tmp_path / "cut.tif", "--out", tmp_path / "o", "--no-qc", "--no-stack")
+    assert res.returncode == 1, res.stderr  # one of two failed; the other is written
+    errors = [line for line in res.stderr.splitlines() if line.startswith("fidreg: error:")]
+    assert len(errors) == 1 and "cut.tif: cannot read TIFF" in errors[0], res.stderr
+    assert errors[0].count("cut.tif") == 1  # the path said once
+    assert "invalid page offset" not in res.stderr and "Traceback" not in res.stderr
+    assert (tmp_path / "o" / "round2.shifts.json").exists()
+
+
+def test_pages_that_are_time_points_are_said_to_be_taken_as_z(tmp_path, tiff_pair):
+    ref, _, pair = tiff_pair
+    tyx = tmp_path / "rounds.tif"
+    tifffile.imwrite(tyx, pair.moving, metadata={"axes": "TYX"})
+    res = fidreg("register", ref, tyx, "--out", tmp_path / "o", "--no-qc", "--no-stack")
+    assert res.returncode == 0, res.stderr
+    assert "its pages are time points according to the file, and were registered as z planes" in res.stdout
+
+
+def test_errors_about_a_stack_name_its_file(tmp_path, tiff_pair):
+    ref, _, _ = tiff_pair
+    flat = tmp_path / "flat.tif"
+    tifffile.imwrite(flat, np.full((40, 160, 160), 5, np.uint16))
+    one_error_line(fidreg("register", ref, flat, "--out", tmp_path / "o"), "flat.tif (moving): image is constant")
+
+
+def test_an_ome_zarr_without_voxel_size_reads_back_without_one(tmp_path, tiff_pair):
+    from napari_fidreg.core.writers import zarr_writer
+
+    _, _, pair = tiff_pair
+    with zarr_writer(tmp_path / "a.ome.zarr", pair.moving.shape, pair.moving.dtype) as arr:
+        arr[...] = pair.moving
+    with zarr_writer(tmp_path / "b.ome.zarr", pair.moving.shape, pair.moving.dtype, voxel_size=(0.2, 0.1, 0.1)) as arr:
+        arr[...] = pair.moving
+    assert read_stack(tmp_path / "a.ome.zarr").voxel_size is None
+    assert read_stack(tmp_path / "b.ome.zarr").voxel_size == (0.2, 0.1, 0.1)
+
+
+def test_output_piped_into_head_is_not_an_error(tmp_path, tiff_pair):
+    ref, mov, pair = tiff_pair
+    mov2 = write_stack(tmp_path / "round3.tif", pair.moving)
+    cmd = [sys.executable, "-m", "napari_fidreg.cli", "register", str(ref), str(mov), str(mov2), "--out",
+           str(tmp_path / "o"), "--no-qc", "--no-stack", "-q"]  # fmt: skip
+    res = subprocess.run(f"{' '.join(map(repr, cmd))} | head -c 10; exit ${{PIPESTATUS[0]}}", shell=True,
+                         executable="/bin/bash", capture_output=True, text=True)  # fmt: skip
+    assert res.returncode == 0 and "Broken pipe" not in res.stderr, res.stderr

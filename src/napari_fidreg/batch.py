@@ -96,7 +96,7 @@ def register_task(
 
     try:
         reg, written = register_files(reference, moving, out_dir, Params.from_dict(params), **options)
-    except (FidregError, OSError, MemoryError) as exc:
+    except Exception as exc:  # noqa: BLE001 - one stack's failure must not stop the batch
         msg = str(exc) if isinstance(exc, FidregError) else f"{type(exc).__name__}: {exc}"
         return Outcome(moving=str(moving), error=msg)
     return Outcome(moving=str(moving), registration=reg, outputs=[str(p) for p in written])

@@ -7,9 +7,12 @@ problem), 1 when some of several moving stacks failed, 130 on Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -68,7 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--no-stack", action="store_true", help="skip writing the corrected stack")
     reg.add_argument("--ome-zarr", action="store_true", help="write the corrected stack as OME-Zarr instead of TIFF")
     reg.add_argument(
-        "--series", type=int, default=None, metavar="N", help="image series of multi-series (OME-)TIFFs (default 0)"
+        "--series",
+        type=int,
+        default=None,
+        metavar="N",
+        help="image series of multi-series (OME-)TIFFs (default: the first, with a warning)",
     )
     reg.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     where = reg.add_mutually_exclusive_group()
@@ -184,12 +191,18 @@ def _on_sigterm(signum, frame):
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    # What a damaged file makes the libraries say on the side: the one error line says it better.
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
+    warnings.filterwarnings("ignore", category=RuntimeWarning)
     try:
         if args.command == "register":
             return _cmd_register(args)
         if args.command == "apply":
             return _cmd_apply(args)
         return _cmd_demo(args)
+    except BrokenPipeError:  # `fidreg ... | head`: the reader has seen enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (FidregError, MemoryError, OSError) as exc:
         sys.stderr.write(f"fidreg: error: {_one_line(exc)}\n")
         return 2
@@ -254,7 +267,8 @@ def _cmd_register(args) -> int:
             print(o.registration.summary())
         else:
             failures += 1
-            sys.stderr.write(f"fidreg: error: {o.moving}: {o.error}\n")
+            said = o.error if o.error.startswith(str(o.moving)) else f"{o.moving}: {o.error}"
+            sys.stderr.write(f"fidreg: error: {said}\n")
     print(f"{len(outcomes) - failures} of {len(outcomes)} stacks registered; outputs in {args.out}")
     return 1 if failures else 0
 

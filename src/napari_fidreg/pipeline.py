@@ -60,17 +60,21 @@ def register_files(
     mov = read_stack(moving, lazy=True, series=series if series_count(moving) > 1 else None)
     report = (lambda tick: progress(tick.about(mov.name))) if progress else None
     vs = voxel_size or ref.voxel_size or mov.voxel_size
-    gen = iter_register(
-        ref.data,
-        mov.data,
-        params,
-        subvolume=subvolume,
-        voxel_size=vs,
-        reference_name=ref.name,
-        moving_name=mov.name,
-        workers=workers,
-    )
-    with _out_of_memory_hint("registering", "--subvolume to restrict the region, or --workers 1"):
+    with _naming_files(reference, moving):
+        gen = iter_register(
+            ref.data,
+            mov.data,
+            params,
+            subvolume=subvolume,
+            voxel_size=vs,
+            reference_name=ref.name,
+            moving_name=mov.name,
+            workers=workers,
+        )
+    with (
+        _out_of_memory_hint("registering", "--subvolume to restrict the region, or --workers 1"),
+        _naming_files(reference, moving),
+    ):
         reg = drain(gen, report)
     reg.warnings[:0] = ref.notes + mov.notes  # which series of a multi-series file was read
 
@@ -108,3 +112,16 @@ def _out_of_memory_hint(stage: str, hint: str) -> Iterator[None]:
         yield
     except MemoryError:
         raise FidregError(f"out of memory while {stage} (try {hint})") from None
+
+
+@contextmanager
+def _naming_files(reference: Path, moving: Path) -> Iterator[None]:
+    """Errors about 'the reference' or 'the moving stack' name the file they are about."""
+    try:
+        yield
+    except FidregError as exc:
+        text = str(exc)
+        for label, path in (("reference", reference), ("moving", moving)):
+            if text.startswith(f"{label}:") or text.startswith(f"{label} "):
+                raise FidregError(f"{path} ({label}){text[len(label) :]}") from None
+        raise

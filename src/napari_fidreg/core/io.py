@@ -19,6 +19,7 @@ from .validate import as_volume
 
 TIFF_SUFFIXES = (".tif", ".tiff", ".ome.tif", ".ome.tiff", ".btf")
 ZARR_SUFFIXES = (".ome.zarr", ".zarr")
+_NOT_Z = {"T": "time points", "C": "channels", "R": "rounds", "E": "lambda", "H": "phases", "I": "series"}
 _UNITS_UM = {"um": 1.0, "µm": 1.0, "micron": 1.0, "microns": 1.0, "nm": 1e-3, "mm": 1e3}
 
 
@@ -101,6 +102,12 @@ def read_stack(path: str | Path, *, lazy: bool = False, series: int | None = Non
             if n_series > 1 and series is None:
                 notes.append(f"{path.name} holds {n_series} image series; series 0 was read (choose with --series)")
             voxel = _voxel_size(tif)
+            other = [a for a, n in zip(tif.series[index].axes, tif.series[index].shape) if a in _NOT_Z and n > 1]
+            if other:
+                notes.append(
+                    f"{path.name}: its pages are {', '.join(_NOT_Z[a] for a in other)} according to the file, "
+                    "and were registered as z planes (split such a file into one stack per round or channel)"
+                )
             compressed = any(p.compression != 1 for p in tif.series[index].pages[:1])
             if lazy and index == 0 and not compressed:
                 data = _lazy(path, tif)
@@ -137,7 +144,14 @@ def stack_header(path: str | Path, *, series: int | None = None) -> tuple[tuple[
     try:
         with tifffile.TiffFile(path) as tif:
             s = tif.series[series or 0]
+            announced = (tif.imagej_metadata or {}).get("images")
+            if isinstance(announced, int) and announced > 1 and len(s.shape) == 2:
+                raise FidregError(
+                    f"{path}: truncated or damaged: its header announces {announced} planes, 1 could be read"
+                )
             return tuple(s.shape), np.dtype(s.dtype)
+    except FidregError:
+        raise
     except Exception as exc:
         raise FidregError(f"{path}: cannot read TIFF ({type(exc).__name__}: {exc})") from None
 
@@ -174,8 +188,12 @@ def _read_zarr(path: Path) -> Stack:
             raise FidregError(f"{path}: Zarr group without OME 'multiscales' metadata")
         dataset = ms[0]["datasets"][0]
         data = node[dataset["path"]]
+        # a scale is a voxel size only when the axes have a unit (NGFF requires a scale,
+        # so a store written without a known voxel size carries 1, 1, 1 and no unit)
+        axes = ms[0].get("axes", [])
+        has_unit = len(axes) >= 3 and all(isinstance(a, dict) and a.get("unit") for a in axes[-3:])
         for t in dataset.get("coordinateTransformations", []):
-            if t.get("type") == "scale" and len(t.get("scale", [])) >= 3:
+            if has_unit and t.get("type") == "scale" and len(t.get("scale", [])) >= 3:
                 voxel = tuple(float(v) for v in t["scale"][-3:])
     else:
         data = node
@@ -210,12 +228,13 @@ class _Reported:
 
 
 def _lazy(path: Path, tif: tifffile.TiffFile):
+    """A memory map of an uncompressed stack; where its layout does not allow one (strips
+    not contiguous, or a truncated file), the data read at once, so that a damaged file is
+    reported here."""
     try:
         return tifffile.memmap(path, mode="r")
     except Exception:
-        import zarr
-
-        return zarr.open(tif.aszarr(), mode="r")
+        return tif.series[0].asarray(maxworkers=os.cpu_count() or 1)
 
 
 def _voxel_size(tif: tifffile.TiffFile) -> tuple[float, float, float] | None:
