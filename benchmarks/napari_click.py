@@ -27,16 +27,19 @@ from napari_fidreg.core.synthetic import fiducial_pair
 class StallMeter:
     """The largest gap between ticks of a 10 ms timer: how long the event loop was blocked."""
 
-    def __init__(self):
+    def __init__(self, where=lambda: ""):
+        self.where = where  # what was running: said with the worst stall
         self.last = time.perf_counter()
         self.worst = 0.0
+        self.worst_during = ""
         self.timer = QTimer()
         self.timer.timeout.connect(self._tick)
         self.timer.start(10)
 
     def _tick(self):
         now = time.perf_counter()
-        self.worst = max(self.worst, now - self.last)
+        if now - self.last > self.worst:
+            self.worst, self.worst_during = now - self.last, self.where()
         self.last = now
 
     def reset(self):
@@ -68,7 +71,7 @@ def main(argv=None) -> int:
 
     ticks = []
     widget.progress.changed.connect(lambda *_: ticks.append(time.perf_counter()))
-    meter = StallMeter()
+    meter = StallMeter(lambda: str(widget.status.value))
     meter.reset()
     t0 = time.perf_counter()
     widget.run()  # what the Register button does
@@ -79,6 +82,7 @@ def main(argv=None) -> int:
         "click_to_layers_s": round(time.perf_counter() - t0 - 0.5, 2),
         "first_progress_s": round(ticks[0] - t0, 3) if ticks else None,
         "worst_stall_s": round(meter.worst, 3),
+        "worst_stall_after": meter.worst_during,
         "error": widget.last_error or None,
         "shift": [round(v, 3) for v in widget.result.registration.global_shift] if widget.result else None,
     }
