@@ -51,3 +51,13 @@ def file_digest(path) -> str:
     import hashlib
 
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def run(gen):
+    """Drain a generator: (the items it yielded, the value it returned)."""
+    ticks = []
+    while True:
+        try:
+            ticks.append(next(gen))
+        except StopIteration as stop:
+            return ticks, stop.value

@@ -6,7 +6,7 @@ import functools
 import numpy as np
 import pytest
 
-from conftest import cached_pair
+from conftest import cached_pair, run
 from napari_fidreg.core.block_grid import box_key, grid_blocks, measure_grid
 from napari_fidreg.core.blocks import tile
 from napari_fidreg.core.coarse import camera_hot_pixels
@@ -35,15 +35,6 @@ def job(p, params=None):
     hot = camera_hot_pixels((p.reference.min(axis=0), p.moving.min(axis=0)), 8.0)
     boxes, grid = tile(tuple((0, n) for n in SHAPE), (SHAPE[0], BLOCK, BLOCK))
     return Pair(p.reference, p.moving, hot, params or Params()), boxes, grid
-
-
-def run(gen):
-    ticks = []
-    while True:
-        try:
-            ticks.append(next(gen))
-        except StopIteration as stop:
-            return ticks, stop.value
 
 
 def measured(shift, score=0.5, sharpness=40.0, valid=True):

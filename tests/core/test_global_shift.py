@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import cached_pair
+from conftest import cached_pair, run
 from napari_fidreg.core.blocks import tile
 from napari_fidreg.core.coarse import camera_hot_pixels
 from napari_fidreg.core.correlate import ShiftEstimate
@@ -14,16 +14,6 @@ from napari_fidreg.core.progress import Ticker
 
 SHAPE = (32, 192, 192)
 MARGIN = (4.0, 4.0, 4.0)
-
-
-def run(gen):
-    """Drain a generator: (yielded items, returned value)."""
-    ticks = []
-    while True:
-        try:
-            ticks.append(next(gen))
-        except StopIteration as stop:
-            return ticks, stop.value
 
 
 def quadrants(shape, size=96):

@@ -146,25 +146,12 @@ def stack_writer(path: str | Path, shape, dtype, *, voxel_size=None):
     nbytes = int(np.prod(shape)) * dtype.itemsize
     kwargs = _tiff_kwargs(shape, dtype, voxel_size, nbytes)
     check_free_space(path.parent, nbytes + 2**20, path.name)
-    remove_stale_parts(path)
-    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
+    with _temporary(path) as tmp:
         mm = tifffile.memmap(tmp, shape=tuple(shape), dtype=dtype, **kwargs)
         _reserve(Path(tmp), path)
         yield mm
         mm.flush()
         del mm
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-            raise _disk_full(path, exc) from None
-        raise
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _reserve(tmp: Path, target: Path) -> None:
@@ -236,12 +223,21 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 
 
 def _atomic(path: Path, write) -> Path:
+    with _temporary(path) as tmp:
+        write(tmp)
+    return path
+
+
+@contextmanager
+def _temporary(path: Path):
+    """A temporary file beside ``path`` (its name yielded), renamed onto ``path`` when the
+    block succeeds and removed when it fails; a full disk becomes one line."""
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_parts(path)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".part", dir=path.parent)
     os.close(fd)
     try:
-        write(tmp)
+        yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
         os.replace(tmp, path)
     except OSError as exc:
@@ -252,7 +248,6 @@ def _atomic(path: Path, write) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
 
 
 def _umask() -> int:
