@@ -351,3 +351,28 @@ def test_saving_to_a_folder_that_cannot_be_made_is_one_notification(make_napari_
     assert widget.save(blocker / "results") == []  # no exception escapes into the Qt event loop
     assert widget.last_error.startswith("cannot save to") and "results" in widget.last_error
     assert widget.status.value.startswith("error:")
+
+
+def test_block_arrows_are_lit_on_the_default_plane_in_2d(make_napari_viewer, qtbot):
+    """Full-depth block centres sit at half-integer z, where 3D vectors fade to nothing on
+    every plane: the arrows are 2D (y, x) layers, drawn on whatever plane is shown."""
+    import warnings
+
+    viewer = make_napari_viewer(show=True)
+    ref, _ = _open_sample(viewer)
+    widget = RegistrationWidget(viewer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # no deprecated napari API (out_of_slice_display)
+        _register(qtbot, widget)
+    arrows = viewer.layers["fidreg: block shifts (x10)"]
+    assert arrows.ndim == 2 and viewer.layers["fidreg: rejected blocks"].ndim == 2
+    np.testing.assert_allclose(arrows.scale, ref.scale[1:])
+    for layer in viewer.layers:
+        layer.visible = layer is arrows
+    viewer.dims.ndisplay = 2
+    for plane in (viewer.dims.current_step[0], 0, ref.data.shape[0] - 1):  # default, first, last
+        viewer.dims.set_current_step(0, plane)
+        viewer.camera.center = (0, *[(n - 1) * s / 2 for n, s in zip(ref.data.shape[1:], ref.scale[1:])])
+        viewer.camera.zoom = 2.0
+        shot = viewer.screenshot(canvas_only=True, flash=False)[..., :3].astype(int)
+        assert (shot.sum(axis=-1) > 150).sum() > 30, f"no arrow pixels on plane {plane}"

@@ -101,12 +101,17 @@ def projection_layers(proj: dict[str, dict[str, np.ndarray]], geom: Geometry, sh
 
 
 def block_layers(reg: Registration, geom: Geometry) -> list[tuple]:
-    """Block shifts as arrows (gain ``VECTOR_GAIN``, coloured by score) and rejected blocks as red crosses."""
+    """Block shifts as arrows (gain ``VECTOR_GAIN``, coloured by score) and rejected blocks as red crosses.
+
+    Full-depth blocks (one z level, the usual case) are drawn as 2D (y, x) layers, which
+    napari shows on every plane; their centres sit at half-integer z, where 3D vectors
+    fade out of every plane. With z-blocks each arrow sits on its block's middle plane.
+    The dz of each block is a feature of the layer (and in the table).
+    """
     if not reg.has_blocks:
         return []
     centres = np.array([b.centre for b in reg.blocks])
     shifts = np.array([b.shift for b in reg.blocks])
-    vectors = np.stack([centres, shifts * VECTOR_GAIN], axis=1)
     features = {
         "score": np.array([b.score for b in reg.blocks]),
         "sharpness": np.array([b.sharpness for b in reg.blocks]),
@@ -115,40 +120,40 @@ def block_layers(reg: Registration, geom: Geometry) -> list[tuple]:
         "dy": shifts[:, 1],
         "dx": shifts[:, 2],
     }
-    layers = [
+    if reg.grid_shape[0] == 1:  # full depth: 2D layers, on every plane
+        axes, scale, translate = slice(1, 3), geom.scale[1:], geom.translate[1:]
+    else:
+        centres[:, 0] = np.floor(centres[:, 0])
+        axes, scale, translate = slice(0, 3), geom.scale, geom.translate
+    vectors = np.stack([centres[:, axes], shifts[:, axes] * VECTOR_GAIN], axis=1)
+    common = {"scale": scale, "translate": translate}
+    rejected = centres[~features["inlier"]][:, axes]
+    return [
         (
             vectors,
             {
+                **common,
                 "name": f"{PREFIX}block shifts (x{VECTOR_GAIN:g})",
-                "scale": geom.scale,
-                "translate": geom.translate,
                 "features": features,
                 "edge_color": "score",
                 "edge_colormap": "viridis",
                 "edge_width": 3,
-                "out_of_slice_display": True,
             },
             "vectors",
-        )
-    ]
-    rejected = centres[~features["inlier"]]
-    layers.append(
+        ),
         (
-            rejected if len(rejected) else np.zeros((0, 3)),
+            rejected if len(rejected) else np.zeros((0, vectors.shape[2])),
             {
+                **common,
                 "name": f"{PREFIX}rejected blocks",
-                "scale": geom.scale,
-                "translate": geom.translate,
                 "symbol": "x",
                 "face_color": "red",
                 "border_color": "red",
                 "size": 12,
-                "out_of_slice_display": True,
             },
             "points",
-        )
-    )
-    return layers
+        ),
+    ]
 
 
 def block_table(reg: Registration) -> dict[str, list]:
