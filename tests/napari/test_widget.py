@@ -376,3 +376,24 @@ def test_block_arrows_are_lit_on_the_default_plane_in_2d(make_napari_viewer, qtb
         viewer.camera.zoom = 2.0
         shot = viewer.screenshot(canvas_only=True, flash=False)[..., :3].astype(int)
         assert (shot.sum(axis=-1) > 150).sum() > 30, f"no arrow pixels on plane {plane}"
+
+
+def test_a_failed_run_clears_the_earlier_result_and_a_wrong_shape_is_refused(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    ref, mov = _open_sample(viewer)
+    widget = RegistrationWidget(viewer)
+    _register(qtbot, widget)
+    assert widget.shift_label.value and widget.save_button.enabled
+    assert "sharpness" in widget.shift_label.tooltip and "score" in widget.shift_label.tooltip
+    # a layer of another size cannot take this round's shifts
+    other = viewer.add_image(np.zeros((40, 512, 512), np.uint16), name="other size")
+    widget.apply_target.value = other
+    widget.apply_saved()
+    assert widget.worker is None and "has shape (40, 512, 512)" in widget.last_error
+    assert "other size registered" not in viewer.layers
+    # a run that fails leaves no text of the earlier one
+    flat = viewer.add_image(np.full(ref.data.shape, 7, np.uint16), name="flat", scale=ref.scale)
+    widget.moving.value = flat
+    _register(qtbot, widget)
+    assert "image is constant" in widget.last_error
+    assert widget.shift_label.value == "" and widget.result is None and not widget.save_button.enabled
