@@ -397,3 +397,27 @@ def test_a_failed_run_clears_the_earlier_result_and_a_wrong_shape_is_refused(mak
     _register(qtbot, widget)
     assert "image is constant" in widget.last_error
     assert widget.shift_label.value == "" and widget.result is None and not widget.save_button.enabled
+
+
+def test_voxel_size_field_is_prefilled_and_applied(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    ref, mov = _open_sample(viewer)
+    widget = RegistrationWidget(viewer)
+    assert widget.voxel_size.value == "0.2,0.15,0.15"  # from the sample's scale
+    # stacks without voxel-size metadata (napari's scale 1, 1, 1): the field is empty...
+    bare_ref = viewer.add_image(np.asarray(ref.data), name="bare reference")
+    bare_mov = viewer.add_image(np.asarray(mov.data), name="bare moving")
+    widget.reference.value, widget.moving.value = bare_ref, bare_mov
+    assert widget.voxel_size.value == ""
+    # ...and what the user types is applied to both layers and recorded in the result
+    widget.voxel_size.value = "0.25, 0.1, 0.1"
+    _register(qtbot, widget)
+    reg = widget.result.registration
+    assert reg.voxel_size == (0.25, 0.1, 0.1)
+    np.testing.assert_allclose(bare_ref.scale, (0.25, 0.1, 0.1))
+    np.testing.assert_allclose(bare_mov.scale, (0.25, 0.1, 0.1))
+    np.testing.assert_allclose(viewer.layers["bare moving registered"].scale, (0.25, 0.1, 0.1))
+    assert "µm" in widget.shift_label.value
+    widget.voxel_size.value = "0.2,abc"
+    widget.run()
+    assert widget.worker is None and "expected three positive numbers" in widget.last_error

@@ -18,6 +18,7 @@ from magicgui.widgets import (
     FileEdit,
     FloatSpinBox,
     Label,
+    LineEdit,
     ProgressBar,
     PushButton,
     SpinBox,
@@ -61,6 +62,11 @@ class RegistrationWidget(Container):
 
         self.reference = ComboBox(label="reference", choices=self._image_layers, nullable=True)
         self.moving = ComboBox(label="moving", choices=self._image_layers, nullable=True)
+        self.voxel_size = LineEdit(
+            label="voxel size z,y,x (µm)", value="",
+            tooltip="prefilled from the reference layer's scale; empty when unknown (napari's scale 1, 1, 1). "
+            "A value typed here is applied to the reference and moving layers and recorded in the result",
+        )  # fmt: skip
         self.use_subvolume = CheckBox(text="restrict to the box drawn in 'fidreg: sub-volume'", value=False)
         self.draw_box = PushButton(text="Draw sub-volume box")
         self.z_start = SpinBox(label="z from", min=0, max=100000, value=0)
@@ -99,7 +105,7 @@ class RegistrationWidget(Container):
         self.apply_button = PushButton(text="Apply shifts to layer")
 
         self.extend([
-            Label(value="<b>Layers</b>"), self.reference, self.moving,
+            Label(value="<b>Layers</b>"), self.reference, self.moving, self.voxel_size,
             Label(value="<b>Region</b>"), self.use_subvolume, self.draw_box, self.z_start, self.z_stop,
             Label(value="<b>Options</b>"), self.with_blocks, self.block_size, self.block_size_z, self.refine_blocks,
             self.hot_pixels, self.background, self.background_sigma, self.max_local_shift, self.min_sharpness,
@@ -119,7 +125,9 @@ class RegistrationWidget(Container):
         self.use_subvolume.changed.connect(self._show_box)
         viewer.layers.events.inserted.connect(self._layers_changed)
         viewer.layers.events.removed.connect(self._layers_changed)
+        self.reference.changed.connect(self._prefill_voxel_size)
         self._layers_changed()
+        self._prefill_voxel_size()
 
     # -- layer pickers ------------------------------------------------------------
     def _image_layers(self, widget=None) -> list:
@@ -136,6 +144,24 @@ class RegistrationWidget(Container):
             self.reference.value = by_role.get("reference", layers[0])
         if (self.moving.value is None or self.moving.value is self.reference.value) and len(layers) > 1:
             self.moving.value = by_role.get("moving", next(x for x in layers if x is not self.reference.value))
+
+    def _prefill_voxel_size(self, *_) -> None:
+        ref = self.reference.value
+        vs = None if ref is None else voxel_size_from_scale(ref.scale)
+        self.voxel_size.value = "" if vs is None else ",".join(f"{v:g}" for v in vs)
+
+    def chosen_voxel_size(self) -> tuple[float, float, float] | None:
+        """The voxel size in the field (µm), or None when it is empty."""
+        text = str(self.voxel_size.value).strip()
+        if not text:
+            return None
+        try:
+            vs = tuple(float(v) for v in text.replace(";", ",").split(","))
+        except ValueError:
+            vs = ()
+        if len(vs) != 3 or not all(np.isfinite(vs)) or min(vs) <= 0:
+            raise FidregError(f"voxel size {text!r}: expected three positive numbers z,y,x in µm (e.g. 0.2,0.15,0.15)")
+        return vs  # type: ignore[return-value]
 
     # -- sub-volume -----------------------------------------------------------------
     def add_subvolume_layer(self) -> None:
@@ -195,6 +221,11 @@ class RegistrationWidget(Container):
         if self.worker is not None:
             return
         try:
+            voxel = self.chosen_voxel_size()
+            if voxel is not None:  # the field applies to both layers: they are then placed in µm
+                for layer in (self.reference.value, self.moving.value):
+                    if layer is not None:
+                        layer.scale = (*tuple(layer.scale)[:-3], *voxel)
             ref, mov = self._checked_layers()
             params = self.params()
             subvolume = self.subvolume()
@@ -204,7 +235,7 @@ class RegistrationWidget(Container):
         try:  # checks inputs and parameters now, before any thread starts
             job = registration_job(
                 np.asarray(ref.data), np.asarray(mov.data), params, subvolume=subvolume,
-                voxel_size=voxel_size_from_scale(ref.scale), reference_name=ref.name, moving_name=mov.name,
+                voxel_size=voxel, reference_name=ref.name, moving_name=mov.name,
             )  # fmt: skip
         except FidregError as exc:
             self._on_worker_error(exc)
