@@ -53,6 +53,9 @@ def main() -> None:
     viewer.open_sample("napari-fidreg", "fiducial_pair")
     _, widget = viewer.window.add_plugin_dock_widget("napari-fidreg", "Fiducial registration")
     viewer.reset_view()
+    for _ in range(50):  # let the dock lay itself out before the first screenshot
+        QApplication.processEvents()
+        time.sleep(0.02)
     save(viewer.screenshot(canvas_only=False, flash=False), "01_sample_loaded.png")
 
     widget.block_size.value = 128
