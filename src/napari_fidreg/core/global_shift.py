@@ -86,14 +86,16 @@ def refine_global_shift(
             )
             notes = [
                 f"with background_sigma={params.background_sigma:g} {before}; background_sigma="
-                f"{finer.background_sigma:g} gave sharper ones ({retry.sharpness:.1f}; dense texture?), and the whole "
+                f"{finer.background_sigma:g} gave sharper ones ({retry.sharpness:.1f}; dense texture, or a single plane?), and the whole "
                 "registration uses it",
                 *retry_notes,
             ]
             params, measured, combined = finer, retried, retry
     if combined is None:
-        tried = f"background_sigma={params.background_sigma:g}" + (
-            f" or {finer.background_sigma:g}" if can_retry else ""
+        tried = (
+            f"background_sigma={params.background_sigma:g}" + (f" or {finer.background_sigma:g}" if can_retry else "")
+            if params.background
+            else "no background subtraction"
         )
         notes = [
             f"no block gave a confident correlation peak (few or no fiducials?) with {tried}: the global "
@@ -111,7 +113,8 @@ def combine(measured: list[Measured], params: Params) -> tuple[Combined | None, 
     if not good.any():
         return None, []
     notes = []
-    w = j.scores[good]
+    # score-weighted; a score can be <= 0 when min_score allows it, and a weight must not be
+    w = np.maximum(j.scores[good], 1e-3)
     shift = (j.shifts[good] * w[:, None]).sum(axis=0) / w.sum()
     uncertainty = None
     if len(w) > 1:
