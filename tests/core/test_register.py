@@ -197,8 +197,8 @@ def test_dense_texture_retries_with_a_finer_background_and_says_so():
 def test_sparse_dim_beads_are_measured_and_their_precision_reported():
     """~6 dim beads per 256-px block (amplitude ~ background): normalized correlation scores
     of 0.01-0.03, but sharp peaks (18-44, noise gives 4-6). They are measured, not dropped for
-    the score, and the scatter of the blocks reports the precision honestly: tenths of a pixel
-    here, against thousandths on the standard synthetic pair."""
+    the score, and the reported uncertainty is honest: tenths of a pixel here, against
+    hundredths at most on the standard synthetic pair, and three times it covers the error."""
     from napari_fidreg.core.synthetic import fiducial_pair
 
     shift = (0.4, -3.2, 5.7)
@@ -210,5 +210,10 @@ def test_sparse_dim_beads_are_measured_and_their_precision_reported():
     assert np.all(err < 0.5), err
     dense = cached_pair((60, 512, 512), (1.3, -4.6, 7.25), seed=0)
     precise = register(dense.reference, dense.moving)
-    assert max(precise.global_uncertainty) < 0.01, precise.global_uncertainty
-    assert np.all(np.abs(np.subtract(precise.global_shift, (1.3, -4.6, 7.25))) <= 0.02)
+    # hundredths at most (the refinement step and a small-sample widening are part of it since the
+    # uncertainty was made to cover the error: tests/core/test_confidence.py), tenths above
+    assert max(precise.global_uncertainty) < 0.03, precise.global_uncertainty
+    precise_err = np.abs(np.subtract(precise.global_shift, (1.3, -4.6, 7.25)))
+    assert np.all(precise_err <= 0.02)
+    assert np.all(err <= 3 * np.asarray(reg.global_uncertainty)), (err, reg.global_uncertainty)
+    assert np.all(precise_err <= 3 * np.asarray(precise.global_uncertainty))

@@ -21,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .blocks import Box, judge
+from .confidence import Verdict, assess, depth, keep_planes
 from .measure import Measured, Pair, measure_many
 from .params import Params
 from .progress import Progress, Ticker
@@ -46,6 +47,7 @@ class GlobalShift(NamedTuple):
     measured: list[Measured]  # per candidate block, with the params finally used
     params: Params  # those params (background_sigma halved after a retry)
     notes: list[str]
+    verdict: Verdict  # whether the shift is confident, and its uncertainty (.confidence)
 
 
 def refine_global_shift(
@@ -61,6 +63,7 @@ def refine_global_shift(
         return out
 
     params = pair.params
+    offset = keep_planes(offset, depth(candidates))
     measured = yield from measure(params, offset)
     combined, notes = combine(measured, params)
     finer = params.with_(background_sigma=params.background_sigma / 2)
@@ -69,12 +72,13 @@ def refine_global_shift(
         ticks.total += len(candidates)
         retried = yield from measure(finer, offset)
         retry, retry_notes = combine(retried, finer)
-        if retry is not None and np.any(np.rint(retry.shift) != offset):
+        recut_at = None if retry is None else keep_planes(np.rint(retry.shift).astype(int), depth(candidates))
+        if recut_at is not None and np.any(recut_at != offset):
             # The coarse step, whose background suited this texture no better, was off
             # by more than half a pixel: cut the blocks again where the shift says, so
             # that both hold the same content.
             ticks.total += len(candidates)
-            recut = yield from measure(finer, np.rint(retry.shift).astype(int))
+            recut = yield from measure(finer, recut_at)
             again, again_notes = combine(recut, finer)
             if again is not None:
                 retried, retry, retry_notes = recut, again, again_notes
@@ -101,7 +105,14 @@ def refine_global_shift(
             f"no block gave a confident correlation peak (few or no fiducials?) with {tried}: the global "
             "shift comes from the coarse, binned estimate and may be wrong"
         ]
-    return GlobalShift(combined, measured, params, notes)
+    verdict = assess(
+        replace(pair, params=params),
+        candidates,
+        measured,
+        None if combined is None else combined.shift,
+        workers=workers,
+    )
+    return GlobalShift(combined, measured, params, notes + verdict.notes, verdict)
 
 
 def combine(measured: list[Measured], params: Params) -> tuple[Combined | None, list[str]]:

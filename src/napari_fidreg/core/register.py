@@ -163,9 +163,10 @@ def _run(job: _Checked) -> Generator[Progress, None, Registration]:
     params = found.params  # a dense-texture retry changes the background scale
     warnings += found.notes
     if found.combined is None:
-        shift, score, sharpness, uncertainty = coarse.shift, coarse.estimate.score, coarse.estimate.sharpness, None
+        shift, score, sharpness = coarse.shift, coarse.estimate.score, coarse.estimate.sharpness
     else:
-        shift, score, sharpness, uncertainty = found.combined
+        shift, score, sharpness = found.combined.shift, found.combined.score, found.combined.sharpness
+    uncertainty = found.verdict.uncertainty
 
     blocks, consensus = [], None
     if grid:
@@ -180,7 +181,7 @@ def _run(job: _Checked) -> Generator[Progress, None, Registration]:
         global_shift=tuple(float(v) for v in shift),
         global_score=float(score),
         global_sharpness=float(sharpness),
-        global_confident=found.combined is not None,
+        global_confident=found.verdict.confident,
         global_uncertainty=None if uncertainty is None else tuple(float(v) for v in uncertainty),
         consensus_shift=consensus,
         blocks=blocks,
