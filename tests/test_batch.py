@@ -96,3 +96,26 @@ def test_cli_folder_on_a_local_cluster(rounds, tmp_path):
     assert "3 of 3 stacks registered" in res.stdout
     for m in movs:
         assert (out / f"{m.stem}.shifts.json").exists() and (out / f"{m.stem}.registered.tif").exists()
+
+
+def test_a_folder_flags_the_stack_of_another_field_or_channel(tmp_path):
+    """A folder as MOV registers everything in it; a stack that is not of the reference's field
+    or channel comes out LOW CONFIDENCE, in its summary line and its JSON, and the rounds do not."""
+    good = cached_pair((40, 256, 256), (1.0, -2.0, 3.0), seed=21)
+    other = cached_pair((40, 256, 256), (0.0, 0.0, 0.0), seed=22)  # another field, same camera model
+    folder = tmp_path / "round"
+    ref = write_stack(folder / "H0_beads.tif", good.reference)
+    write_stack(folder / "H1_beads.tif", good.moving)
+    write_stack(folder / "H1_other.tif", other.moving)
+    res = subprocess.run(
+        [sys.executable, "-m", "napari_fidreg.cli", "register", str(ref), str(folder), "--out", str(tmp_path / "o"),
+         "--no-qc", "--no-stack", "-q"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    good_json = json.loads((tmp_path / "o" / "H1_beads.shifts.json").read_text())
+    other_json = json.loads((tmp_path / "o" / "H1_other.shifts.json").read_text())
+    assert good_json["global_confident"] and not other_json["global_confident"]
+    blocks = res.stdout.split("H1_")
+    flagged = next(b for b in blocks if b.startswith("other"))
+    assert "LOW CONFIDENCE" in flagged and "LOW CONFIDENCE" not in next(b for b in blocks if b.startswith("beads"))

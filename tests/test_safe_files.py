@@ -364,3 +364,13 @@ def test_output_piped_into_head_is_not_an_error(tmp_path, tiff_pair):
     res = subprocess.run(f"{' '.join(map(repr, cmd))} | head -c 10; exit ${{PIPESTATUS[0]}}", shell=True,
                          executable="/bin/bash", capture_output=True, text=True)  # fmt: skip
     assert res.returncode == 0 and "Broken pipe" not in res.stderr, res.stderr
+
+
+def test_out_of_memory_names_the_stage_and_the_option_that_helps():
+    # MemoryError cannot be provoked reliably in a test process; the hint is what the CLI prints
+    from napari_fidreg.core.errors import FidregError
+    from napari_fidreg.pipeline import _out_of_memory_hint
+
+    with pytest.raises(FidregError, match=r"out of memory while drawing the QC image \(try --no-qc\)"):
+        with _out_of_memory_hint("drawing the QC image", "--no-qc"):
+            raise MemoryError

@@ -133,7 +133,7 @@ def test_summary_says_low_confidence_and_lists_the_warnings():
     lines = reg.summary().splitlines()
     assert len(lines) == 4
     assert lines[0].startswith("r2: shift (dz, dy, dx) = (+1.250, -2.500, +3.000) px;")
-    assert lines[1] == "  LOW CONFIDENCE: the shift is only the coarse estimate; check it by eye"
+    assert lines[1] == "  LOW CONFIDENCE: the shift could not be confirmed (see the warnings); check it by eye"
     assert lines[2:] == ["  warning: shapes differ", "  warning: background scale halved"]
     assert "LOW CONFIDENCE" not in made_up().summary()
 
