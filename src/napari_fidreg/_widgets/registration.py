@@ -26,25 +26,16 @@ from magicgui.widgets import (
 )
 
 from ..core.errors import FidregError
-from ..core.io import voxel_size_from_scale
 from ..core.params import Params
 from ..core.result import Registration
 from ..outputs import result_name, result_paths, save_result_set
 from . import layers as L
+from . import region as R
 from .jobs import JobResult, apply_job, registration_job
+from .region import SUBVOLUME_LAYER
 
 if TYPE_CHECKING:
     import napari
-
-SUBVOLUME_LAYER = "fidreg: sub-volume"
-SUMMARY_HELP = (
-    "shift: what to apply to the moving stack (dz, dy, dx), px, and µm when the voxel size is known.\n"
-    "± : standard uncertainty of the shift (three times it bounds the error in ~95 % of cases).\n"
-    "score: normalized correlation at the peak, -1..1 (bead pairs ~0.6-0.97; dim, sparse beads can "
-    "score 0.01-0.1 with a clear peak).\n"
-    "sharpness: peak height over the correlation's spread (noise 4-7, a few fiducials 15 and more).\n"
-    "LOW CONFIDENCE: the shift could not be confirmed; check the overlay by eye."
-)
 
 
 class RegistrationWidget(Container):
@@ -96,7 +87,7 @@ class RegistrationWidget(Container):
         self.progress = ProgressBar(label="progress", min=0, max=1, value=0)
         self.status = Label(value="")
         self.shift_label = Label(value="")
-        self.shift_label.tooltip = SUMMARY_HELP
+        self.shift_label.tooltip = L.SUMMARY_HELP
         self.table = Table(value={"block": []})
         self.out_dir = FileEdit(label="save to folder", mode="d", value=Path.cwd())
         self.save_button = PushButton(text="Save shifts + corrected stack", enabled=False)
@@ -146,34 +137,16 @@ class RegistrationWidget(Container):
             self.moving.value = by_role.get("moving", next(x for x in layers if x is not self.reference.value))
 
     def _prefill_voxel_size(self, *_) -> None:
-        ref = self.reference.value
-        vs = None if ref is None else voxel_size_from_scale(ref.scale)
-        self.voxel_size.value = "" if vs is None else ",".join(f"{v:g}" for v in vs)
+        self.voxel_size.value = R.voxel_size_text(self.reference.value)
 
     def chosen_voxel_size(self) -> tuple[float, float, float] | None:
         """The voxel size in the field (µm), or None when it is empty."""
-        text = str(self.voxel_size.value).strip()
-        if not text:
-            return None
-        try:
-            vs = tuple(float(v) for v in text.replace(";", ",").split(","))
-        except ValueError:
-            vs = ()
-        if len(vs) != 3 or not all(np.isfinite(vs)) or min(vs) <= 0:
-            raise FidregError(f"voxel size {text!r}: expected three positive numbers z,y,x in µm (e.g. 0.2,0.15,0.15)")
-        return vs  # type: ignore[return-value]
+        return R.parse_voxel_size(self.voxel_size.value)
 
     # -- sub-volume -----------------------------------------------------------------
     def add_subvolume_layer(self) -> None:
         """Add (or select) the Shapes layer in which the user draws the y/x box."""
-        if SUBVOLUME_LAYER in self.viewer.layers:
-            layer = self.viewer.layers[SUBVOLUME_LAYER]
-        else:
-            ref = self.reference.value
-            kwargs = {} if ref is None else {"scale": ref.scale, "translate": ref.translate}
-            layer = self.viewer.add_shapes(
-                ndim=3, name=SUBVOLUME_LAYER, edge_color="yellow", face_color="transparent", edge_width=2, **kwargs
-            )
+        layer = R.subvolume_layer(self.viewer, self.reference.value)
         self.viewer.layers.selection.active = layer
         layer.mode = "add_rectangle"
         self.use_subvolume.value = True
@@ -184,24 +157,9 @@ class RegistrationWidget(Container):
 
     def subvolume(self) -> tuple | None:
         """The chosen region in reference pixel indices ((z0, z1), (y0, y1), (x0, x1)), or None."""
-        ref = self.reference.value
-        nz, ny, nx = ref.data.shape
-        z0 = int(self.z_start.value)
-        z1 = int(self.z_stop.value) or nz
-        box_yx = ((0, ny), (0, nx))
-        if self.use_subvolume.value:
-            if SUBVOLUME_LAYER not in self.viewer.layers or not len(self.viewer.layers[SUBVOLUME_LAYER].data):
-                raise FidregError("draw a rectangle in the 'fidreg: sub-volume' layer first (or untick the box option)")
-            shapes = self.viewer.layers[SUBVOLUME_LAYER]
-            verts = np.asarray(shapes.data[-1])
-            world = np.array([shapes.data_to_world(v) for v in verts])
-            pix = np.array([ref.world_to_data(w) for w in world])
-            y0, x0 = np.floor(pix[:, -2:].min(axis=0)).astype(int)
-            y1, x1 = np.ceil(pix[:, -2:].max(axis=0)).astype(int)
-            box_yx = ((max(y0, 0), min(y1, ny)), (max(x0, 0), min(x1, nx)))
-        if (z0, z1) == (0, nz) and box_yx == ((0, ny), (0, nx)):
-            return None
-        return ((z0, min(z1, nz)), *box_yx)
+        return R.subvolume(
+            self.viewer, self.reference.value, self.z_start.value, self.z_stop.value, self.use_subvolume.value
+        )
 
     # -- run / cancel -------------------------------------------------------------
     def params(self) -> Params:

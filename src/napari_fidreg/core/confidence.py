@@ -1,50 +1,52 @@
 """Whether a global shift can be trusted, and how precise it is.
 
 A single correlation peak, however sharp, may be a coincidence. Two unrelated bead
-fields always hold some pair of bright beads at some lag, and a hot pixel of one
-stack meets one of the other's somewhere: such peaks have the shape of a true one
-(sharpness 10-60 on the unrelated fields of docs/validation.md). What a coincidence
-cannot do is reproduce in the other parts of the field, and a shift that registers
-the pair does, wherever there are fiducials. So a shift is confident when independent
-parts of the field agree on it:
+fields always hold some pair of bright beads that meet at some lag, and a hot pixel
+of one stack meets one of the other's somewhere: such peaks look like true ones
+(sharpness 10-60 on the unrelated synthetic fields of docs/validation.md, section 6).
+What a coincidence does not do is recur in the other parts of the field; a shift that
+registers the pair does, wherever there are fiducials. So the block that weighs most
+in the shift (the highest-scoring inlier) is cut into 2x2 **quadrants**, each measured
+around the block's shift (``QUADRANT_SEARCH``, no refinement pass), and:
 
-1. **Blocks.** At least ``MIN_AGREE_BLOCKS`` of the richest blocks (those that measured
-   the shift) agree with it within ``AGREE_BLOCK_PX`` (a plane in z, half a pixel in
-   y/x), and they are at least half of the
-   blocks with a clear peak (measured, score and sharpness above the thresholds). This
-   costs nothing, and is what a large stack gets.
-2. **Quadrants.** Otherwise (a stack with fewer than three such blocks, sparse
-   fiducials, a deforming sample) the block that weighs most in the shift is cut into
-   2x2 quadrants, each measured around the block's shift (``QUADRANT_SEARCH``, no
-   refinement pass). At least two quadrants with a clear peak must agree with the block
-   within ``AGREE_QUADRANT_PX`` and be at least half of those with a clear peak.
-3. **Nothing to cut.** When fewer than two quadrants hold a clear peak (two or three
-   large fiducials, a single plane), only a near-identical match is accepted: a
-   normalized correlation of at least ``MATCH_SCORE`` (unrelated fields: 0.38 at most in
-   docs/validation.md; bead pairs 0.77-0.99).
-4. **The camera.** A y/x shift indistinguishable from zero (within ``ZERO_PX``, or three
-   times its uncertainty) may be the camera's fixed
-   pattern (hot pixels too faint to be found, fixed-pattern noise), which is the same in
-   every plane. The block is then measured again with the stacks half its depth apart in
-   z, where the sample's fiducials no longer overlap but the camera's pattern still does:
-   a clear peak at y/x zero there is the camera's. A stack of fewer than
-   ``2 * MIN_Z_APART`` planes cannot tell the two apart, and such a shift is not confident.
+1. **Confirmed** when at least two quadrants with a clear peak (score and sharpness above
+   the thresholds) agree with the block within ``AGREE_QUADRANT_PX`` and make at least
+   half of the quadrants with a clear peak.
+2. **Refuted** when quadrants have a clear peak but none agrees (it lies elsewhere).
+3. **Undecided** otherwise (sparse fiducials: one bead or none per quadrant). The other
+   richest blocks decide: at least ``MIN_AGREE_BLOCKS`` of them agree with the shift
+   within ``AGREE_BLOCK_PX`` and make at least half of those with a clear peak. Or, with
+   at most one clear quadrant (two or three large fiducials, a single plane), the block is
+   a near-identical match: a normalized correlation of at least ``MATCH_SCORE``
+   (unrelated fields reach 0.38 at most there; bead pairs 0.77-0.99).
+
+On stacks of fewer than ``THIN_PLANES`` planes z is hardly measured, and agreement is
+judged in y/x.
+
+**The camera.** A y/x shift indistinguishable from zero (within ``ZERO_PX`` or three
+times its uncertainty) may be the camera's fixed pattern (hot pixels too faint to be
+found and replaced, fixed-pattern noise), which is the same in every plane and agrees
+with itself everywhere. The block is measured again with the stacks half its depth apart
+in z, where the sample's fiducials no longer overlap and the camera's pattern still does:
+a clear peak at y/x zero there is the camera's. A stack of fewer than ``2 * MIN_Z_APART``
+planes cannot tell the two apart, and such a shift is not confident.
 
 ``global_uncertainty`` adds in quadrature, per axis:
 
 * the standard error of the blocks that measured the shift (of the agreeing quadrants
-  when a single block did), widened for few of them (Student's t, so that three times it
-  is a 95 % interval);
-* the step of the refinement pass on the block that weighs most (its shift measured
-  without the pass, minus with it): the pass removes the sub-pixel fit's bias, and what it
-  leaves was measured to be of that size or less. The blocks share the bias, so their
-  scatter does not see it; it is large where the fit is poorly constrained (z on thin
-  stacks: 0.2-0.8 plane) and thousandths of a pixel on well-sampled fiducials;
-* a floor: ``FLOOR_PX``, and ``THIN_FLOOR`` on stacks of fewer than ``THIN_PLANES``
-  planes, whose fiducials' z profiles are cut by the ends of the stack.
+  when one block did), widened for few of them (Student's t: three times it is then a
+  95 % interval);
+* the refinement pass's step on the block that weighs most: its shift without the pass
+  (the mean of the agreeing quadrants, or the block measured again without it when
+  fewer than two agree) minus with it. The pass removes the sub-pixel fit's bias and
+  leaves, as measured, up to about as much again; the blocks share that bias, so their
+  scatter does not show it. It is large where the fit is poorly constrained (z on thin
+  stacks, 0.2-0.8 plane) and thousandths of a pixel to a few hundredths elsewhere;
+* a floor: ``FLOOR_PX`` (the best known-offset errors), and ``THIN_FLOOR`` on stacks of
+  fewer than ``THIN_PLANES`` planes, whose fiducials reach both ends of the stack.
 
-It costs one measurement of one block without the refinement pass (and the quadrants
-when the blocks do not decide).
+Cost: four quarter-block correlations (+4 % on a 60x2048x2048 global registration);
+the rest reuses what the global shift measured.
 """
 
 from __future__ import annotations
@@ -58,16 +60,16 @@ from .blocks import Box, judge
 from .measure import MIN_YX, Measured, Pair, measure_block, measure_many
 from .params import Params
 
+QUADRANT_SEARCH = (2.0, 2.0, 2.0)  # px around the block's shift (dz, dy, dx)
+AGREE_QUADRANT_PX = 1.0  # a quadrant holds a few fiducials: its shift is rougher than the block's
 MIN_AGREE_BLOCKS = 3
 AGREE_BLOCK_PX = (1.0, 0.5, 0.5)  # (z, y, x): z is sampled more coarsely, fiducials are longer in z
-AGREE_QUADRANT_PX = 1.0
-QUADRANT_SEARCH = (2.0, 2.0, 2.0)
 MATCH_SCORE = 0.6
 ZERO_PX = 0.1
 MIN_Z_APART = 8  # planes: farther than a fiducial reaches in z
-FLOOR_PX = 0.003  # the sub-pixel fit's resolution (the best known-offset errors)
+FLOOR_PX = 0.003  # px: the best known-offset errors
 THIN_PLANES = 10
-THIN_FLOOR = (0.25, 0.015, 0.015)  # (z, y, x), px; errors up to 0.7 plane in z on 3-6 planes
+THIN_FLOOR = (0.25, 0.015, 0.015)  # (z, y, x) px on fewer planes (measured errors: up to 0.8 plane, 0.15 px)
 # t(0.975, n - 1) / 3: the standard error of n estimates is widened by this so that three
 # times it is a 95 % interval (from five estimates on, t(0.975) < 3: nothing to widen)
 SMALL_SAMPLE = {2: 12.706 / 3, 3: 4.303 / 3, 4: 3.182 / 3}

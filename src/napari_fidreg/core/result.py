@@ -62,12 +62,14 @@ class Registration:
         Quality of the global estimate (normalized correlation in [-1, 1];
         peak-to-sidelobe ratio).
     global_confident : bool
-        False when no block gave a confident peak and ``global_shift`` is only the
-        coarse, binned estimate (a warning says so too): check it by eye.
+        False when the shift is not reproduced across the field (another field or
+        channel, too few fiducials, the camera's fixed pattern) or is only the coarse,
+        binned estimate; a warning says which (:mod:`.confidence`). Check it by eye.
     global_uncertainty : (dz, dy, dx) or None
-        Standard error of the global shift from the scatter of the blocks that
-        measured it (None with fewer than two such blocks). It includes noise and
-        any deformation; it is a precision, not an error against the truth.
+        Per-axis uncertainty of the global shift: the blocks' standard error (widened
+        for few), the refinement step and a floor (:mod:`.confidence`); three times it
+        bounded the error in ~95 % of the known-offset cases of docs/validation.md.
+        It includes any deformation. None when the shift is not confident.
     consensus_shift : (dz, dy, dx) or None
         Median of the inlier block shifts, when blocks were measured.
     blocks : list of Block
@@ -315,7 +317,7 @@ class Registration:
             line += f"; {sum(b.inlier for b in self.blocks)}/{len(self.blocks)} blocks kept"
         lines = [line]
         if not self.global_confident:
-            lines.append("  LOW CONFIDENCE: the shift is only the coarse estimate; check it by eye")
+            lines.append("  LOW CONFIDENCE: the shift could not be confirmed (see the warnings); check it by eye")
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 

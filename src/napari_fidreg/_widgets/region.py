@@ -1,0 +1,62 @@
+"""Where and at what scale to register, from what the user set in the viewer: the sub-volume
+box, the z range, the voxel size field. Functions of the viewer's layers; no widget state."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.errors import FidregError
+from ..core.io import voxel_size_from_scale
+
+SUBVOLUME_LAYER = "fidreg: sub-volume"
+
+
+def voxel_size_text(layer) -> str:
+    """The voxel-size field's text for a layer: its scale, or empty when napari's 1, 1, 1 says unknown."""
+    vs = None if layer is None else voxel_size_from_scale(layer.scale)
+    return "" if vs is None else ",".join(f"{v:g}" for v in vs)
+
+
+def parse_voxel_size(text: str) -> tuple[float, float, float] | None:
+    """The voxel size (µm) typed as ``z,y,x``, None when empty; a one-line error otherwise."""
+    text = str(text).strip()
+    if not text:
+        return None
+    try:
+        vs = tuple(float(v) for v in text.replace(";", ",").split(","))
+    except ValueError:
+        vs = ()
+    if len(vs) != 3 or not all(np.isfinite(vs)) or min(vs) <= 0:
+        raise FidregError(f"voxel size {text!r}: expected three positive numbers z,y,x in µm (e.g. 0.2,0.15,0.15)")
+    return vs  # type: ignore[return-value]
+
+
+def subvolume_layer(viewer, ref):
+    """The Shapes layer in which the user draws the y/x box (added on the reference's grid)."""
+    if SUBVOLUME_LAYER in viewer.layers:
+        return viewer.layers[SUBVOLUME_LAYER]
+    kwargs = {} if ref is None else {"scale": ref.scale, "translate": ref.translate}
+    return viewer.add_shapes(
+        ndim=3, name=SUBVOLUME_LAYER, edge_color="yellow", face_color="transparent", edge_width=2, **kwargs
+    )
+
+
+def subvolume(viewer, ref, z_start: int, z_stop: int, use_box: bool) -> tuple | None:
+    """The chosen region in reference pixel indices ((z0, z1), (y0, y1), (x0, x1)), or None
+    for the whole stack. ``z_stop`` 0 means the last plane; the box is the last rectangle drawn."""
+    nz, ny, nx = ref.data.shape
+    z0, z1 = int(z_start), int(z_stop) or nz
+    box_yx = ((0, ny), (0, nx))
+    if use_box:
+        if SUBVOLUME_LAYER not in viewer.layers or not len(viewer.layers[SUBVOLUME_LAYER].data):
+            raise FidregError("draw a rectangle in the 'fidreg: sub-volume' layer first (or untick the box option)")
+        shapes = viewer.layers[SUBVOLUME_LAYER]
+        verts = np.asarray(shapes.data[-1])
+        world = np.array([shapes.data_to_world(v) for v in verts])
+        pix = np.array([ref.world_to_data(w) for w in world])
+        y0, x0 = np.floor(pix[:, -2:].min(axis=0)).astype(int)
+        y1, x1 = np.ceil(pix[:, -2:].max(axis=0)).astype(int)
+        box_yx = ((max(y0, 0), min(y1, ny)), (max(x0, 0), min(x1, nx)))
+    if (z0, z1) == (0, nz) and box_yx == ((0, ny), (0, nx)):
+        return None
+    return ((z0, min(z1, nz)), *box_yx)
