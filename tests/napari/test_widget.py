@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -421,3 +422,18 @@ def test_voxel_size_field_is_prefilled_and_applied(make_napari_viewer, qtbot):
     widget.voxel_size.value = "0.2,abc"
     widget.run()
     assert widget.worker is None and "expected three positive numbers" in widget.last_error
+
+
+def test_the_block_table_is_read_only_and_formatted_alike(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    _open_sample(viewer)
+    widget = RegistrationWidget(viewer)
+    _register(qtbot, widget)
+    table = widget.table.native
+    assert table.editTriggers() == table.EditTrigger.NoEditTriggers
+    cols = {table.horizontalHeaderItem(c).text(): c for c in range(table.columnCount())}
+    for name, pattern in (("dz", r"^[+-]\d+\.\d{3}$"), ("score", r"^-?\d\.\d{3}$"), ("sharpness", r"^\d+\.\d$")):
+        # what is shown: the text as the table's delegate displays it
+        delegate, locale = table.itemDelegate(), table.locale()
+        texts = [delegate.displayText(table.item(r, cols[name]).text(), locale) for r in range(table.rowCount())]
+        assert texts and all(re.match(pattern, t) for t in texts), (name, texts)

@@ -166,13 +166,14 @@ def block_layers(reg: Registration, geom: Geometry) -> list[tuple]:
 
 
 def block_table(reg: Registration) -> dict[str, list]:
-    """Columns for the dock's table."""
+    """Columns for the dock's table, as text in one format per column (fixed decimals: Qt shows
+    raw floats as 0.072 beside 7.200e-02)."""
     cols: dict[str, list] = {k: [] for k in ("block", "dz", "dy", "dx", "score", "sharpness", "inlier")}
     for b in reg.blocks:
         cols["block"].append("{},{},{}".format(*b.index))
         for k, v in zip(("dz", "dy", "dx"), b.shift):
-            cols[k].append(round(v, 3))
-        cols["score"].append(round(b.score, 3))
-        cols["sharpness"].append(round(b.sharpness, 1))
+            cols[k].append(f"{v:+.3f}")
+        cols["score"].append(f"{b.score:.3f}")
+        cols["sharpness"].append(f"{b.sharpness:.1f}")
         cols["inlier"].append("yes" if b.inlier else f"no: {b.reason}")
     return cols

@@ -107,6 +107,12 @@ class RegistrationWidget(Container):
         for label in (self.status, self.shift_label):
             label.native.setWordWrap(True)  # long messages wrap instead of widening the dock
         self.table.native.setMinimumHeight(120)
+        # read-only: an edit would not change the result (rejecting blocks by hand is not built yet);
+        # shown as formatted here (magicgui's delegate turns 0.072 into 7.200e-02 beside -0.825)
+        from qtpy.QtWidgets import QStyledItemDelegate
+
+        self.table.native.setEditTriggers(self.table.native.EditTrigger.NoEditTriggers)
+        self.table.native.setItemDelegate(QStyledItemDelegate(self.table.native))
         self.max_width = 480  # a dock, not a page: the table scrolls sideways instead
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
