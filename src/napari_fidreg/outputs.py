@@ -32,7 +32,6 @@ from .core.result import Registration
 from .core.writers import (
     atomic_write_bytes,
     atomic_write_text,
-    check_free_space,
     remove_stale_parts,
     stack_writer,
     temp_prefix,
@@ -114,11 +113,6 @@ def save_result_set(
     out_dir = paths.shifts.parent
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_parts(paths.shifts)  # a run that was killed left its staging folder
-    if corrected is not None:
-        nbytes = (
-            corrected.nbytes if isinstance(corrected, np.ndarray) else int(np.prod(shape)) * np.dtype(dtype).itemsize
-        )
-        check_free_space(out_dir, nbytes + 2**20, f"the corrected stack {paths.stack.name}")
     staging = Path(tempfile.mkdtemp(prefix=temp_prefix(paths.shifts), suffix=".part", dir=out_dir))
     try:
         staged = ResultPaths(*(staging / p.name for p in paths.members()))

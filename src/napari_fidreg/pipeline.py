@@ -19,6 +19,7 @@ from .core.register import DEFAULT_WORKERS, iter_register
 from .core.result import Registration
 from .core.warp import iter_warp
 from .outputs import STACK_FORMATS, result_name, result_paths, save_result_set
+from .preflight import outputs_are_not_inputs
 
 
 def register_files(
@@ -51,10 +52,7 @@ def register_files(
     if stack_format not in STACK_FORMATS:
         raise FidregError(f"stack_format must be 'tif' or 'zarr', got {stack_format!r}")
     paths = result_paths(out_dir, result_name(moving), stack_format=stack_format)
-    inputs = {reference.resolve(), moving.resolve()}
-    for p in paths.members():
-        if p.resolve() in inputs:
-            raise FidregError(f"output {p} would overwrite an input; choose another --out")
+    outputs_are_not_inputs(paths.members(), [reference, moving])
     # memory-mapped where the file allows; ``series`` concerns multi-series files only
     ref = read_stack(reference, lazy=True, series=series if series_count(reference) > 1 else None)
     mov = read_stack(moving, lazy=True, series=series if series_count(moving) > 1 else None)

@@ -113,12 +113,8 @@ def read_stack(path: str | Path, *, lazy: bool = False, series: int | None = Non
                 data = _lazy(path, tif)
             else:
                 data = tif.series[index].asarray(maxworkers=os.cpu_count() or 1)
-            announced = (tif.imagej_metadata or {}).get("images") if index == 0 else None
-            if isinstance(announced, int) and announced > 1 and np.prod(data.shape[:-2]) < announced:
-                raise FidregError(
-                    f"{path}: truncated or damaged: its header announces {announced} planes, "
-                    f"{int(np.prod(data.shape[:-2]))} could be read"
-                )
+            if index == 0:
+                _check_complete(tif, path, data.shape)
     except FidregError:
         raise
     except Exception as exc:  # tifffile and the codecs raise many types for damaged files
@@ -144,16 +140,24 @@ def stack_header(path: str | Path, *, series: int | None = None) -> tuple[tuple[
     try:
         with tifffile.TiffFile(path) as tif:
             s = tif.series[series or 0]
-            announced = (tif.imagej_metadata or {}).get("images")
-            if isinstance(announced, int) and announced > 1 and len(s.shape) == 2:
-                raise FidregError(
-                    f"{path}: truncated or damaged: its header announces {announced} planes, 1 could be read"
-                )
+            if not series:
+                _check_complete(tif, path, s.shape)
             return tuple(s.shape), np.dtype(s.dtype)
     except FidregError:
         raise
     except Exception as exc:
         raise FidregError(f"{path}: cannot read TIFF ({type(exc).__name__}: {exc})") from None
+
+
+def _check_complete(tif: tifffile.TiffFile, path: Path, shape) -> None:
+    """Refuse an ImageJ file that holds fewer planes than its header announces (truncated:
+    tifffile then quietly reads what is left, down to a single plane)."""
+    announced = (tif.imagej_metadata or {}).get("images")
+    planes = int(np.prod(shape[:-2]))
+    if isinstance(announced, int) and announced > 1 and planes < announced:
+        raise FidregError(
+            f"{path}: truncated or damaged: its header announces {announced} planes, {planes} could be read"
+        )
 
 
 def series_count(path: str | Path) -> int:

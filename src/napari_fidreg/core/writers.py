@@ -178,7 +178,8 @@ def zarr_writer(path: str | Path, shape, dtype, *, voxel_size=None, chunk_yx: in
     import zarr
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # uncompressed size: a conservative bound for the compressed chunks
+    check_free_space(path.parent, int(np.prod(shape)) * np.dtype(dtype).itemsize + 2**20, path.name)
     remove_stale_parts(path)
     tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(path), suffix=".part", dir=path.parent))
     try:
