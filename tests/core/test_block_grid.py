@@ -185,3 +185,88 @@ def test_a_grid_made_only_of_known_blocks_still_ends_at_total():
     ticks, (blocks, _) = run(measure_grid(pair, boxes, grid, p.shift, known, ticker, workers=2))
     assert ticker.done == ticker.total  # counted...
     assert ticks and ticks[-1].done == ticks[-1].total  # ...but never reported
+
+
+# --- rejection by hand ------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def registered_with_an_empty_block():
+    """A real registration of 16 blocks, the top-left one without beads (rejected by the engine)."""
+    from napari_fidreg.core import register
+
+    p = cached_pair((32, 256, 256), (1.2, -3.4, 5.6), seed=2, empty=True)
+    return register(p.reference, p.moving, block_size=64)
+
+
+def test_the_automatic_verdict_is_what_the_registration_decided():
+    from napari_fidreg.core.block_grid import automatic_verdict
+
+    reg = registered_with_an_empty_block()
+    assert not reg.blocks[0].inlier  # the empty block
+    inlier, reasons = automatic_verdict(reg)
+    assert list(inlier) == [b.inlier for b in reg.blocks]
+    assert reasons == [b.reason for b in reg.blocks]
+
+
+def test_reject_by_hand_refills_from_the_remaining_inliers_without_measuring():
+    from napari_fidreg.core.block_grid import BY_HAND, reject_blocks
+    from napari_fidreg.core.blocks import fill_rejected
+
+    reg = registered_with_an_empty_block()
+    before = [b.shift for b in reg.blocks]
+    out = reject_blocks(reg, [5, 0])  # 0 was rejected already: it keeps its own reason
+    assert [b.shift for b in reg.blocks] == before  # the input is not modified
+    assert not out.blocks[5].inlier and out.blocks[5].reason == BY_HAND
+    assert out.blocks[0].reason == reg.blocks[0].reason
+    assert out.blocks[5].measured_shift == reg.blocks[5].measured_shift  # kept for restoring
+    # the used shifts are fill_rejected's, from the blocks still kept
+    measured = np.array([b.measured_shift or b.shift for b in reg.blocks])
+    keep = np.array([b.inlier for b in out.blocks])
+    expected = fill_rejected(measured, keep, reg.grid_shape, np.asarray(reg.global_shift))
+    np.testing.assert_allclose([b.shift for b in out.blocks], expected)
+    assert out.blocks[5].shift != reg.blocks[5].shift  # block 5 now takes its neighbours' median
+    np.testing.assert_allclose(out.consensus_shift, np.median(measured[keep], axis=0))
+    assert out.global_shift == reg.global_shift and out.created == reg.created
+    assert "2 of 16 blocks rejected and filled from neighbours (1 by hand)" in out.warnings
+    assert sum("blocks rejected" in w for w in out.warnings) == 1
+
+
+def test_restore_brings_back_the_measured_shift_and_the_automatic_verdict():
+    from napari_fidreg.core.block_grid import reject_blocks, restore_blocks
+
+    reg = registered_with_an_empty_block()
+    out = restore_blocks(reject_blocks(reg, [3, 5, 9]), [5, 9, 0])
+    assert [b.inlier for b in out.blocks] == [b.inlier and i != 3 for i, b in enumerate(reg.blocks)]
+    for i in (5, 9):
+        assert out.blocks[i].shift == reg.blocks[i].shift and out.blocks[i].reason == ""
+    assert out.blocks[0].reason == reg.blocks[0].reason  # not rejected by hand: left alone
+    back = restore_blocks(out, [3])
+    assert [(b.shift, b.inlier, b.reason) for b in back.blocks] == [(b.shift, b.inlier, b.reason) for b in reg.blocks]
+    assert back.warnings == reg.warnings
+    np.testing.assert_allclose(back.consensus_shift, reg.consensus_shift)
+
+
+def test_the_hand_rejection_is_saved_in_the_json_and_the_csv(tmp_path):
+    from napari_fidreg.core import Registration
+    from napari_fidreg.core.block_grid import BY_HAND, reject_blocks, restore_blocks
+
+    out = reject_blocks(registered_with_an_empty_block(), [6])
+    back = Registration.load(out.save(tmp_path / "r.shifts.json"))
+    assert back.blocks[6].reason == BY_HAND and not back.blocks[6].inlier
+    row = out.blocks_csv().splitlines()[1 + 6]
+    assert row.endswith(f",0,{BY_HAND}")
+    # restoring after a round trip through the file still finds the engine's verdict
+    assert restore_blocks(back, [6]).blocks[6].inlier
+
+
+def test_rejecting_needs_blocks_and_valid_positions():
+    from napari_fidreg.core import register
+    from napari_fidreg.core.block_grid import reject_blocks
+    from napari_fidreg.core.errors import FidregError
+
+    with pytest.raises(FidregError, match="no block at position 16"):
+        reject_blocks(registered_with_an_empty_block(), [16])
+    p = cached_pair((32, 256, 256), (1.2, -3.4, 5.6), seed=2, empty=True)
+    with pytest.raises(FidregError, match="no blocks"):
+        reject_blocks(register(p.reference, p.moving), [0])
