@@ -4,6 +4,7 @@ from scipy import ndimage
 
 from conftest import cached_pair
 from napari_fidreg.core import Registration, register, warp
+from napari_fidreg.core.errors import FidregError
 from napari_fidreg.core.qc import alignment_score
 
 
@@ -99,3 +100,35 @@ def test_fast_path_equals_the_general_kernel_on_a_varying_field(dtype, shape):
             assert (a != b).mean() < 0.01
         else:
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-3)
+
+
+def test_nearest_for_labels_keeps_the_labels_and_moves_them_by_the_shift():
+    rng = np.random.default_rng(5)
+    labels = np.zeros((16, 48, 48), np.int32)
+    for k in range(1, 30):  # small cuboid objects with label values that no blend gives back
+        z, y, x = rng.integers(2, (13, 44, 44))
+        labels[z : z + 3, y : y + 4, x : x + 4] = 1000 + 37 * k
+    shift = (1.3, -2.6, 4.4)
+    out = warp(labels, shift, order=0)
+    assert out.dtype == labels.dtype
+    assert set(np.unique(out)) <= set(np.unique(labels))  # no interpolated label value
+    # each voxel takes the label of the nearest source voxel: ndimage's order-0 shift
+    expected = ndimage.shift(labels, shift, order=0, mode="constant", cval=0)
+    inner = (slice(2, -2), slice(3, -3), slice(5, -5))
+    np.testing.assert_array_equal(out[inner], expected[inner])
+    # a label's centre moves by the shift (to within the half voxel of rounding)
+    k = 1000 + 37 * 5
+    moved = np.argwhere(out == k).mean(axis=0) - np.argwhere(labels == k).mean(axis=0)
+    np.testing.assert_allclose(moved, shift, atol=0.5)
+
+
+def test_nearest_on_a_block_field_and_through_the_slab_path():
+    pair = cached_pair((40, 256, 256), (1.3, -4.6, 7.25), seed=0)
+    reg = register(pair.reference, pair.moving, block_size=64)
+    labels = (pair.moving // 50).astype(np.uint16)
+    out = warp(labels, reg, order=0)
+    assert out.dtype == np.uint16 and set(np.unique(out)) <= set(np.unique(labels)) | {0}
+    big_endian = labels.astype(">u2")  # not readable by the kernels in place: read plane by plane
+    np.testing.assert_array_equal(warp(big_endian, reg, order=0), out)
+    with pytest.raises(FidregError, match="order must be 1"):
+        warp(labels, reg, order=3)

@@ -192,3 +192,26 @@ def _trilinear_run(r00, r01, r10, r11, fx, fy, fz, acc):  # pragma: no cover - c
         c0 = c00 + (c01 - c00) * fy[i]
         c1 = c10 + (c11 - c10) * fy[i]
         acc[i] = c0 + (c1 - c0) * fz[i]
+
+
+@numba.njit(nogil=True, cache=True)
+def sample_plane_nearest(src, z, z_offset, sz, sy, sx, fill, out):  # pragma: no cover - compiled
+    """``out[y, x]`` = ``src`` at the voxel nearest to (z - sz, y - sy, x - sx); fill outside.
+
+    For labels: a copied value, never a blend of two labels. Inside and outside as in
+    :func:`sample_plane`, so a corrected label image covers what the corrected image covers.
+    """
+    nz, ny, nx = src.shape
+    oy, ox = out.shape
+    for y in range(oy):
+        for x in range(ox):
+            zs = z - sz[y, x] - z_offset
+            ys = y - sy[y, x]
+            xs = x - sx[y, x]
+            if zs < -1e-4 or ys < -1e-4 or xs < -1e-4 or zs > nz - 1 + 1e-4 or ys > ny - 1 + 1e-4 or xs > nx - 1 + 1e-4:
+                out[y, x] = fill
+                continue
+            zi = min(max(int(np.floor(zs + 0.5)), 0), nz - 1)
+            yi = min(max(int(np.floor(ys + 0.5)), 0), ny - 1)
+            xi = min(max(int(np.floor(xs + 0.5)), 0), nx - 1)
+            out[y, x] = src[zi, yi, xi]

@@ -1,6 +1,7 @@
 """Apply a global shift or a smooth block-shift field to any 3D stack.
 
-``corrected(p) = moving(p - shift(p))`` with trilinear interpolation; voxels whose
+``corrected(p) = moving(p - shift(p))`` with trilinear interpolation (or, with
+``order=0``, the nearest voxel: for label images); voxels whose
 source lies outside the moving stack get ``fill_value`` (0 by default). The
 shift field is kept on the block grid and interpolated on the fly (bilinear in
 y/x between block centres, linear in z when there are z-blocks, constant
@@ -18,7 +19,7 @@ import numpy as np
 
 from .errors import FidregError
 from .interpolate import interp_matrix, linear_taps
-from .kernels import sample_plane, sample_plane_yx
+from .kernels import sample_plane, sample_plane_nearest, sample_plane_yx
 from .progress import Progress, drain
 from .result import Registration
 from .validate import as_volume, kernel_dtype, kernel_ready, native
@@ -38,6 +39,11 @@ def _yx_tables(sy: np.ndarray, sx: np.ndarray, ny: int, nx: int):
     y0, fy = linear_taps(ys, ny)
     x0, fx = linear_taps(xs, nx)
     return y0, x0, fy, fx, inside
+
+
+def _slab_range(z: int, sz: np.ndarray, nz_src: int) -> tuple[int, int]:
+    """The source planes [a, b) that output plane ``z`` reads, clipped to the stack."""
+    return max(int(np.floor(z - float(sz.max()))), 0), min(int(np.ceil(z - float(sz.min()))) + 1, nz_src)
 
 
 class ShiftField:
@@ -105,6 +111,7 @@ def warp(
     fill_value: float = 0.0,
     use_blocks: bool = True,
     workers: int = 2,
+    order: int = 1,
 ) -> np.ndarray:
     """Return ``moving`` corrected by a registration (or a plain (dz, dy, dx) shift).
 
@@ -122,6 +129,9 @@ def warp(
         else the global shift.
     workers : int
         Threads (planes are processed in parallel).
+    order : {1, 0}
+        1: trilinear interpolation (default). 0: nearest voxel, for label images: every
+        output value is one of the input's values (or ``fill_value``), the dtype kept.
     """
     return drain(
         iter_warp(
@@ -131,12 +141,13 @@ def warp(
             fill_value=fill_value,
             use_blocks=use_blocks,
             workers=workers,
+            order=order,
         )
     )
 
 
 def iter_warp(
-    moving, registration_or_shift, *, output_shape=None, fill_value=0.0, use_blocks=True, workers=2, out=None
+    moving, registration_or_shift, *, output_shape=None, fill_value=0.0, use_blocks=True, workers=2, out=None, order=1
 ) -> Generator[Progress, None, np.ndarray]:
     """Generator form of :func:`warp`: yields a :class:`Progress` per plane, returns the corrected stack.
 
@@ -159,6 +170,8 @@ def iter_warp(
         fill = float(fill_value)
     except (TypeError, ValueError):
         raise FidregError(f"fill_value must be a number, got {fill_value!r}") from None
+    if order not in (0, 1):
+        raise FidregError(f"order must be 1 (trilinear) or 0 (nearest voxel, for labels), got {order!r}")
     shape = tuple(src.shape) if output_shape is None else tuple(int(v) for v in output_shape)
     if len(shape) != 3:
         raise FidregError(f"output_shape must be (z, y, x), got {output_shape!r}")
@@ -176,7 +189,7 @@ def iter_warp(
     work = kernel_dtype(dtype)  # what the kernels write: float16 is computed in float32
     nz_src = src.shape[0]
     tables = None
-    if len(levels) == 1 and src.shape[2] >= 2:  # the usual case, no z-blocks: the fast path
+    if order == 1 and len(levels) == 1 and src.shape[2] >= 2:  # the usual case, no z-blocks: the fast path
         sz0, sy0, sx0 = levels[0]
         tables = (-sz0,) + _yx_tables(sy0, sx0, src.shape[1], src.shape[2])
 
@@ -189,14 +202,20 @@ def iter_warp(
         # write straight into the output plane when it is plain memory (or a memmap)
         direct = isinstance(out, np.ndarray) and out.dtype == work and out[z].flags.c_contiguous
         buf = np.asarray(out[z]) if direct else np.empty(shape[1:], dtype=work)
-        if tables is not None and in_memory:
+        if order == 0:
+            a, b = (0, nz_src) if in_memory else _slab_range(z, sz, nz_src)
+            if b <= a:
+                buf.fill(fill)
+            else:
+                sample_plane_nearest(np.asarray(src) if in_memory else native(src[a:b]), float(z), float(a),
+                                     sz, sy, sx, fill, buf)  # fmt: skip
+        elif tables is not None and in_memory:
             zs_base, y0, x0, fy, fx, inside = tables
             sample_plane_yx(np.asarray(src), float(z), zs_base, y0, x0, fy, fx, inside, fill, lo, hi, is_int, buf)
         elif in_memory:
             sample_plane(np.asarray(src), float(z), 0.0, sz, sy, sx, fill, lo, hi, is_int, buf)
         else:
-            a = max(int(np.floor(z - float(sz.max()))), 0)
-            b = min(int(np.ceil(z - float(sz.min()))) + 1, nz_src)
+            a, b = _slab_range(z, sz, nz_src)
             if b <= a:
                 buf.fill(fill)
             else:
