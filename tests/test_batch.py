@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import cached_pair
-from napari_fidreg.batch import expand_moving, run_batch
+from napari_fidreg.batch import Job, expand_moving, run_batch
 from napari_fidreg.core import FidregError, Params, Progress, write_stack
 from napari_fidreg.pipeline import register_files
 
@@ -30,6 +30,10 @@ def rounds(tmp_path_factory):
     return ref, movs
 
 
+def _jobs(ref, movs, out):
+    return [Job(ref, m, out) for m in movs]
+
+
 def _serial(ref, movs, out, params):
     return [register_files(ref, m, out, params, write_qc=False, workers=1)[0] for m in movs]
 
@@ -39,7 +43,7 @@ def test_localcluster_equals_serial(rounds, tmp_path):
     params = Params(block_size=64)
     serial = _serial(ref, movs, tmp_path / "serial", params)
     outcomes = run_batch(
-        ref, movs, tmp_path / "cluster", params, scheduler="local:2", options={"write_qc": False, "workers": 1}
+        _jobs(ref, movs, tmp_path / "cluster"), params, scheduler="local:2", options={"write_qc": False, "workers": 1}
     )
     assert [o.moving for o in outcomes] == [str(m) for m in movs]
     for reg, o, shift in zip(serial, outcomes, SHIFTS):
@@ -51,24 +55,31 @@ def test_localcluster_equals_serial(rounds, tmp_path):
         np.testing.assert_allclose([x["shift"] for x in a["blocks"]], [x["shift"] for x in b["blocks"]], atol=1e-9)
 
 
-def test_threads_equal_serial_and_progress(rounds, tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])  # 2 cores: dask threads side by side / one after the other here
+def test_threads_equal_serial_and_progress(rounds, tmp_path, workers):
     ref, movs = rounds
     params = Params()
     serial = _serial(ref, movs, tmp_path / "s", params)
-    ticks = []
+    ticks, finished = [], []
     outcomes = run_batch(
-        ref, movs, tmp_path / "t", params, options={"write_qc": False, "workers": 1}, progress=ticks.append
-    )
+        _jobs(ref, movs, tmp_path / "t"), params, options={"write_qc": False, "workers": workers},
+        progress=ticks.append, on_outcome=lambda i, o: finished.append((i, o.moving)),
+    )  # fmt: skip
     for reg, o in zip(serial, outcomes):
         np.testing.assert_allclose(o.global_shift, reg.global_shift, atol=1e-9)
     assert ticks[-1] == Progress("stacks registered", 3, 3)
+    # each stack's own ticks come through, said of its name, and each outcome once as it finishes
+    assert {t.item for t in ticks if t.stage == "reading"} == {m.stem for m in movs}
+    assert sorted(finished) == [(i, str(m)) for i, m in enumerate(movs)]
 
 
 def test_a_bad_stack_fails_alone(rounds, tmp_path):
     ref, movs = rounds
     bad = tmp_path / "H9_broken.tif"
     bad.write_bytes(b"II*\x00 not really a tiff")
-    outcomes = run_batch(ref, [movs[0], bad], tmp_path / "o", Params(), options={"write_qc": False, "workers": 1})
+    outcomes = run_batch(
+        _jobs(ref, [movs[0], bad], tmp_path / "o"), Params(), options={"write_qc": False, "workers": 1}
+    )
     assert outcomes[0].ok and not outcomes[1].ok
     assert "cannot read TIFF" in outcomes[1].error
 

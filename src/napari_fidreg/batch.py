@@ -12,39 +12,56 @@ dask.distributed scheduler (the workers must see the same file paths).
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .core.drift import natural_key
 from .core.errors import FidregError
-from .core.io import TIFF_SUFFIXES, is_zarr
+from .core.io import TIFF_SUFFIXES, is_zarr, stem
 from .core.params import Params
 from .core.progress import Progress, ProgressFn
 from .core.register import DEFAULT_WORKERS
-from .core.result import Registration
+from .core.series import Round
 
 STAGE = "stacks registered"
 
 
 @dataclass
-class Outcome:
-    """What one task returns: its registration and the files written, or the error that stopped it."""
+class Outcome(Round):
+    """What one task returns: a :class:`~napari_fidreg.core.series.Round` (its registration,
+    or the error that stopped it) and the files written; ``kept`` when ``--skip-existing``
+    kept a complete result set of an earlier run instead."""
 
-    moving: str
-    registration: Registration | None = None
     outputs: list[str] = field(default_factory=list)
-    error: str | None = None
+    kept: bool = False
 
     @property
-    def ok(self) -> bool:
-        return self.error is None
+    def moving(self) -> str:
+        return self.name
 
     @property
     def global_shift(self) -> tuple[float, float, float] | None:
         return None if self.registration is None else self.registration.global_shift
+
+
+@dataclass(frozen=True)
+class Job:
+    """One moving stack to register onto its reference, results into ``out_dir``."""
+
+    reference: Path
+    moving: Path
+    out_dir: Path
+    label: str = ""
+    """What its progress ticks are said of (default the moving stack's name)."""
+
+    def said(self, progress: ProgressFn) -> ProgressFn:
+        return (lambda tick: progress(tick.about(self.label))) if self.label else progress
 
 
 RESULT_SUFFIXES = (".registered.tif", ".registered.tiff", ".registered.ome.zarr")
@@ -55,10 +72,22 @@ def is_result_file(path: Path) -> bool:
     return path.name.lower().endswith(RESULT_SUFFIXES)
 
 
-def expand_moving(items: Iterable[str | Path], reference: str | Path) -> tuple[list[Path], list[Path]]:
-    """Files, folders (every TIFF or Zarr store inside) and glob patterns -> sorted moving stacks.
+def stacks_in(folder: Path, pattern: str | None = None) -> list[Path]:
+    """The TIFF files and Zarr stores of ``folder`` (whose names match ``pattern``), in round order."""
+    found = [q for q in folder.iterdir() if q.name.lower().endswith(TIFF_SUFFIXES) or is_zarr(q)]
+    if pattern:
+        found = [q for q in found if fnmatch.fnmatchcase(q.name, pattern)]
+    return sorted(found, key=lambda q: natural_key(q.name))
 
-    Returns ``(movings, skipped)``. The reference is left out, and so are the corrected
+
+def expand_moving(
+    items: Iterable[str | Path], reference: str | Path, *, pattern: str | None = None
+) -> tuple[list[Path], list[Path]]:
+    """Files, folders (every TIFF or Zarr store inside) and glob patterns -> moving stacks in round order.
+
+    Folders are listed in natural order (``H2R2`` before ``H10R10``); ``pattern``
+    (a glob on the file name, ``*_beads.tif``) filters what folders hold, not the
+    files named one by one. Returns ``(movings, skipped)``. The reference is left out, and so are the corrected
     stacks of an earlier run (``*.registered.tif``: registering them again would read a
     file that this run rewrites); a path that exists is taken literally even when its
     name holds glob characters (``weird[1].tif``).
@@ -68,9 +97,9 @@ def expand_moving(items: Iterable[str | Path], reference: str | Path) -> tuple[l
     for item in items:
         p = Path(item)
         if p.is_dir() and not is_zarr(p):
-            found += sorted(q for q in p.iterdir() if q.name.lower().endswith(TIFF_SUFFIXES) or is_zarr(q))
+            found += stacks_in(p, pattern)
         elif not p.exists() and any(ch in str(item) for ch in "*?["):
-            matches = sorted(Path(m) for m in glob.glob(str(item)))
+            matches = sorted((Path(m) for m in glob.glob(str(item))), key=lambda q: natural_key(q.name))
             if not matches:
                 raise FidregError(f"{item}: no file matches this pattern")
             found += matches
@@ -88,67 +117,138 @@ def expand_moving(items: Iterable[str | Path], reference: str | Path) -> tuple[l
     return out, skipped
 
 
-def register_task(
-    reference: str, moving: str, out_dir: str, params: dict[str, Any], options: dict[str, Any]
-) -> Outcome:
+def register_task(job: Job, params: dict[str, Any], options: dict[str, Any]) -> Outcome:
     """One registration, file to file; errors become part of the outcome (never raised)."""
     from .pipeline import register_files
 
     try:
-        reg, written = register_files(reference, moving, out_dir, Params.from_dict(params), **options)
+        reg, written = register_files(job.reference, job.moving, job.out_dir, Params.from_dict(params), **options)
     except Exception as exc:  # noqa: BLE001 - one stack's failure must not stop the batch
         msg = str(exc) if isinstance(exc, FidregError) else f"{type(exc).__name__}: {exc}"
-        return Outcome(moving=str(moving), error=msg)
-    return Outcome(moving=str(moving), registration=reg, outputs=[str(p) for p in written])
+        return Outcome(str(job.moving), error=msg)
+    return Outcome(str(job.moving), registration=reg, outputs=[str(p) for p in written])
+
+
+OutcomeFn = Callable[[int, Outcome], None]
+"""Called in the calling thread with a job's index and outcome as soon as it is done."""
 
 
 def run_batch(
-    reference: str | Path,
-    movings: list[Path],
-    out_dir: str | Path,
+    jobs: list[Job],
     params: Params,
     *,
     scheduler: str | None = None,
     options: dict[str, Any] | None = None,
     progress: ProgressFn | None = None,
+    on_outcome: OutcomeFn | None = None,
+    skip_existing: bool = False,
 ) -> list[Outcome]:
-    """Register every moving stack onto ``reference``; outcomes in the order of ``movings``.
+    """Register every job's moving stack onto its reference; outcomes in the order of ``jobs``.
 
     ``options`` are keywords of :func:`napari_fidreg.pipeline.register_files`
     (``workers`` among them: threads per registration). ``progress`` receives a
-    tick per finished stack.
+    ``stacks registered`` tick per finished stack and, when the stacks are
+    registered in this process, each stack's own ticks (said of its name).
+    ``on_outcome(index, outcome)`` is called as each stack finishes.
+    ``skip_existing`` keeps the complete result set of an earlier run made with the
+    same reference, parameters and region (:func:`kept_outcome`) instead of redoing it.
     """
     progress = progress or (lambda tick: None)
+    on_outcome = on_outcome or (lambda i, o: None)
+    count = progress if len(jobs) > 1 else (lambda tick: None)  # "1 of 1 stacks" says nothing
     options = options or {}
     workers = int(options.get("workers", DEFAULT_WORKERS))
-    args = [(str(reference), str(m), str(out_dir), params.to_dict(), options) for m in movings]
-    if scheduler is None:
-        return _run_threads(args, workers, progress)
-    return _run_distributed(args, scheduler, workers, progress)
+    results: list[Outcome | None] = [None] * len(jobs)
+    todo = []
+    for i, job in enumerate(jobs):
+        kept = kept_outcome(job, params, options) if skip_existing else None
+        if kept is None:
+            todo.append(i)
+        else:
+            results[i] = kept
+    total, done = len(jobs), [len(jobs) - len(todo)]
+    count(Progress(STAGE, done[0], total))
+    for i, outcome in enumerate(results):
+        if outcome is not None:
+            on_outcome(i, outcome)
+
+    def finished(k: int, outcome: Outcome) -> None:
+        results[todo[k]] = outcome
+        done[0] += 1
+        on_outcome(todo[k], outcome)
+        count(Progress(STAGE, done[0], total))
+
+    args = [(jobs[i], params.to_dict(), options) for i in todo]
+    if not args:
+        pass
+    elif scheduler is None:
+        # Each registration uses `workers` threads itself; run as many side by side as the
+        # machine has room for (one at a time on a 2-core machine: no scheduler at all).
+        n = max(1, (os.cpu_count() or 1) // max(workers, 1))
+        (_run_here if n == 1 or len(args) == 1 else _run_threads)(args, n, progress, finished)
+    else:
+        _run_distributed(args, scheduler, workers, finished)
+    return results  # type: ignore[return-value]
 
 
-def _run_threads(args, workers: int, progress: ProgressFn) -> list[Outcome]:
+def kept_outcome(job: Job, params: Params, options: dict[str, Any]) -> Outcome | None:
+    """The outcome of an earlier run's result set for ``job``, if complete and made alike.
+
+    Alike: the same reference (by name), the same parameters (the background scale
+    may have been halved by the dense-texture retry) and region; a set lacking a member
+    this run writes (its stack, its QC image) or whose JSON does not load is redone.
+    """
+    from .outputs import complete_result_set, result_name, result_paths
+
+    fmt = options.get("stack_format", "tif")
+    paths = result_paths(job.out_dir, result_name(job.moving), stack_format=fmt)
+    reg = complete_result_set(
+        paths, stack=options.get("write_stack_file", True), qc=options.get("write_qc", True)
+    )  # fmt: skip
+    if reg is None or reg.reference != stem(job.reference):
+        return None
+    saved, wanted = reg.params.to_dict(), params.to_dict()
+    retried = saved.pop("background_sigma") <= wanted.pop("background_sigma")
+    sub = options.get("subvolume")
+    same_region = (reg.subvolume is None and sub is None) or (
+        reg.subvolume is not None and sub is not None and [list(r) for r in reg.subvolume] == [list(r) for r in sub]
+    )
+    if saved != wanted or not retried or not same_region:
+        return None
+    written = [p for p in paths.members() if p.exists()]
+    return Outcome(str(job.moving), registration=reg, outputs=[str(p) for p in written], kept=True)
+
+
+def _run_here(args, n: int, progress: ProgressFn, finished) -> None:
+    """In this thread, one after the other, each stack's ticks passed on."""
+    for k, (job, params, options) in enumerate(args):
+        finished(k, register_task(job, params, {**options, "progress": job.said(progress)}))
+
+
+def _run_threads(args, n: int, progress: ProgressFn, finished) -> None:
     import dask
     from dask.diagnostics import Callback
 
-    done = [0]
-    total = len(args)
+    lock = threading.Lock()
 
-    class Ticks(Callback):
+    def said(tick: Progress) -> None:
+        with lock:  # ticks come from the worker threads
+            progress(tick)
+
+    tasks = [dask.delayed(register_task, pure=False)(job, p, {**o, "progress": job.said(said)}) for job, p, o in args]
+    keys = {t.key: k for k, t in enumerate(tasks)}
+
+    class Finished(Callback):
         def _posttask(self, key, result, dsk, state, worker_id):
-            done[0] += 1
-            progress(Progress(STAGE, done[0], total))
+            if key in keys:
+                with lock:
+                    finished(keys[key], result)
 
-    tasks = [dask.delayed(register_task, pure=False)(*a) for a in args]
-    # Each registration uses `workers` threads itself; run as many side by side as the
-    # machine has room for.
-    n = max(1, (os.cpu_count() or 1) // max(workers, 1))
-    progress(Progress(STAGE, 0, total))
-    with Ticks():
-        return list(dask.compute(*tasks, scheduler="threads", num_workers=n))
+    with Finished():
+        dask.compute(*tasks, scheduler="threads", num_workers=n)
 
 
-def _run_distributed(args, scheduler: str, workers: int, progress: ProgressFn) -> list[Outcome]:
+def _run_distributed(args, scheduler: str, workers: int, finished) -> None:
     from distributed import Client, LocalCluster, as_completed
 
     cluster = None
@@ -171,13 +271,9 @@ def _run_distributed(args, scheduler: str, workers: int, progress: ProgressFn) -
             raise FidregError(f"cannot reach the dask scheduler at {scheduler}: {exc}") from None
     try:
         futures = [client.submit(register_task, *a, pure=False) for a in args]
-        index = {f.key: i for i, f in enumerate(futures)}
-        results: list[Outcome | None] = [None] * len(futures)
-        progress(Progress(STAGE, 0, len(futures)))
-        for n_done, fut in enumerate(as_completed(futures), start=1):
-            results[index[fut.key]] = fut.result()
-            progress(Progress(STAGE, n_done, len(futures)))
-        return results  # type: ignore[return-value]
+        index = {f.key: k for k, f in enumerate(futures)}
+        for fut in as_completed(futures):
+            finished(index[fut.key], fut.result())
     finally:
         client.close()
         if cluster is not None:

@@ -11,12 +11,9 @@ import logging
 import os
 import signal
 import sys
-import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
 
 from . import __version__
 from .core.errors import FidregError
@@ -54,10 +51,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"napari-fidreg {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_ArgumentParser)
 
-    reg = sub.add_parser("register", help="register moving stacks onto a reference; write shifts, corrected stacks, QC")
-    reg.add_argument("reference", type=Path, help="reference fiducial stack (TIFF)")
-    reg.add_argument("moving", nargs="+", help="moving fiducial stacks: TIFF files, folders of TIFFs, or glob patterns")
+    reg = sub.add_parser(
+        "register",
+        help="register moving stacks onto a reference; write shifts, corrected stacks, QC, a drift table",
+        usage="fidreg register REFERENCE MOVING [MOVING ...] --out DIR [options]\n"
+        "       fidreg register --reference-round ROUND FIELD_FOLDER [FIELD_FOLDER ...] --out DIR [options]",
+    )
+    reg.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="STACK_OR_FOLDER",
+        help="the reference stack then the moving stacks (TIFF/Zarr files, folders, glob patterns); "
+        "with --reference-round, one folder per field of view",
+    )
     reg.add_argument("--out", type=Path, required=True, help="output folder")
+    reg.add_argument(
+        "--reference-round",
+        metavar="ROUND",
+        help="whole experiment: each folder is a field, registered onto its stack whose name holds ROUND "
+        "as a word (e.g. H11R11); results in --out/<folder name>/",
+    )
+    reg.add_argument("--pattern", metavar="GLOB", help="only the stacks of folders whose file name matches GLOB")
+    reg.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="keep complete result sets of an earlier run with the same reference and parameters (resume a batch)",
+    )
     _add_registration_options(reg)
     reg.add_argument(
         "--voxel-size", type=_triple, default=None, metavar="Z,Y,X", help="voxel size in µm (default: from the file)"
@@ -67,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="correct with the global shift even when blocks were measured",
     )
-    reg.add_argument("--no-qc", action="store_true", help="skip the QC figure")
+    reg.add_argument("--no-qc", action="store_true", help="skip the QC figures (per stack and drift.png)")
     reg.add_argument("--no-stack", action="store_true", help="skip writing the corrected stack")
     reg.add_argument("--ome-zarr", action="store_true", help="write the corrected stack as OME-Zarr instead of TIFF")
     reg.add_argument(
@@ -82,11 +101,40 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on an existing dask.distributed cluster")
     where.add_argument("--cluster", metavar="local:N", help="start a dask LocalCluster with N worker processes")
 
-    app = sub.add_parser("apply", help="apply a saved registration to another stack (e.g. another channel)")
-    app.add_argument("shifts", type=Path, help="a .shifts.json written by 'fidreg register' or the napari plugin")
-    app.add_argument("image", type=Path, help="stack to correct (TIFF)")
-    app.add_argument("--out", type=Path, required=True, help="output TIFF")
+    app = sub.add_parser(
+        "apply",
+        help="apply saved registrations to other channels' stacks and to localization tables",
+        usage="fidreg apply SHIFTS.json FILE [FILE ...] --out OUT [options]\n"
+        "       fidreg apply RESULTS_FOLDER FILE [FILE ...] --out DIR [options]",
+    )
+    app.add_argument(
+        "shifts",
+        type=Path,
+        help="a .shifts.json written by 'fidreg register' or the napari plugin, or a register --out folder "
+        "(each file then gets its round's registration, matched by name)",
+    )
+    app.add_argument(
+        "files", nargs="+", type=Path, metavar="FILE", help="stacks (TIFF/Zarr) or localization tables (.csv/.tsv)"
+    )
+    app.add_argument(
+        "--out", type=Path, required=True,
+        help="output folder (<name>.registered.tif / .registered.csv), or the output file for a single FILE",
+    )  # fmt: skip
     app.add_argument("--global-only", action="store_true", help="use the global shift, not the block field")
+    app.add_argument(
+        "--match", metavar="REGEX", default=None,
+        help="with a results folder: the round's key in file names (first group, or whole match), e.g. 'H\\d+R\\d+'",
+    )  # fmt: skip
+    app.add_argument(
+        "--columns", default="z,y,x", metavar="Z,Y,X", help="coordinate columns of tables (default %(default)s)"
+    )
+    app.add_argument(
+        "--units", choices=("px", "um"), default="px", help="units of the table's coordinates (default px)"
+    )
+    app.add_argument(
+        "--voxel-size", type=_triple, default=None, metavar="Z,Y,X",
+        help="µm per voxel, for tables in µm (default: from the registration)",
+    )  # fmt: skip
     app.add_argument("--quiet", "-q", action="store_true")
 
     demo = sub.add_parser("demo", help="register the built-in synthetic pair and compare with its known shift")
@@ -152,12 +200,13 @@ def params_from_args(args: argparse.Namespace) -> Params:
 
 
 class Reporter:
-    """Progress on stderr: a redrawn line on a terminal, a line per stage otherwise."""
+    """Progress on stderr: a redrawn line on a terminal; otherwise (a log file, a batch
+    system) one line per stack and stage, however the ticks of parallel stacks interleave."""
 
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
         self.tty = sys.stderr.isatty()
-        self._last = ""
+        self._said: set[str] = set()
 
     def __call__(self, tick: Progress) -> None:
         if self.quiet:
@@ -170,9 +219,10 @@ class Reporter:
             if tick.finished:
                 sys.stderr.write("\n")
             sys.stderr.flush()
-        elif label != self._last:
+        elif label not in self._said:
             sys.stderr.write(f"{label} ...\n")
-            self._last = label
+            sys.stderr.flush()
+            self._said.add(label)
 
     def info(self, text: str) -> None:
         if not self.quiet:
@@ -227,8 +277,7 @@ def _one_line(exc: BaseException) -> str:
 
 def _cmd_register(args) -> int:
     from . import preflight
-    from .batch import expand_moving, run_batch
-    from .pipeline import register_files
+    from .experiment import find_fields, one_field, run_fields
 
     params = params_from_args(args)
     report = Reporter(args.quiet)
@@ -237,11 +286,23 @@ def _cmd_register(args) -> int:
     if args.cluster is not None:
         preflight.parse_cluster(args.cluster)
     preflight.check_out_dir(args.out)
-    movings, skipped = expand_moving(args.moving, args.reference)
-    if skipped:
-        report.info(f"skipped {len(skipped)} result file(s) of an earlier run: {', '.join(p.name for p in skipped[:3])}"
-                    + (" ..." if len(skipped) > 3 else ""))  # fmt: skip
-    preflight.check_params_fit(args.reference, movings, params, args.subvolume)
+    if args.reference_round:
+        fields = find_fields(args.inputs, args.reference_round, args.out, pattern=args.pattern)
+        report.info(
+            f"{len(fields)} field(s), {sum(len(f.movings) for f in fields)} moving stacks: "
+            + ", ".join(f"{f.name} ({f.reference.name} + {len(f.movings)})" for f in fields[:4])
+            + (" ..." if len(fields) > 4 else "")
+        )
+    else:
+        if len(args.inputs) < 2:
+            raise FidregError("give the reference stack and at least one moving stack (or --reference-round)")
+        field, skipped = one_field(Path(args.inputs[0]), args.inputs[1:], args.out, pattern=args.pattern)
+        fields = [field]
+        if skipped:
+            report.info(f"skipped {len(skipped)} result file(s) of an earlier run: {', '.join(p.name for p in skipped[:3])}"
+                        + (" ..." if len(skipped) > 3 else ""))  # fmt: skip
+    for f in fields:
+        preflight.check_params_fit(f.reference, f.movings, params, args.subvolume)
     options = dict(
         series=args.series,
         subvolume=args.subvolume,
@@ -252,89 +313,78 @@ def _cmd_register(args) -> int:
         write_qc=not args.no_qc,
         stack_format="zarr" if args.ome_zarr else "tif",
     )
-    scheduler = args.scheduler or args.cluster
-    if len(movings) == 1 and scheduler is None:
-        # one stack: run here, with a progress bar per stage
-        reg, outputs = register_files(args.reference, movings[0], args.out, params, progress=report, **options)
-        _print_summary(reg, outputs)
-        return 0
-    outcomes = run_batch(
-        args.reference, movings, args.out, params, scheduler=scheduler, options=options, progress=report
-    )
-    failures = 0
-    for o in outcomes:
-        if o.ok:
-            print(o.registration.summary())
+    total = sum(len(f.movings) for f in fields)
+    failures, kept = [0], [0]
+
+    def said(field, outcome) -> None:  # a summary line as each stack finishes
+        prefix = f"[{field.name}] " if len(fields) > 1 else ""
+        if outcome.ok:
+            kept[0] += outcome.kept
+            text = outcome.registration.summary()
+            print(prefix + (text + "  (kept from an earlier run)" if outcome.kept else text), flush=True)
+            if total == 1:
+                print(f"  wrote {', '.join(outcome.outputs)}", flush=True)
         else:
-            failures += 1
-            said = o.error if o.error.startswith(str(o.moving)) else f"{o.moving}: {o.error}"
-            sys.stderr.write(f"fidreg: error: {said}\n")
-    print(f"{len(outcomes) - failures} of {len(outcomes)} stacks registered; outputs in {args.out}")
-    return 1 if failures else 0
+            failures[0] += 1
+            err = (
+                outcome.error if outcome.error.startswith(str(outcome.moving)) else f"{outcome.moving}: {outcome.error}"
+            )
+            sys.stderr.write(f"fidreg: error: {prefix}{err}\n")
 
-
-def _print_summary(reg, outputs) -> None:
-    print(reg.summary())
-    print(f"  wrote {', '.join(str(p) for p in outputs)}")
+    run_fields(
+        fields, params, scheduler=args.scheduler or args.cluster, options=options,
+        progress=report, on_outcome=said, skip_existing=args.skip_existing, plots=not args.no_qc,
+    )  # fmt: skip
+    if total > 1 or failures[0]:
+        where = ", ".join(str(f.out_dir / "drift.csv") for f in fields[:3]) + (" ..." if len(fields) > 3 else "")
+        extra = f" ({kept[0]} kept from an earlier run)" if kept[0] else ""
+        print(f"{total - failures[0]} of {total} stacks registered{extra}; outputs in {args.out}; drift table {where}")
+    if failures[0]:
+        return 2 if total == 1 else 1  # one stack: its bad input; several: some failed
+    return 0
 
 
 def _cmd_apply(args) -> int:
-    from . import preflight
-    from .core.io import read_stack
-    from .core.progress import drain
+    from .applying import Match, apply_to_file, load_round_results, match_rounds, output_paths
     from .core.result import Registration
-    from .core.warp import iter_warp
-    from .core.writers import write_stack
 
-    preflight.check_output_file(args.out, [args.shifts, args.image])
-    reg = Registration.load(args.shifts)
-    stack = read_stack(args.image)
-    if stack.data.shape != tuple(reg.moving_shape):
-        sys.stderr.write(
-            f"fidreg: warning: {args.image} has shape {stack.data.shape}, the registered stack had {tuple(reg.moving_shape)}\n"
-        )
+    if args.shifts.is_dir():
+        rounds, reference = load_round_results(args.shifts)
+        matches = match_rounds(args.files, rounds, reference, pattern=args.match)
+    else:
+        matches = [Match(f, args.shifts, "") for f in args.files]
+    columns = tuple(c.strip() for c in args.columns.split(","))
+    if len(columns) != 3 or not all(columns):
+        raise FidregError(f"--columns {args.columns!r}: expected three column names z,y,x")
+    targets = output_paths(matches, args.out)
     report = Reporter(args.quiet)
-    gen = iter_warp(stack.data, reg, output_shape=stack.data.shape, use_blocks=not args.global_only)
-    out = drain(gen, report)
-    write_stack(args.out, out[0] if stack.ndim == 2 else out, voxel_size=stack.voxel_size or reg.voxel_size)
-    print(f"wrote {args.out}")
+    loaded: dict[Path, Registration] = {}
+    for m, target in zip(matches, targets):
+        reg = None
+        if m.shifts is not None:
+            reg = loaded[m.shifts] = loaded.get(m.shifts) or Registration.load(m.shifts)
+        apply_to_file(
+            m.path, target, reg, columns=columns, units=args.units, voxel_size=args.voxel_size,
+            use_blocks=not args.global_only, progress=report,
+            warn=lambda text: sys.stderr.write(f"fidreg: warning: {text}\n"),
+        )  # fmt: skip
+        note = (
+            ""
+            if not m.round
+            else f" (round {m.round})"
+            if reg is not None
+            else f" (reference round {m.round}: unchanged)"
+        )
+        print(f"wrote {target}{note}", flush=True)
     return 0
 
 
 def _cmd_demo(args) -> int:
-    from .core.synthetic import fiducial_pair
-    from .core.writers import write_stack
-    from .pipeline import register_files
+    from .demo import run_demo
 
     if args.size < 128:
         raise FidregError(f"--size must be at least 128, got {args.size}")
-    truth = (1.3, -4.6, 7.25)
-    report = Reporter(args.quiet)
-    report.info(f"generating a synthetic fiducial pair, 60 x {args.size} x {args.size}, true shift {truth}")
-    pair = fiducial_pair((60, args.size, args.size), truth, seed=7)
-    out = args.out
-    voxel = (0.2, 0.15, 0.15)
-    ref_path = write_stack(out / "reference.tif", pair.reference, voxel_size=voxel)
-    mov_path = write_stack(out / "moving.tif", pair.moving, voxel_size=voxel)
-    t0 = time.perf_counter()
-    reg, outputs = register_files(ref_path, mov_path, out, Params(block_size=128), progress=report)
-    elapsed = time.perf_counter() - t0
-    _print_summary(reg, outputs)
-    errs = []
-    for b in reg.blocks:
-        t = pair.block_truth(b.origin, b.size)
-        if t is not None and b.inlier:
-            errs.append(np.subtract(b.measured_shift, t))
-    rms = np.sqrt(np.mean(np.square(errs), axis=0)) if errs else np.full(3, np.nan)
-    print(f"true global shift      (dz, dy, dx) = {truth}")
-    print(f"recovered global shift (dz, dy, dx) = ({', '.join(f'{v:+.3f}' for v in reg.global_shift)})")
-    err = np.subtract(reg.global_shift, truth)
-    print(f"error                  (dz, dy, dx) = ({', '.join(f'{v:+.3f}' for v in err)}) px")
-    print(
-        f"block shifts vs truth: RMS error (dz, dy, dx) = ({', '.join(f'{v:.3f}' for v in rms)}) px over {len(errs)} blocks"
-    )
-    print(f"registered and corrected in {elapsed:.1f} s; open {out / 'moving.qc.png'} to check by eye")
-    return 0
+    return run_demo(args.out, args.size, Reporter(args.quiet))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,6 +13,13 @@ that file, so both give the same names. The set is written into a hidden staging
 folder in ``DIR`` and moved into place only when every member is complete; members
 of an older set that this run does not write (say, its QC image after ``--no-qc``)
 are removed, so a folder never mixes two runs' files.
+
+A series (several moving stacks registered onto one reference) also gets::
+
+    DIR/drift.csv              one row per moving stack (:mod:`napari_fidreg.core.drift`)
+    DIR/drift.png              the drift per round, with uncertainty bars (unless --no-qc)
+
+both rewritten atomically as rounds finish, so a long batch shows its state.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .core.drift import DriftRow, drift_csv
+from .core.errors import FidregError
 from .core.io import read_stack, stem, stem_of_name
 from .core.result import Registration
 from .core.writers import (
@@ -71,6 +80,38 @@ def result_paths(out_dir: str | Path, name: str, *, stack_format: str = "tif") -
     d = Path(out_dir)
     suffix = ".registered.ome.zarr" if stack_format == "zarr" else ".registered.tif"
     return ResultPaths(d / f"{name}.shifts.json", d / f"{name}.blocks.csv", d / f"{name}{suffix}", d / f"{name}.qc.png")
+
+
+DRIFT_TABLE = "drift.csv"
+DRIFT_PLOT = "drift.png"
+
+
+def write_drift(out_dir: str | Path, rows: list[DriftRow], *, plot: Callable[[], bytes] | None = None) -> list[Path]:
+    """Write ``DIR/drift.csv`` (and ``DIR/drift.png`` from ``plot()``), each atomically."""
+    d = Path(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    written = [atomic_write_text(d / DRIFT_TABLE, drift_csv(rows))]
+    if plot is not None:
+        written.append(atomic_write_bytes(d / DRIFT_PLOT, plot()))
+    return written
+
+
+def complete_result_set(paths: ResultPaths, *, stack: bool, qc: bool) -> Registration | None:
+    """The registration of a complete result set at ``paths``, or None.
+
+    Complete: its JSON loads and every member a run with these options writes
+    (the corrected stack when ``stack``, the QC image when ``qc``) is there.
+    """
+    wanted = [paths.shifts, paths.blocks] + ([paths.stack] if stack else []) + ([paths.qc] if qc else [])
+    if not all(p.exists() for p in wanted):
+        return None
+    try:
+        reg = Registration.load(paths.shifts)
+        if stack:
+            read_stack(paths.stack, lazy=True)  # a corrected stack that opens
+    except FidregError:
+        return None
+    return reg
 
 
 def other_format(paths: ResultPaths) -> Path:
