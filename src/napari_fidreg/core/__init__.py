@@ -11,7 +11,11 @@ Public API::
   a reference (global and per block); :class:`Params` holds the algorithm's
   parameters; the result is a :class:`Registration` (JSON in and out) whose
   :class:`Block` records hold the per-block shifts.
-* :func:`warp` / :func:`iter_warp` apply a registration (or a plain shift) to any stack.
+* :func:`register_series` / :func:`iter_register_series`: every round of a series
+  onto one reference, a :class:`Round` each (its registration or its error).
+* :func:`warp` / :func:`iter_warp` apply a registration (or a plain shift) to any stack;
+  :func:`map_points` maps spot positions of a moving round into the reference frame
+  (through the inverse of the block field).
 * :func:`read_stack` / :func:`write_stack` read and write TIFF/OME-TIFF/Zarr stacks
   with their voxel size (:class:`Stack`).
 * :func:`projections` and :func:`alignment_score`: numbers and images for QC.
@@ -26,10 +30,12 @@ are (z, y, x).
 from .errors import FidregError
 from .io import Stack, read_stack
 from .params import Params
+from .points import map_points
 from .progress import Progress
 from .qc import alignment_score, projections
 from .register import iter_register, register
 from .result import SIGN_CONVENTION, Block, Registration
+from .series import Round, iter_register_series, register_series
 from .warp import iter_warp, warp
 from .writers import write_stack
 
@@ -40,13 +46,17 @@ __all__ = [
     "Params",
     "Progress",
     "Registration",
+    "Round",
     "Stack",
     "alignment_score",
     "iter_register",
+    "iter_register_series",
     "iter_warp",
+    "map_points",
     "projections",
     "read_stack",
     "register",
+    "register_series",
     "warp",
     "write_stack",
 ]
