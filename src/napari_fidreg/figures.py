@@ -1,10 +1,11 @@
-"""Figures drawn from the engine's numbers (matplotlib, off-screen): the QC image.
+"""Figures drawn from the engine's numbers (matplotlib): the QC figure and the block-shift map.
 
 Kept outside ``core/`` so that the engine never imports a plotting library;
-matplotlib is imported only when a figure is drawn. The figures are drawn on a
-``Figure`` of their own with the Agg canvas, never through ``pyplot`` or
-``matplotlib.use``, so drawing one changes nothing for the rest of the process
-(napari's Qt canvas included).
+matplotlib is imported only when a figure is drawn. Each function draws on a
+``Figure`` it is given (the napari QC dock's Qt canvas) or on one of its own with the
+Agg canvas (the QC image that the CLI and the dock's Save write), never through
+``pyplot`` or ``matplotlib.use``, so drawing one changes nothing for the rest of the
+process (napari's Qt canvas included). The dock and the PNG draw the same figure.
 """
 
 from __future__ import annotations
@@ -13,19 +14,18 @@ import io
 
 import numpy as np
 
+from .core.block_grid import BY_HAND
 from .core.qc import alignment_score, overlay_rgb, stretch
 
 QC_COLUMNS = ("reference", "moving (before)", "moving (after)", "overlay before", "overlay after")
+# row names, short and level so that a flat XZ or YZ row still holds its name
+PLANE_LABELS = {"xy": "XY\nmax\nover z", "xz": "XZ\nmax\nover y", "yz": "YZ\nmax\nover x"}
 GAP = 6  # px between panels
+WIDTH_IN, TOP_IN, LEFT_IN = 15.0, 0.75, 0.5  # the PNG's image width and margins (inches)
 
 
 def qc_png(reference: dict, before: dict, after: dict, *, title: str = "", voxel_size=None) -> bytes:
-    """PNG bytes: XY and XZ max projections of reference, moving before and after, and overlays.
-
-    ``reference``, ``before``, ``after`` are :func:`napari_fidreg.core.qc.projections`
-    dicts. Rows: XY, XZ. Columns: reference, moving (before), moving (after),
-    overlay before, overlay after (reference green, moving magenta, white where
-    they agree). XZ panels are stretched in z by the voxel aspect when known.
+    """PNG bytes of :func:`qc_figure` with XY and XZ rows, at a size that fits the panels.
 
     The panels are laid out as one image (numpy) in one axes: ten axes cost 0.1 s to
     make and draw, a third of the QC image's time on a small stack.
@@ -33,40 +33,149 @@ def qc_png(reference: dict, before: dict, after: dict, *, title: str = "", voxel
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    aspect = 1.0 if voxel_size is None else float(voxel_size[0]) / float(voxel_size[2])
-    score_b, score_a = alignment_score(reference, before), alignment_score(reference, after)
-    rows = [_row(reference, before, after, "xy", 1.0), _row(reference, before, after, "xz", aspect)]
-    mosaic = _stack(rows, axis=0)
-    h, w = mosaic.shape[:2]
-    width_in = 15.0
-    img_h_in = width_in * h / w
-    top_in, left_in = 0.75, 0.3
-    fig = Figure(figsize=(width_in + left_in, img_h_in + top_in), dpi=100)
+    h, w = _mosaic(reference, before, after, ("xy", "xz"), _aspect(voxel_size))[0].shape[:2]
+    fig = Figure(figsize=(WIDTH_IN + LEFT_IN, WIDTH_IN * h / w + TOP_IN), dpi=100)
     FigureCanvasAgg(fig)
-    fig.patch.set_facecolor("white")
-    ax = fig.add_axes(
-        (left_in / (width_in + left_in), 0, width_in / (width_in + left_in), img_h_in / (img_h_in + top_in))
-    )
-    ax.imshow(mosaic, interpolation="antialiased", aspect="auto")
-    ax.set_axis_off()
-    panel_w = (w - 4 * GAP) / 5
-    to_fig_x = lambda px: (left_in + width_in * px / w) / (width_in + left_in)  # noqa: E731
-    y_titles = img_h_in / (img_h_in + top_in) + 0.05 / (img_h_in + top_in)
-    for col, name in enumerate(QC_COLUMNS):
-        fig.text(to_fig_x(col * (panel_w + GAP) + panel_w / 2), y_titles, name, ha="center", va="bottom", fontsize=10)
-    heights = [r.shape[0] for r in rows]
-    for label, y0, hh in (("XY (max over z)", 0, heights[0]), ("XZ (max over y)", heights[0] + GAP, heights[1])):
-        y = 1 - (y0 + hh / 2) / h
-        fig.text(0.5 * left_in / (width_in + left_in), y * img_h_in / (img_h_in + top_in), label, rotation=90,
-                 ha="center", va="center", fontsize=9)  # fmt: skip
-    fig.text(
-        0.5, 1 - 0.25 / (img_h_in + top_in),
-        f"{title}    alignment score (cleaned projections) before {score_b:.3f} -> after {score_a:.3f}",
-        ha="center", va="center", fontsize=11,
-    )  # fmt: skip
+    qc_figure(reference, before, after, title=title, voxel_size=voxel_size, figure=fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", pil_kwargs={"compress_level": 3})
     return buf.getvalue()
+
+
+def qc_figure(
+    reference: dict, before: dict, after: dict, *, title: str = "", voxel_size=None, planes=("xy", "xz"), figure=None
+):
+    """Draw the QC panels on ``figure`` (cleared first; a new one when None) and return it.
+
+    ``reference``, ``before``, ``after`` are :func:`napari_fidreg.core.qc.projections`
+    dicts. One row per plane of ``planes`` ('xy', 'xz', 'yz'); columns: reference,
+    moving (before), moving (after), overlay before, overlay after (reference green,
+    moving magenta, white where they agree). XZ and YZ panels are stretched in z by the
+    voxel aspect when known. The title line gives the alignment score of the cleaned
+    projections before and after. Column and row names follow the panels when the
+    figure is zoomed (the dock's toolbar) and are hidden when their panel is out of view.
+    """
+    from matplotlib.figure import Figure
+
+    mosaic, heights = _mosaic(reference, before, after, planes, _aspect(voxel_size))
+    score_b, score_a = alignment_score(reference, before), alignment_score(reference, after)
+    fig = Figure() if figure is None else figure
+    fig.clear()
+    fig.patch.set_facecolor("white")
+    w_in, h_in = fig.get_size_inches()
+    left, top = min(LEFT_IN / w_in, 0.12), min(TOP_IN / h_in, 0.3)
+    ax = fig.add_axes((left, 0, 1 - left, 1 - top))
+    ax.imshow(mosaic, interpolation="antialiased", aspect="equal")
+    ax.set_anchor("N")  # a figure wider or taller than the panels leaves the room below / at the sides
+    ax.set_axis_off()
+    h, w = mosaic.shape[:2]
+    panel_w = (w - 4 * GAP) / 5
+    for col, name in enumerate(QC_COLUMNS):
+        x = col * (panel_w + GAP) + panel_w / 2
+        _label(ax, name, (x, 0.995), ("data", "axes fraction"), (0, 5), "center", "bottom", 10, 0)
+    y0 = 0
+    for key, hh in zip(planes, heights):
+        xy = (0.005, y0 + hh / 2)
+        _label(ax, PLANE_LABELS[key], xy, ("axes fraction", "data"), (-4, 0), "right", "center", 8, 0)
+        y0 += hh + GAP
+    fig.text(
+        0.5, 1 - 0.25 / h_in if h_in * 0.3 > 0.25 else 0.97,
+        f"{title}    alignment score (cleaned projections) before {score_b:.3f} -> after {score_a:.3f}",
+        ha="center", va="center", fontsize=11,
+    )  # fmt: skip
+    return fig
+
+
+ARROW_LEGEND = (
+    "block arrows in the viewer: colour = block score (0 to 1), length = {gain:g} x (dy, dx)\n"
+    "red x = rejected by the engine, orange x = rejected by hand (both filled from their neighbours)"
+)
+MAX_Z_ROWS = 6  # z levels of the grid drawn in the block map
+
+
+def block_map_figure(reg, *, figure=None, arrow_gain: float = 10.0):
+    """Draw the block shifts of a :class:`~napari_fidreg.core.result.Registration` as heat maps.
+
+    One panel per component (dz, dy, dx) and z level of the grid (the first
+    ``MAX_Z_ROWS``): the shift each block uses for the correction, in px, on a diverging
+    scale centred on the median block (so a deformation shows as red and blue), with a
+    colour bar per component. Rejected blocks are marked ``x`` (by the engine) or with a
+    square (by hand). A colour bar under the maps explains the colours of the viewer's
+    block arrows (drawn ``arrow_gain`` times the shift). Returns the figure (a new one when ``figure`` is None).
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure() if figure is None else figure
+    fig.clear()
+    fig.patch.set_facecolor("white")
+    if not reg.has_blocks:
+        fig.text(0.5, 0.5, "global shift only: no blocks", ha="center", va="center", fontsize=11)
+        return fig
+    gz, gy, gx = reg.grid_shape
+    rows = min(gz, MAX_Z_ROWS)
+    shifts = np.array([b.shift for b in reg.blocks], np.float64).reshape(gz, gy, gx, 3)
+    auto = np.array([not b.inlier and b.reason != BY_HAND for b in reg.blocks]).reshape(gz, gy, gx)
+    hand = np.array([b.reason == BY_HAND for b in reg.blocks]).reshape(gz, gy, gx)
+    grid = fig.add_gridspec(rows + 1, 3, height_ratios=[1.0] * rows + [0.05], hspace=0.5, wspace=0.35,
+                            left=0.06, right=0.96, top=0.88, bottom=0.16)  # fmt: skip
+    for k, name in enumerate(("dz", "dy", "dx")):
+        med = float(np.median(shifts[..., k]))
+        half = max(float(np.abs(shifts[..., k] - med).max()), 0.05)
+        for iz in range(rows):
+            ax = fig.add_subplot(grid[iz, k])
+            im = ax.imshow(shifts[iz, :, :, k], cmap="coolwarm", vmin=med - half, vmax=med + half,
+                           interpolation="nearest")  # fmt: skip
+            _mark(ax, auto[iz], "x", 60)
+            _mark(ax, hand[iz], "s", 90, hollow=True)
+            if gy * gx <= 48:  # few blocks: the numbers as well
+                for (j, i), v in np.ndenumerate(shifts[iz, :, :, k]):
+                    ax.text(i, j + 0.32, f"{v:+.2f}", ha="center", va="center", fontsize=7)
+            ax.set_title(f"{name} (px)" + (f", z level {iz}" if gz > 1 else ""), fontsize=10)
+            ax.set_xticks(range(gx))
+            ax.set_yticks(range(gy))
+            ax.tick_params(labelsize=7)
+            ax.set_xlabel("block x", fontsize=8)
+            if k == 0:
+                ax.set_ylabel("block y", fontsize=8)
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=7)
+    legend = fig.add_subplot(grid[rows, :])
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    bar = fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), "viridis"), cax=legend, orientation="horizontal")
+    bar.ax.tick_params(labelsize=7)
+    bar.set_label(ARROW_LEGEND.format(gain=arrow_gain), fontsize=8)
+    note = "x rejected by the engine, square rejected by hand"
+    if gz > rows:
+        note += f"; z levels {rows}-{gz - 1} not drawn"
+    fig.suptitle(f"block shifts used for the correction ({note})", fontsize=10)
+    return fig
+
+
+def _mark(ax, mask: np.ndarray, marker: str, size: float, hollow: bool = False) -> None:
+    """Mark the blocks of ``mask`` on a heat map."""
+    j, i = np.nonzero(mask)
+    if len(j):
+        kw = {"facecolors": "none", "edgecolors": "black"} if hollow else {"c": "black"}
+        ax.scatter(i, j, marker=marker, s=size, linewidths=1.5, **kw)
+
+
+def _label(ax, text, xy, xycoords, offset, ha, va, size, rotation):
+    """A panel name tied to its panel: drawn only while that point of the panels is in view."""
+    return ax.annotate(
+        text, xy=xy, xycoords=xycoords, xytext=offset, textcoords="offset points", ha=ha, va=va,
+        fontsize=size, rotation=rotation, annotation_clip=True,
+    )  # fmt: skip
+
+
+def _aspect(voxel_size) -> float:
+    return 1.0 if voxel_size is None else float(voxel_size[0]) / float(voxel_size[2])
+
+
+def _mosaic(reference: dict, before: dict, after: dict, planes, aspect: float) -> tuple[np.ndarray, list[int]]:
+    """The panels as one RGB image (rows: ``planes``), and each row's height."""
+    rows = [_row(reference, before, after, key, aspect if key != "xy" else 1.0) for key in planes]
+    return _stack(rows, axis=0), [r.shape[0] for r in rows]
 
 
 def _row(reference: dict, before: dict, after: dict, key: str, aspect: float) -> np.ndarray:

@@ -12,7 +12,6 @@ import pytest
 
 from napari_fidreg._sample_data import MOVING_NAME, REFERENCE_NAME, SAMPLE_SHIFT, SAMPLE_VOXEL_SIZE
 from napari_fidreg._widgets import RegistrationWidget
-from napari_fidreg._widgets.registration import SUBVOLUME_LAYER
 from napari_fidreg.core import Registration, read_stack
 
 pytestmark = pytest.mark.gui
@@ -72,11 +71,9 @@ def test_sample_register_gives_layers_and_the_true_shift(make_napari_viewer, qtb
     vectors = viewer.layers["fidreg: block shifts (x10)"]
     assert len(vectors.data) == len(reg.blocks) == 4
     assert "score" in vectors.features
-    for key in ("XY", "XZ", "YZ"):
-        assert any(n.startswith(f"fidreg: {key} max projection") for n in names)
-        assert any(n.startswith(f"fidreg: {key} overlay") for n in names)
-    xy = next(layer for layer in viewer.layers if layer.name.startswith("fidreg: XY max projection"))
-    assert xy.data.shape[0] == ref.data.shape[1] and xy.data.shape[1] > 3 * ref.data.shape[2]
+    # the QC projections are figures in their own dock, not layers of the scene
+    assert not any("projection" in n or "overlay" in n for n in names), names
+    assert widget.qc_dock().has_figure()
     assert "px" in widget.shift_label.value and "µm" in widget.shift_label.value
     assert widget.table.shape[0] == 4
 
@@ -190,30 +187,6 @@ def test_overlay_screenshot_is_not_blank(make_napari_viewer, qtbot):
     # registered beads overlap the reference: white (green + magenta) pixels, not only pure colours
     white = (rgb[..., 0] > 100) & (rgb[..., 1] > 100) & (rgb[..., 2] > 100)
     assert white.sum() > 20
-
-
-def test_subvolume_from_a_drawn_rectangle(make_napari_viewer, qtbot):
-    viewer = make_napari_viewer()
-    ref, _ = _open_sample(viewer)
-    widget = RegistrationWidget(viewer)
-    widget.add_subvolume_layer()
-    shapes = viewer.layers[SUBVOLUME_LAYER]
-    np.testing.assert_allclose(shapes.scale, ref.scale)
-    # a rectangle in world coordinates (µm): y 6..30, x 3..33
-    corners = np.array([[0, 6.0, 3.0], [0, 6.0, 33.0], [0, 30.0, 33.0], [0, 30.0, 3.0]])
-    shapes.add_rectangles(np.array([shapes.world_to_data(c) for c in corners]))
-    widget.z_start.value, widget.z_stop.value = 5, 35
-    sub = widget.subvolume()
-    assert sub == ((5, 35), (40, 200), (20, 220))
-    widget.block_size.value = 80
-    widget.refine_blocks.value = True
-    widget.background_sigma.value = 12
-    _register(qtbot, widget)
-    reg = widget.result.registration
-    assert reg.subvolume == ((5, 35), (40, 200), (20, 220))
-    assert reg.params.refine_blocks
-    assert reg.params.background_sigma == 12
-    assert all(40 <= b.origin[1] and b.origin[1] + b.size[1] <= 200 for b in reg.blocks)
 
 
 def test_save_and_reapply_to_another_channel(make_napari_viewer, qtbot, tmp_path):
@@ -352,31 +325,6 @@ def test_saving_to_a_folder_that_cannot_be_made_is_one_notification(make_napari_
     assert widget.save(blocker / "results") == []  # no exception escapes into the Qt event loop
     assert widget.last_error.startswith("cannot save to") and "results" in widget.last_error
     assert widget.status.value.startswith("error:")
-
-
-def test_block_arrows_are_lit_on_the_default_plane_in_2d(make_napari_viewer, qtbot):
-    """Full-depth block centres sit at half-integer z, where 3D vectors fade to nothing on
-    every plane: the arrows are 2D (y, x) layers, drawn on whatever plane is shown."""
-    import warnings
-
-    viewer = make_napari_viewer(show=True)
-    ref, _ = _open_sample(viewer)
-    widget = RegistrationWidget(viewer)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", FutureWarning)  # no deprecated napari API (out_of_slice_display)
-        _register(qtbot, widget)
-    arrows = viewer.layers["fidreg: block shifts (x10)"]
-    assert arrows.ndim == 2 and viewer.layers["fidreg: rejected blocks"].ndim == 2
-    np.testing.assert_allclose(arrows.scale, ref.scale[1:])
-    for layer in viewer.layers:
-        layer.visible = layer is arrows
-    viewer.dims.ndisplay = 2
-    for plane in (viewer.dims.current_step[0], 0, ref.data.shape[0] - 1):  # default, first, last
-        viewer.dims.set_current_step(0, plane)
-        viewer.camera.center = (0, *[(n - 1) * s / 2 for n, s in zip(ref.data.shape[1:], ref.scale[1:])])
-        viewer.camera.zoom = 2.0
-        shot = viewer.screenshot(canvas_only=True, flash=False)[..., :3].astype(int)
-        assert (shot.sum(axis=-1) > 150).sum() > 30, f"no arrow pixels on plane {plane}"
 
 
 def test_a_failed_run_clears_the_earlier_result_and_a_wrong_shape_is_refused(make_napari_viewer, qtbot):

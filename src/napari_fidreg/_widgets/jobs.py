@@ -72,6 +72,18 @@ def _preload_layer_modules() -> None:
         pass
 
 
-def apply_job(image, registration: Registration, *, workers: int = DEFAULT_WORKERS):
-    """Apply a saved registration to another layer's data; yields progress, returns the corrected array."""
-    return iter_warp(image, registration, output_shape=np.shape(image), workers=workers)
+def apply_job(image, registration: Registration, *, order: int = 1, workers: int = DEFAULT_WORKERS):
+    """Apply a saved registration to another layer's data; yields progress, returns the corrected array.
+
+    ``order`` 0 (nearest voxel) for labels, 1 (trilinear) for images.
+    """
+    return iter_warp(image, registration, output_shape=np.shape(image), workers=workers, order=order)
+
+
+def correction_job(moving, registration: Registration, output_shape, bin: int, *, workers: int = DEFAULT_WORKERS):
+    """Correct ``moving`` again with a registration whose blocks were rejected or restored by
+    hand (nothing is measured); yields progress, returns (corrected stack, its projections)."""
+    corrected = yield from iter_warp(moving, registration, output_shape=output_shape, workers=workers)
+    after = projections(corrected, bin=bin)
+    yield Progress(PROJECTION_STAGE, 1, 1)
+    return corrected, after

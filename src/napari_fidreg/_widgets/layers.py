@@ -2,7 +2,7 @@
 
 Layers keep the reference layer's scale and translate, so everything stays
 aligned in world coordinates; the corrected stack is resampled onto the
-reference's pixel grid.
+reference's pixel grid. The QC projections are figures in the QC dock, not layers.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core.qc import overlay_rgb
+from ..core.block_grid import BY_HAND
 from ..core.result import Registration
 
 # Names of every layer the widget creates, so that a re-run replaces them.
@@ -35,6 +35,11 @@ class Geometry:
     scale: tuple[float, float, float]
     translate: tuple[float, float, float]
 
+    @classmethod
+    def of(cls, layer) -> Geometry:
+        """The placement of a napari layer's last three axes."""
+        return cls(tuple(float(s) for s in layer.scale[-3:]), tuple(float(t) for t in layer.translate[-3:]))
+
 
 def registered_name(moving_name: str) -> str:
     return f"{moving_name} registered"
@@ -54,63 +59,10 @@ def corrected_layer(data: np.ndarray, moving_name: str, geom: Geometry, colormap
     return (data, meta, "image")
 
 
-def projection_layers(proj: dict[str, dict[str, np.ndarray]], geom: Geometry, shape_zyx, bin: int = 1) -> list[tuple]:
-    """QC panels: for XY, XZ and YZ, 'reference | before | after' side by side, then
-    the overlays before and after (reference green, moving magenta), placed to the
-    right of the volume in world coordinates.
-
-    ``proj`` maps 'reference', 'before', 'after' to :func:`core.qc.projections` dicts.
-    """
-    sz, sy, sx = geom.scale
-    tz, ty, tx = geom.translate
-    nz, ny, nx = shape_zyx
-    k = bin  # stack pixels per projection pixel in y/x
-    pixel = {"xy": (sy * k, sx * k), "xz": (sz, sx * k), "yz": (sz, sy * k)}
-    gap_px = 8
-    x0 = tx + (nx + 2 * gap_px * k) * sx
-    y = ty
-    layers = []
-    for key in ("xy", "xz", "yz"):
-        r, b, a = (proj[k][key] for k in ("reference", "before", "after"))
-        h = min(r.shape[0], b.shape[0], a.shape[0])
-        w = min(r.shape[1], b.shape[1], a.shape[1])
-        r, b, a = r[:h, :w], b[:h, :w], a[:h, :w]
-        sep = np.zeros((h, gap_px), np.float32)
-        strip = np.concatenate([r, sep, b, sep, a], axis=1)
-        ps = pixel[key]
-        hi = float(np.percentile(strip, 99.9)) or 1.0
-        layers.append(
-            (
-                strip,
-                {
-                    "name": f"{PREFIX}{key.upper()} max projection: reference | before | after",
-                    "scale": ps,
-                    "translate": (y, x0),
-                    "colormap": "gray",
-                    "contrast_limits": (0.0, hi),
-                },
-                "image",
-            )
-        )
-        ov = np.concatenate([overlay_rgb(r, b), np.zeros((h, gap_px, 3), np.uint8), overlay_rgb(r, a)], axis=1)
-        layers.append(
-            (
-                ov,
-                {
-                    "name": f"{PREFIX}{key.upper()} overlay before | after",
-                    "scale": ps,
-                    "translate": (y, x0 + (3 * w + 3 * gap_px) * ps[1]),
-                    "rgb": True,
-                },
-                "image",
-            )
-        )
-        y += (h + 2 * gap_px) * ps[0]
-    return layers
-
-
 def block_layers(reg: Registration, geom: Geometry) -> list[tuple]:
-    """Block shifts as arrows (gain ``VECTOR_GAIN``, coloured by score) and rejected blocks as red crosses.
+    """Block shifts as arrows (gain ``VECTOR_GAIN``, coloured by score on a fixed 0-1 viridis scale,
+    which the QC dock's legend explains) and rejected blocks as crosses: red when the engine
+    rejected them, orange when the user did.
 
     Full-depth blocks (one z level, the usual case) are drawn as 2D (y, x) layers, which
     napari shows on every plane; their centres sit at half-integer z, where 3D vectors
@@ -136,7 +88,10 @@ def block_layers(reg: Registration, geom: Geometry) -> list[tuple]:
         axes, scale, translate = slice(0, 3), geom.scale, geom.translate
     vectors = np.stack([centres[:, axes], shifts[:, axes] * VECTOR_GAIN], axis=1)
     common = {"scale": scale, "translate": translate}
-    rejected = centres[~features["inlier"]][:, axes]
+    out = ~features["inlier"]
+    rejected = centres[out][:, axes]
+    hand = np.array([b.reason == BY_HAND for b in reg.blocks])[out]
+    colours = np.array([[1.0, 0.55, 0.0, 1.0] if h else [1.0, 0.0, 0.0, 1.0] for h in hand]).reshape(-1, 4)
     return [
         (
             vectors,
@@ -146,6 +101,7 @@ def block_layers(reg: Registration, geom: Geometry) -> list[tuple]:
                 "features": features,
                 "edge_color": "score",
                 "edge_colormap": "viridis",
+                "edge_contrast_limits": (0.0, 1.0),  # fixed, so that one legend holds for every run
                 "edge_width": 3,
             },
             "vectors",
@@ -156,13 +112,24 @@ def block_layers(reg: Registration, geom: Geometry) -> list[tuple]:
                 **common,
                 "name": f"{PREFIX}rejected blocks",
                 "symbol": "x",
-                "face_color": "red",
-                "border_color": "red",
+                "face_color": colours if len(colours) else "red",
+                "border_color": colours if len(colours) else "red",
                 "size": 12,
             },
             "points",
         ),
     ]
+
+
+def result_text(reg: Registration) -> str:
+    """The dock's result text: the registration's summary, and the region it was measured on."""
+    lines = reg.summary().split("\n")
+    if reg.subvolume is None:
+        region = "  region: the whole stack"
+    else:
+        (z0, z1), (y0, y1), (x0, x1) = reg.subvolume
+        region = f"  region: sub-volume z {z0}-{z1}, y {y0}-{y1}, x {x0}-{x1} (reference px, end excluded)"
+    return "\n".join([lines[0], region, *lines[1:]])
 
 
 def block_table(reg: Registration) -> dict[str, list]:

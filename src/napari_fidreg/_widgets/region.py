@@ -32,12 +32,16 @@ def parse_voxel_size(text: str) -> tuple[float, float, float] | None:
 
 
 def subvolume_layer(viewer, ref):
-    """The Shapes layer in which the user draws the y/x box (added on the reference's grid)."""
+    """The Shapes layer in which the user draws the y/x box (added on the reference's y/x grid).
+
+    A 2D (y, x) layer: napari draws it on every plane of the stack, so the region shows
+    wherever the user scrolls (a 3D rectangle shows only on the plane it was drawn on).
+    """
     if SUBVOLUME_LAYER in viewer.layers:
         return viewer.layers[SUBVOLUME_LAYER]
-    kwargs = {} if ref is None else {"scale": ref.scale, "translate": ref.translate}
+    kwargs = {} if ref is None else {"scale": ref.scale[-2:], "translate": ref.translate[-2:]}
     return viewer.add_shapes(
-        ndim=3, name=SUBVOLUME_LAYER, edge_color="yellow", face_color="transparent", edge_width=2, **kwargs
+        ndim=2, name=SUBVOLUME_LAYER, edge_color="yellow", face_color="transparent", edge_width=2, **kwargs
     )
 
 
@@ -52,8 +56,9 @@ def subvolume(viewer, ref, z_start: int, z_stop: int, use_box: bool) -> tuple | 
             raise FidregError("draw a rectangle in the 'fidreg: sub-volume' layer first (or untick the box option)")
         shapes = viewer.layers[SUBVOLUME_LAYER]
         verts = np.asarray(shapes.data[-1])
-        world = np.array([shapes.data_to_world(v) for v in verts])
-        pix = np.array([ref.world_to_data(w) for w in world])
+        # (y, x) in world units; a 3D layer (older sessions) gives (z, y, x): its y, x count
+        world = np.array([shapes.data_to_world(v)[-2:] for v in verts])
+        pix = np.array([ref.world_to_data(np.r_[ref.translate[-3], w]) for w in world])
         y0, x0 = np.floor(pix[:, -2:].min(axis=0)).astype(int)
         y1, x1 = np.ceil(pix[:, -2:].max(axis=0)).astype(int)
         box_yx = ((max(y0, 0), min(y1, ny)), (max(x0, 0), min(x1, nx)))

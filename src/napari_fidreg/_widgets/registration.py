@@ -1,7 +1,9 @@
 """The registration dock widget: a magicgui Container, thin over the core.
 
 Layout and event wiring only: the work runs in :mod:`.jobs` on a napari worker
-thread; results become layers through :mod:`.layers`, in the main thread.
+thread; results become layers through :mod:`.layers`, in the main thread; the QC
+figures go to a dock of their own (:mod:`.qc_dock`), not into the scene; Save and
+Apply are in :mod:`.save_apply`, rejecting blocks by hand in :mod:`.review`.
 """
 
 from __future__ import annotations
@@ -27,19 +29,21 @@ from magicgui.widgets import (
 
 from ..core.errors import FidregError
 from ..core.params import Params
-from ..core.result import Registration
-from ..outputs import result_name, result_paths, save_result_set
 from . import layers as L
 from . import region as R
-from .jobs import JobResult, apply_job, registration_job
+from .jobs import JobResult, registration_job
+from .qc_dock import DOCK_NAME, QCDock
 from .region import SUBVOLUME_LAYER
+from .review import BlockReview
+from .save_apply import SaveApplyMixin, target_layers
 
 if TYPE_CHECKING:
     import napari
 
 
-class RegistrationWidget(Container):
-    """Register a moving fiducial layer onto a reference layer, look at the result, save or re-apply it."""
+class RegistrationWidget(SaveApplyMixin, Container):
+    """Register a moving fiducial layer onto a reference layer, look at the result, reject blocks by
+    hand, save or re-apply it."""
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(scrollable=True)
@@ -50,6 +54,7 @@ class RegistrationWidget(Container):
         self._then = None  # what to do once they are in
         self._worker_done = True
         self.last_error: str = ""
+        self._run_layers: tuple = ()  # (reference, moving) of the result shown
 
         self.reference = ComboBox(label="reference", choices=self._image_layers, nullable=True)
         self.moving = ComboBox(label="moving", choices=self._image_layers, nullable=True)
@@ -89,10 +94,12 @@ class RegistrationWidget(Container):
         self.shift_label = Label(value="")
         self.shift_label.tooltip = L.SUMMARY_HELP
         self.table = Table(value={"block": []})
+        self.review = BlockReview(self)
         self.out_dir = FileEdit(label="save to folder", mode="d", value=Path.cwd())
         self.save_button = PushButton(text="Save shifts + corrected stack", enabled=False)
         self.shifts_file = FileEdit(label="shifts file", mode="r", filter="*.json")
-        self.apply_target = ComboBox(label="apply to layer", choices=self._image_layers, nullable=True)
+        self.apply_target = ComboBox(label="apply to layer", choices=lambda _: target_layers(viewer), nullable=True,
+                                     tooltip="an image (any dtype) or a labels layer (nearest voxel, dtype kept)")  # fmt: skip
         self.apply_button = PushButton(text="Apply shifts to layer")
 
         self.extend([
@@ -101,14 +108,14 @@ class RegistrationWidget(Container):
             Label(value="<b>Options</b>"), self.with_blocks, self.block_size, self.block_size_z, self.refine_blocks,
             self.hot_pixels, self.background, self.background_sigma, self.max_local_shift, self.min_sharpness,
             self.run_button, self.cancel_button, self.progress, self.status, self.shift_label, self.table,
-            Label(value="<b>Save / re-apply</b>"), self.out_dir, self.save_button,
+            self.review.buttons, Label(value="<b>Save / re-apply</b>"), self.out_dir, self.save_button,
             self.shifts_file, self.apply_target, self.apply_button,
         ])  # fmt: skip
         for label in (self.status, self.shift_label):
             label.native.setWordWrap(True)  # long messages wrap instead of widening the dock
         self.table.native.setMinimumHeight(120)
-        # read-only: an edit would not change the result (rejecting blocks by hand is not built yet);
-        # shown as formatted here (magicgui's delegate turns 0.072 into 7.200e-02 beside -0.825)
+        # read-only: blocks are rejected by selecting rows and clicking Reject (an edited number
+        # would not change the result); shown as formatted here (magicgui's delegate turns 0.072 into 7.200e-02 beside -0.825)
         from qtpy.QtWidgets import QStyledItemDelegate
 
         self.table.native.setEditTriggers(self.table.native.EditTrigger.NoEditTriggers)
@@ -154,8 +161,8 @@ class RegistrationWidget(Container):
         """Add (or select) the Shapes layer in which the user draws the y/x box."""
         layer = R.subvolume_layer(self.viewer, self.reference.value)
         self.viewer.layers.selection.active = layer
-        layer.mode = "add_rectangle"
-        self.use_subvolume.value = True
+        self.use_subvolume.value = True  # shows the layer, which resets its mode to pan/zoom:
+        layer.mode = "add_rectangle"  # so the mode is set after it
 
     def _show_box(self, on: bool) -> None:
         if SUBVOLUME_LAYER in self.viewer.layers:
@@ -255,17 +262,16 @@ class RegistrationWidget(Container):
 
     def _on_registered(self, res: JobResult, ref, mov) -> None:
         self.result = res
-        geom = L.Geometry(tuple(float(s) for s in ref.scale[-3:]), tuple(float(t) for t in ref.translate[-3:]))
+        self._run_layers = (ref, mov)
+        self.review.reset()
+        geom = L.Geometry.of(ref)
         # overlay colours: reference green, moving magenta, added
         for layer, cmap in ((ref, "green"), (mov, "magenta")):
             layer.colormap = cmap
             layer.blending = "additive"
         data = [L.corrected_layer(res.corrected, mov.name, geom, contrast=tuple(mov.contrast_limits))]
         data += L.block_layers(res.registration, geom)
-        data += L.projection_layers(res.projections, geom, ref.data.shape, res.projection_bin)
-        reg = res.registration
-        self.shift_label.value = reg.summary()
-        self.table.value = L.block_table(reg) if reg.has_blocks else {"block": []}
+        self._show_result()
 
         def done():
             mov.visible = False  # the overlay shows the corrected layer; tick 'moving' to compare
@@ -273,6 +279,24 @@ class RegistrationWidget(Container):
             self._set_status(f"done in {time.perf_counter() - self._started:.1f} s")
 
         self._replace_layers(data, then=done)
+
+    def _show_result(self) -> None:
+        """The result's text, block table and QC figures (not its layers)."""
+        reg = self.result.registration
+        self.shift_label.value = L.result_text(reg)
+        self.table.value = L.block_table(reg) if reg.has_blocks else {"block": []}
+        self.qc_dock().show_result(self.result.projections, reg, title=f"{reg.moving} onto {reg.reference}",
+                                   arrow_gain=L.VECTOR_GAIN)  # fmt: skip
+
+    def qc_dock(self) -> QCDock:
+        """The QC dock (added below the canvas the first time, and again if the user closed it)."""
+        window = getattr(self.viewer, "window", None)
+        dock = None if window is None else window.dock_widgets.get(DOCK_NAME)
+        if dock is None:
+            dock = QCDock()
+            if window is not None:
+                window.add_dock_widget(dock, name=DOCK_NAME, area="bottom")
+        return dock
 
     def _replace_layers(self, data: list[tuple], then=None) -> None:
         """Add result layers, one per turn of the event loop, so that the GUI never stalls for
@@ -313,6 +337,7 @@ class RegistrationWidget(Container):
         self.run_button.enabled = not running
         self.cancel_button.enabled = running
         self.apply_button.enabled = not running
+        self.review.update(running)
 
     def _set_status(self, text: str) -> None:
         self.status.value = text
@@ -329,69 +354,10 @@ class RegistrationWidget(Container):
         """A registration that failed leaves nothing of an earlier run's result behind (its
         text would read as this run's)."""
         self.result = None
+        self._run_layers = ()
         self.shift_label.value = ""
         self.table.value = {"block": []}
         self.save_button.enabled = False
+        self.review.reset()
+        self.qc_dock().clear(f"the last run failed: {exc}")
         self._error(exc)
-
-    # -- save / re-apply ----------------------------------------------------------
-    def save(self, folder: Path) -> list[Path]:
-        """Write the result set (shifts JSON, blocks CSV, corrected stack, QC image) to ``folder``,
-        with the names and content that ``fidreg register`` gives the same stack."""
-        if self.result is None:
-            self._error(FidregError("nothing to save yet: run a registration first"))
-            return []
-        from ..figures import qc_png
-
-        reg, proj = self.result.registration, self.result.projections
-        paths = result_paths(folder, result_name(reg.moving or "moving"))
-        title = f"{reg.moving} onto {reg.reference}"
-        try:
-            written = save_result_set(
-                paths,
-                reg,
-                corrected=self.result.corrected,
-                qc=lambda _: qc_png(
-                    proj["reference"], proj["before"], proj["after"], title=title, voxel_size=reg.voxel_size
-                ),
-            )
-        except (FidregError, OSError) as exc:  # an unwritable or full folder: one notification
-            self._error(exc if isinstance(exc, FidregError) else FidregError(f"cannot save to {folder}: {exc}"))
-            return []
-        self._set_status(f"saved to {folder}")
-        return written
-
-    def apply_saved(self) -> None:
-        """Apply the shifts file (or, when none is chosen, the current result) to the chosen layer."""
-        target = self.apply_target.value
-        try:
-            if target is None:
-                raise FidregError("choose the layer to correct")
-            path = Path(self.shifts_file.value) if self.shifts_file.value else None
-            if path is not None and path.is_file():
-                reg = Registration.load(path)
-            elif self.result is not None:
-                reg = self.result.registration
-            else:
-                raise FidregError("choose a shifts file (.shifts.json) or run a registration first")
-            if tuple(target.data.shape[-3:]) != tuple(reg.moving_shape):
-                raise FidregError(
-                    f"layer '{target.name}' has shape {tuple(target.data.shape)}, the registration was measured on a "
-                    f"stack of {tuple(reg.moving_shape)}: apply it to a channel of the same round"
-                )
-        except FidregError as exc:
-            self._error(exc)
-            return
-        job = apply_job(np.asarray(target.data), reg)
-        self.worker = self._worker(job, lambda out: self._on_applied(out, target))
-        self._set_running(True)
-        self.worker.start()
-
-    def _on_applied(self, out: np.ndarray, target) -> None:
-        name = L.registered_name(target.name)
-        if name in self.viewer.layers:
-            self.viewer.layers.remove(name)
-        self.viewer.add_image(out, name=name, scale=target.scale, translate=target.translate,
-                              colormap=target.colormap.name, blending=target.blending,
-                              metadata={"fidreg_role": "registered"})  # fmt: skip
-        self._set_status(f"applied to {target.name}")

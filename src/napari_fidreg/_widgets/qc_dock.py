@@ -1,0 +1,93 @@
+"""The QC dock: the figures of a result on matplotlib Qt canvases, beside the scene, not in it.
+
+QC images laid out as layers beside the volume made napari's "fit to view" frame them
+too (hidden or not) and shrink the stack to a thumbnail; here they are figures in a
+dock of their own, zoomable with matplotlib's toolbar. The figures are those of
+:mod:`napari_fidreg.figures`, the ones the QC image on disk shows.
+"""
+
+from __future__ import annotations
+
+from qtpy.QtWidgets import QLabel, QTabWidget, QVBoxLayout, QWidget
+
+from ..core.result import Registration
+from ..figures import block_map_figure, qc_figure
+
+DOCK_NAME = "fidreg QC"
+QC_TAB, MAP_TAB = "projections", "block shifts"
+
+
+class FigureTab(QWidget):
+    """One matplotlib figure on a Qt canvas, with the navigation toolbar (pan, zoom, save)."""
+
+    def __init__(self, parent=None):
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg, NavigationToolbar2QT
+        from matplotlib.figure import Figure
+
+        super().__init__(parent)
+        self.figure = Figure(figsize=(10, 3.5))
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(220)
+        self.toolbar = NavigationToolbar2QT(self.canvas, self)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.toolbar)
+        layout.addWidget(self.canvas)
+
+    def redraw(self) -> None:
+        self.toolbar.update()  # forget the zoom history of the previous figure
+        self.canvas.draw_idle()  # drawn at the next paint: never twice, never while hidden
+
+
+class QCDock(QWidget):
+    """Tabs: XY/XZ/YZ projections reference | before | after with the overlays, and the block-shift map.
+
+    :meth:`show_result` draws a result, :meth:`clear` empties both tabs (a failed run
+    leaves no figure of an earlier one). Other views (a drift plot) can be added as
+    tabs with :meth:`add_tab`.
+    """
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName(DOCK_NAME)
+        self.tabs = QTabWidget(self)
+        self.message = QLabel("run a registration to see its QC views here")
+        self.message.setWordWrap(True)
+        self.qc = self.add_tab(QC_TAB)
+        self.block_map = self.add_tab(MAP_TAB)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.message)
+        layout.addWidget(self.tabs)
+        self.title = ""
+
+    def add_tab(self, name: str) -> FigureTab:
+        """A new tab holding an empty figure; draw on ``tab.figure`` and call ``tab.redraw()``."""
+        tab = FigureTab(self)
+        self.tabs.addTab(tab, name)
+        return tab
+
+    def show_result(self, projections: dict, reg: Registration, *, title: str = "", arrow_gain: float = 10.0) -> None:
+        """Draw the projections (:class:`~.jobs.JobResult.projections`) and ``reg``'s block shifts."""
+        self.title = title
+        qc_figure(
+            projections["reference"], projections["before"], projections["after"], title=title,
+            voxel_size=reg.voxel_size, planes=("xy", "xz", "yz"), figure=self.qc.figure,
+        )  # fmt: skip
+        block_map_figure(reg, figure=self.block_map.figure, arrow_gain=arrow_gain)
+        self.message.setText(title)
+        for tab in (self.qc, self.block_map):
+            tab.redraw()
+
+    def clear(self, message: str = "") -> None:
+        """Empty every tab; ``message`` says why (a failed run)."""
+        self.title = ""
+        for i in range(self.tabs.count()):
+            tab = self.tabs.widget(i)
+            tab.figure.clear()
+            tab.redraw()
+        self.message.setText(message or "no result")
+
+    def has_figure(self) -> bool:
+        """Whether the projections tab shows a result."""
+        return bool(self.qc.figure.axes)

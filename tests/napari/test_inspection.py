@@ -1,0 +1,288 @@
+"""What the user looks at and touches after a run, in a real napari viewer (pytest-qt, Xvfb):
+the QC dock beside the scene, fit to view, the sub-volume box, block arrows, blocks rejected
+by hand with Undo, and shifts applied to a labels layer."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from napari_fidreg._sample_data import MOVING_NAME, REFERENCE_NAME
+from napari_fidreg._widgets import RegistrationWidget
+from napari_fidreg._widgets.qc_dock import DOCK_NAME, QCDock
+from napari_fidreg._widgets.registration import SUBVOLUME_LAYER
+from napari_fidreg.core import Registration, warp
+from napari_fidreg.core.block_grid import BY_HAND
+
+pytestmark = pytest.mark.gui
+REGISTERED = f"{MOVING_NAME} registered"
+ARROWS, CROSSES = "fidreg: block shifts (x10)", "fidreg: rejected blocks"
+
+
+def _open_sample(viewer):
+    viewer.open_sample("napari-fidreg", "fiducial_pair")
+    return viewer.layers[REFERENCE_NAME], viewer.layers[MOVING_NAME]
+
+
+def _register(qtbot, widget, timeout=60_000):
+    widget.run()
+    assert widget.worker is not None, widget.last_error
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+    assert widget.result is not None, widget.last_error
+
+
+def _shot(viewer) -> np.ndarray:
+    return viewer.screenshot(canvas_only=True, flash=False)[..., :3].astype(int)
+
+
+# -- QC views in their own dock ------------------------------------------------------------
+
+
+def test_fit_to_view_frames_the_reference_and_the_qc_views_are_in_their_own_dock(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    ref, _ = _open_sample(viewer)
+    widget = RegistrationWidget(viewer)
+    _register(qtbot, widget)
+    names = [layer.name for layer in viewer.layers]
+    assert set(names) == {REFERENCE_NAME, MOVING_NAME, REGISTERED, ARROWS, CROSSES}, names
+    # the reference as a solid green rectangle: every voxel above its minimum is saturated
+    ref.contrast_limits = (float(ref.data.min()), float(ref.data.min()) + 1)
+    for layer in viewer.layers:
+        layer.visible = layer is ref
+    viewer.reset_view()  # frames every layer, hidden ones included
+    green = _shot(viewer)[..., 1] > 100
+    h, w = green.shape
+    rows, cols = np.nonzero(green.any(axis=1))[0], np.nonzero(green.any(axis=0))[0]
+    span = max((rows[-1] - rows[0] + 1) / h, (cols[-1] - cols[0] + 1) / w)
+    assert span > 0.85, f"the reference spans {span:.0%} of the canvas"  # QC layers beside it made it ~25 %
+    # the QC figures are in a dock of their own: projections reference | before | after, and the block map
+    dock = viewer.window.dock_widgets[DOCK_NAME]
+    assert isinstance(dock, QCDock) and dock is widget.qc_dock() and dock.has_figure()
+    texts = [t.get_text() for t in dock.qc.figure.texts] + [t.get_text() for t in dock.qc.figure.axes[0].texts]
+    for expected in ("reference", "moving (before)", "moving (after)", "overlay after", "XZ", "YZ", "after 0.9"):
+        assert any(expected in t for t in texts), (expected, texts)
+    titles = [ax.get_title() for ax in dock.block_map.figure.axes]
+    assert {"dz (px)", "dy (px)", "dx (px)"} <= set(titles), titles
+    legend = dock.block_map.figure.axes[-1].get_xlabel()
+    assert "colour = block score" in legend and "rejected by hand" in legend
+    # a failed run leaves no figure of the earlier one
+    flat = viewer.add_image(np.full(ref.data.shape, 7, np.uint16), name="flat", scale=ref.scale)
+    widget.moving.value = flat
+    widget.run()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
+    assert not dock.has_figure() and "failed" in dock.message.text()
+
+
+def test_the_qc_dock_draws_into_the_canvas(make_napari_viewer, qtbot):
+    """What the dock shows is drawn: bright beads and green/magenta overlay pixels on its canvas."""
+    viewer = make_napari_viewer(show=True)
+    _open_sample(viewer)
+    widget = RegistrationWidget(viewer)
+    _register(qtbot, widget)
+    canvas = widget.qc_dock().qc.canvas
+    canvas.draw()
+    rgb = np.asarray(canvas.buffer_rgba())[..., :3].astype(int)
+    magenta = (rgb[..., 0] > 150) & (rgb[..., 2] > 150) & (rgb[..., 1] < 80)
+    green = (rgb[..., 1] > 150) & (rgb[..., 0] < 80)
+    assert magenta.sum() > 20 and green.sum() > 20  # the 'overlay before' panel
+
+
+# -- sub-volume box ----------------------------------------------------------------------------
+
+
+def test_the_box_tool_opens_ready_to_draw_and_the_box_shows_on_every_plane(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer(show=True)
+    ref, _ = _open_sample(viewer)
+    widget = RegistrationWidget(viewer)
+    widget.add_subvolume_layer()
+    shapes = viewer.layers[SUBVOLUME_LAYER]
+    assert shapes.mode == "add_rectangle"  # the first click draws (showing the layer reset it to pan/zoom)
+    assert viewer.layers.selection.active is shapes
+    np.testing.assert_allclose(shapes.scale, ref.scale[1:])
+    corners_um = np.array([[6.0, 3.0], [6.0, 33.0], [30.0, 33.0], [30.0, 3.0]])  # y, x
+    shapes.add_rectangles(corners_um / shapes.scale)
+    for layer in viewer.layers:
+        layer.visible = layer is shapes
+    shapes.mode = "add_rectangle"  # hiding the other layers does not touch it, but be explicit
+    for plane in (0, ref.data.shape[0] // 2, ref.data.shape[0] - 1):
+        viewer.dims.set_current_step(0, plane)
+        rgb = _shot(viewer)
+        yellow = (rgb[..., 0] > 150) & (rgb[..., 1] > 150) & (rgb[..., 2] < 80)
+        assert yellow.sum() > 100, f"no box on plane {plane}"
+    widget.z_start.value, widget.z_stop.value = 5, 35
+    assert widget.subvolume() == ((5, 35), (40, 200), (20, 220))
+    widget.block_size.value = 80
+    _register(qtbot, widget)
+    reg = widget.result.registration
+    assert reg.subvolume == ((5, 35), (40, 200), (20, 220))
+    assert "region: sub-volume z 5-35, y 40-200, x 20-220" in widget.shift_label.value
+    assert all(40 <= b.origin[1] and b.origin[1] + b.size[1] <= 200 for b in reg.blocks)
+    saved = json.loads(next(p for p in widget.save(tmp_path) if p.suffix == ".json").read_text())
+    assert saved["subvolume"] == [[5, 35], [40, 200], [20, 220]]
+    assert shapes.visible  # the region stays in view after the run
+
+
+def test_the_result_text_says_when_the_whole_stack_was_used(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    _open_sample(viewer)
+    widget = RegistrationWidget(viewer)
+    widget.with_blocks.value = False
+    _register(qtbot, widget)
+    assert "region: the whole stack" in widget.shift_label.value
+
+
+# -- block arrows, rejected by hand ----------------------------------------------------------
+
+
+def test_block_arrows_are_lit_on_the_default_plane_in_2d(make_napari_viewer, qtbot):
+    """Full-depth block centres sit at half-integer z, where 3D vectors fade to nothing on
+    every plane: the arrows are 2D (y, x) layers, drawn on whatever plane is shown."""
+    import warnings
+
+    viewer = make_napari_viewer(show=True)
+    ref, _ = _open_sample(viewer)
+    widget = RegistrationWidget(viewer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # no deprecated napari API (out_of_slice_display)
+        _register(qtbot, widget)
+    arrows = viewer.layers["fidreg: block shifts (x10)"]
+    assert arrows.ndim == 2 and viewer.layers["fidreg: rejected blocks"].ndim == 2
+    np.testing.assert_allclose(arrows.scale, ref.scale[1:])
+    for layer in viewer.layers:
+        layer.visible = layer is arrows
+    viewer.dims.ndisplay = 2
+    for plane in (viewer.dims.current_step[0], 0, ref.data.shape[0] - 1):  # default, first, last
+        viewer.dims.set_current_step(0, plane)
+        viewer.camera.center = (0, *[(n - 1) * s / 2 for n, s in zip(ref.data.shape[1:], ref.scale[1:])])
+        viewer.camera.zoom = 2.0
+        shot = viewer.screenshot(canvas_only=True, flash=False)[..., :3].astype(int)
+        assert (shot.sum(axis=-1) > 150).sum() > 30, f"no arrow pixels on plane {plane}"
+
+
+def _select_rows(widget, rows) -> None:
+    """Select block-table rows as a user does with Ctrl+click."""
+    from qtpy.QtCore import QItemSelectionModel
+
+    table = widget.table.native
+    table.clearSelection()
+    flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
+    for r in rows:
+        table.selectionModel().select(table.model().index(r, 0), flags)
+
+
+def _click(qtbot, widget, button) -> None:
+    button.native.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+
+
+def test_reject_restore_and_undo_blocks_by_hand(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer(show=True)
+    ref, mov = _open_sample(viewer)
+    widget = RegistrationWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="fidreg")  # docked: Ctrl+Z reaches it
+    widget.block_size.value = 64  # 4 x 4 blocks
+    _register(qtbot, widget)
+    measured = widget.result.registration
+    assert [i for i, b in enumerate(measured.blocks) if not b.inlier] == [5]  # a block of the sample's, weak
+    assert not widget.review.undo_button.enabled
+    before_after = widget.result.projections["after"]["xy"].copy()
+    _select_rows(widget, [0, 5, 6])
+    _click(qtbot, widget, widget.review.reject_button)
+    reg = widget.result.registration
+    assert [i for i, b in enumerate(reg.blocks) if not b.inlier] == [0, 5, 6]
+    assert reg.blocks[6].reason == BY_HAND and reg.blocks[6].measured_shift == measured.blocks[6].measured_shift
+    assert reg.blocks[5].reason == measured.blocks[5].reason  # rejected by the engine already: its own reason
+    assert reg.global_shift == measured.global_shift  # nothing measured again
+    # the corrected layer, the crosses, the table and the QC views follow
+    np.testing.assert_array_equal(viewer.layers[REGISTERED].data, warp(mov.data, reg, output_shape=ref.data.shape))
+    crosses = viewer.layers[CROSSES]
+    assert len(crosses.data) == 3
+    orange, red = [1.0, 0.55, 0.0], [1.0, 0.0, 0.0]
+    np.testing.assert_allclose(crosses.face_color[:, :3], [orange, red, orange])
+    table = widget.table.native
+    inlier_col = next(c for c in range(table.columnCount()) if table.horizontalHeaderItem(c).text() == "inlier")
+    assert table.item(6, inlier_col).text() == f"no: {BY_HAND}" and table.item(1, inlier_col).text() == "yes"
+    assert not np.array_equal(widget.result.projections["after"]["xy"], before_after)
+    assert "3 of 16 blocks rejected and filled from neighbours (2 by hand)" in widget.shift_label.value
+    # the saved result records why
+    written = {p.suffix: p for p in widget.save(tmp_path)}
+    saved = Registration.load(written[".json"])
+    assert [b.reason for b in saved.blocks][:7] == [BY_HAND, "", "", "", "", measured.blocks[5].reason, BY_HAND]
+    assert written[".csv"].read_text().splitlines()[1].endswith(f",0,{BY_HAND}")
+    # restore one, then undo twice: back to what was measured
+    _select_rows(widget, [6])
+    _click(qtbot, widget, widget.review.restore_button)
+    assert widget.result.registration.blocks[6].inlier and not widget.result.registration.blocks[0].inlier
+    assert widget.review.undo_button.enabled
+    _click(qtbot, widget, widget.review.undo_button)
+    assert not widget.result.registration.blocks[6].inlier
+    viewer.window._qt_window.activateWindow()
+    widget.table.native.setFocus()
+    qtbot.waitUntil(lambda: widget.table.native.hasFocus(), timeout=5_000)
+    qtbot.keyClick(widget.table.native, "z", modifier=_ctrl())  # Ctrl+Z in the dock
+    qtbot.waitUntil(lambda: widget.worker is None and widget.result.registration.blocks[0].inlier, timeout=60_000)
+    back = widget.result.registration
+    assert [(b.shift, b.inlier, b.reason) for b in back.blocks] == [
+        (b.shift, b.inlier, b.reason) for b in measured.blocks
+    ]
+    assert not widget.review.undo_button.enabled and len(viewer.layers[CROSSES].data) == 1
+
+
+def _ctrl():
+    from qtpy.QtCore import Qt
+
+    return Qt.KeyboardModifier.ControlModifier
+
+
+def test_reject_needs_a_selection_and_a_new_run_forgets_the_undo_stack(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    _open_sample(viewer)
+    widget = RegistrationWidget(viewer)
+    widget.block_size.value = 128
+    _register(qtbot, widget)
+    widget.table.native.clearSelection()
+    widget.review.reject_button.native.click()
+    assert widget.worker is None and "select blocks first" in widget.last_error
+    _select_rows(widget, [1])
+    _click(qtbot, widget, widget.review.reject_button)
+    assert widget.review.history and widget.review.undo_button.enabled
+    _register(qtbot, widget)
+    assert not widget.review.history and not widget.review.undo_button.enabled
+    assert all(b.inlier for b in widget.result.registration.blocks)
+
+
+# -- apply to labels -----------------------------------------------------------------------
+
+
+def test_apply_to_a_labels_layer_keeps_the_labels_and_moves_them(make_napari_viewer, qtbot):
+    from scipy import ndimage
+
+    viewer = make_napari_viewer()
+    ref, mov = _open_sample(viewer)
+    widget = RegistrationWidget(viewer)
+    _register(qtbot, widget)
+    beads, n = ndimage.label(mov.data > np.percentile(mov.data, 99.5))
+    beads = (beads * 7).astype(np.int32)  # values that no interpolation between two labels gives back
+    labels = viewer.add_labels(beads, name="beads", scale=mov.scale)
+    widget.apply_target.value = labels
+    widget.apply_saved()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    from napari.layers import Labels
+
+    out = viewer.layers["beads registered"]
+    assert isinstance(out, Labels) and out.data.dtype == np.int32
+    np.testing.assert_allclose(out.scale, labels.scale)
+    assert set(np.unique(out.data)) <= set(np.unique(beads))
+    # a bead far from the edges moves by the shift: corrected(p) = moving(p - shift)
+    shift = np.array(widget.result.registration.global_shift)
+    sizes = np.bincount(beads.ravel())
+    for value in np.argsort(sizes)[::-1][1:6]:
+        src = np.argwhere(beads == value).mean(axis=0)
+        dst = np.argwhere(out.data == value)
+        if len(dst) == (beads == value).sum():  # whole after the move (not cut by an edge)
+            np.testing.assert_allclose(dst.mean(axis=0) - src, shift, atol=0.6)
+            break
+    else:
+        raise AssertionError("no whole bead to compare")
