@@ -18,10 +18,11 @@ from .core.block_grid import BY_HAND
 from .core.qc import alignment_score, overlay_rgb, stretch
 
 QC_COLUMNS = ("reference", "moving (before)", "moving (after)", "overlay before", "overlay after")
-# row names, short and level so that a flat XZ or YZ row still holds its name
-PLANE_LABELS = {"xy": "XY\nmax\nover z", "xz": "XZ\nmax\nover y", "yz": "YZ\nmax\nover x"}
+# row names short and level, so that a flat XZ or YZ row holds its name; the title says what they are
+PLANE_LABELS = {"xy": "XY", "xz": "XZ", "yz": "YZ"}
+PLANE_NOTES = {"xy": "XY over z", "xz": "XZ over y", "yz": "YZ over x"}
 GAP = 6  # px between panels
-WIDTH_IN, TOP_IN, LEFT_IN = 15.0, 0.75, 0.5  # the PNG's image width and margins (inches)
+WIDTH_IN, TOP_IN, LEFT_IN = 15.0, 0.75, 0.4  # the PNG's image width and margins (inches)
 
 
 def qc_png(reference: dict, before: dict, after: dict, *, title: str = "", voxel_size=None) -> bytes:
@@ -63,6 +64,7 @@ def qc_figure(
     fig.clear()
     fig.patch.set_facecolor("white")
     w_in, h_in = fig.get_size_inches()
+    k = min(1.0, max(0.75, w_in / 10.0))  # smaller type on a small canvas (the dock); the PNG's at 1
     left, top = min(LEFT_IN / w_in, 0.12), min(TOP_IN / h_in, 0.3)
     ax = fig.add_axes((left, 0, 1 - left, 1 - top))
     ax.imshow(mosaic, interpolation="antialiased", aspect="equal")
@@ -72,16 +74,19 @@ def qc_figure(
     panel_w = (w - 4 * GAP) / 5
     for col, name in enumerate(QC_COLUMNS):
         x = col * (panel_w + GAP) + panel_w / 2
-        _label(ax, name, (x, 0.995), ("data", "axes fraction"), (0, 5), "center", "bottom", 10, 0)
+        _label(ax, name, (x, 0.995), ("data", "axes fraction"), (0, 5), "center", "bottom", 10 * k, 0)
     y0 = 0
     for key, hh in zip(planes, heights):
-        xy = (0.005, y0 + hh / 2)
-        _label(ax, PLANE_LABELS[key], xy, ("axes fraction", "data"), (-4, 0), "right", "center", 8, 0)
+        xy = (0.0005, y0 + hh / 2)  # just inside the axes: hidden only when its row is out of view
+        _label(ax, PLANE_LABELS[key], xy, ("axes fraction", "data"), (-5, 0), "right", "center", 9 * k, 0)
         y0 += hh + GAP
+    top_in = top * h_in  # the title lines share the band above the column names
+    fig.text(0.5, 1 - 0.22 * top_in / TOP_IN / h_in, title, ha="center", va="center", fontsize=11 * k)
     fig.text(
-        0.5, 1 - 0.25 / h_in if h_in * 0.3 > 0.25 else 0.97,
-        f"{title}    alignment score (cleaned projections) before {score_b:.3f} -> after {score_a:.3f}",
-        ha="center", va="center", fontsize=11,
+        0.5, 1 - 0.44 * top_in / TOP_IN / h_in,
+        f"alignment score (cleaned projections) before {score_b:.3f} -> after {score_a:.3f};   "
+        "maximum projections: " + ", ".join(PLANE_NOTES[p] for p in planes),
+        ha="center", va="center", fontsize=9 * k, color="0.25",
     )  # fmt: skip
     return fig
 
@@ -117,7 +122,7 @@ def block_map_figure(reg, *, figure=None, arrow_gain: float = 10.0):
     auto = np.array([not b.inlier and b.reason != BY_HAND for b in reg.blocks]).reshape(gz, gy, gx)
     hand = np.array([b.reason == BY_HAND for b in reg.blocks]).reshape(gz, gy, gx)
     grid = fig.add_gridspec(rows + 1, 3, height_ratios=[1.0] * rows + [0.05], hspace=0.5, wspace=0.35,
-                            left=0.06, right=0.96, top=0.88, bottom=0.16)  # fmt: skip
+                            left=0.07, right=0.93, top=0.88, bottom=0.16)  # fmt: skip
     for k, name in enumerate(("dz", "dy", "dx")):
         med = float(np.median(shifts[..., k]))
         half = max(float(np.abs(shifts[..., k] - med).max()), 0.05)

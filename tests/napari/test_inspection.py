@@ -61,7 +61,16 @@ def test_fit_to_view_frames_the_reference_and_the_qc_views_are_in_their_own_dock
     dock = viewer.window.dock_widgets[DOCK_NAME]
     assert isinstance(dock, QCDock) and dock is widget.qc_dock() and dock.has_figure()
     texts = [t.get_text() for t in dock.qc.figure.texts] + [t.get_text() for t in dock.qc.figure.axes[0].texts]
-    for expected in ("reference", "moving (before)", "moving (after)", "overlay after", "XZ", "YZ", "after 0.9"):
+    for expected in (
+        "reference",
+        "moving (before)",
+        "moving (after)",
+        "overlay after",
+        "XZ",
+        "YZ",
+        "YZ over x",
+        "after 0.9",
+    ):
         assert any(expected in t for t in texts), (expected, texts)
     titles = [ax.get_title() for ax in dock.block_map.figure.axes]
     assert {"dz (px)", "dy (px)", "dx (px)"} <= set(titles), titles
@@ -155,8 +164,9 @@ def test_block_arrows_are_lit_on_the_default_plane_in_2d(make_napari_viewer, qtb
     viewer.dims.ndisplay = 2
     for plane in (viewer.dims.current_step[0], 0, ref.data.shape[0] - 1):  # default, first, last
         viewer.dims.set_current_step(0, plane)
-        viewer.camera.center = (0, *[(n - 1) * s / 2 for n, s in zip(ref.data.shape[1:], ref.scale[1:])])
-        viewer.camera.zoom = 2.0
+        camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera  # napari >= 0.9: scene
+        camera.center = (0, *[(n - 1) * s / 2 for n, s in zip(ref.data.shape[1:], ref.scale[1:])])
+        camera.zoom = 2.0
         shot = viewer.screenshot(canvas_only=True, flash=False)[..., :3].astype(int)
         assert (shot.sum(axis=-1) > 150).sum() > 30, f"no arrow pixels on plane {plane}"
 

@@ -33,10 +33,22 @@ class FigureTab(QWidget):
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.toolbar)
         layout.addWidget(self.canvas)
+        self._draw = None
+        # the figures lay out their text for the figure's size: lay them out again when it changes
+        self.canvas.mpl_connect("resize_event", lambda _: self._draw and self._draw(self.figure))
 
-    def redraw(self) -> None:
+    def show_figure(self, draw) -> None:
+        """Draw with ``draw(figure)`` now and whenever the canvas is resized."""
+        self._draw = draw
+        draw(self.figure)
         self.toolbar.update()  # forget the zoom history of the previous figure
         self.canvas.draw_idle()  # drawn at the next paint: never twice, never while hidden
+
+    def clear(self) -> None:
+        self._draw = None
+        self.figure.clear()
+        self.toolbar.update()
+        self.canvas.draw_idle()
 
 
 class QCDock(QWidget):
@@ -62,7 +74,7 @@ class QCDock(QWidget):
         self.title = ""
 
     def add_tab(self, name: str) -> FigureTab:
-        """A new tab holding an empty figure; draw on ``tab.figure`` and call ``tab.redraw()``."""
+        """A new tab holding an empty figure; show one with ``tab.show_figure(draw)``."""
         tab = FigureTab(self)
         self.tabs.addTab(tab, name)
         return tab
@@ -70,22 +82,19 @@ class QCDock(QWidget):
     def show_result(self, projections: dict, reg: Registration, *, title: str = "", arrow_gain: float = 10.0) -> None:
         """Draw the projections (:class:`~.jobs.JobResult.projections`) and ``reg``'s block shifts."""
         self.title = title
-        qc_figure(
-            projections["reference"], projections["before"], projections["after"], title=title,
-            voxel_size=reg.voxel_size, planes=("xy", "xz", "yz"), figure=self.qc.figure,
-        )  # fmt: skip
-        block_map_figure(reg, figure=self.block_map.figure, arrow_gain=arrow_gain)
+        p = projections
+        self.qc.show_figure(lambda fig: qc_figure(
+            p["reference"], p["before"], p["after"], title=title, voxel_size=reg.voxel_size,
+            planes=("xy", "xz", "yz"), figure=fig,
+        ))  # fmt: skip
+        self.block_map.show_figure(lambda fig: block_map_figure(reg, figure=fig, arrow_gain=arrow_gain))
         self.message.setText(title)
-        for tab in (self.qc, self.block_map):
-            tab.redraw()
 
     def clear(self, message: str = "") -> None:
         """Empty every tab; ``message`` says why (a failed run)."""
         self.title = ""
         for i in range(self.tabs.count()):
-            tab = self.tabs.widget(i)
-            tab.figure.clear()
-            tab.redraw()
+            self.tabs.widget(i).clear()
         self.message.setText(message or "no result")
 
     def has_figure(self) -> bool:

@@ -41,6 +41,18 @@ if TYPE_CHECKING:
     import napari
 
 
+def _bottom_dock_under_the_canvas(main) -> None:
+    """Let the side docks keep the window's full height, so that a bottom dock sits under the
+    canvas only: spanning the width, it stacked below the tall registration dock and made
+    the window taller than a laptop screen."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QMainWindow
+
+    if isinstance(main, QMainWindow):
+        main.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        main.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+
+
 class RegistrationWidget(SaveApplyMixin, Container):
     """Register a moving fiducial layer onto a reference layer, look at the result, reject blocks by
     hand, save or re-apply it."""
@@ -107,20 +119,27 @@ class RegistrationWidget(SaveApplyMixin, Container):
             Label(value="<b>Region</b>"), self.use_subvolume, self.draw_box, self.z_start, self.z_stop,
             Label(value="<b>Options</b>"), self.with_blocks, self.block_size, self.block_size_z, self.refine_blocks,
             self.hot_pixels, self.background, self.background_sigma, self.max_local_shift, self.min_sharpness,
-            self.run_button, self.cancel_button, self.progress, self.status, self.shift_label, self.table,
+            self.run_button, self.cancel_button, self.progress,
+            Container(widgets=[self.status, self.shift_label], labels=False), self.table,
             self.review.buttons, Label(value="<b>Save / re-apply</b>"), self.out_dir, self.save_button,
             self.shifts_file, self.apply_target, self.apply_button,
         ])  # fmt: skip
+        from qtpy.QtWidgets import QSizePolicy, QStyledItemDelegate
+
         for label in (self.status, self.shift_label):
             label.native.setWordWrap(True)  # long messages wrap instead of widening the dock
+            label.native.setMinimumWidth(100)  # a wrapped label's own minimum follows its text (700 px)
+            label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.table.native.setMinimumHeight(120)
         # read-only: blocks are rejected by selecting rows and clicking Reject (an edited number
-        # would not change the result); shown as formatted here (magicgui's delegate turns 0.072 into 7.200e-02 beside -0.825)
-        from qtpy.QtWidgets import QStyledItemDelegate
-
+        # would not change the result); shown as formatted here (magicgui's delegate turns 0.072
+        # into 7.200e-02 beside -0.825)
         self.table.native.setEditTriggers(self.table.native.EditTrigger.NoEditTriggers)
         self.table.native.setItemDelegate(QStyledItemDelegate(self.table.native))
-        self.max_width = 480  # a dock, not a page: the table scrolls sideways instead
+        self.max_width = 520  # a dock, not a page: the table scrolls sideways instead
+        # as wide as its fields (~470 px once laid out) and the scroll bar, so that the dock
+        # scrolls up and down but never cuts them off
+        self.min_width = 490
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self.draw_box.changed.connect(self.add_subvolume_layer)
@@ -132,6 +151,13 @@ class RegistrationWidget(SaveApplyMixin, Container):
         self.reference.changed.connect(self._prefill_voxel_size)
         self._layers_changed()
         self._prefill_voxel_size()
+
+    @property
+    def native(self):
+        """The outermost Qt widget, the scroll area: napari docks ``.native``, and magicgui's
+        ``.native`` of a scrollable container is the inner widget, which docking took out of
+        its scroll area (the dock then could not scroll and asked for ~1000 px of height)."""
+        return self.root_native_widget
 
     # -- layer pickers ------------------------------------------------------------
     def _image_layers(self, widget=None) -> list:
@@ -296,6 +322,7 @@ class RegistrationWidget(SaveApplyMixin, Container):
             dock = QCDock()
             if window is not None:
                 window.add_dock_widget(dock, name=DOCK_NAME, area="bottom")
+                _bottom_dock_under_the_canvas(dock.window())
         return dock
 
     def _replace_layers(self, data: list[tuple], then=None) -> None:
@@ -309,6 +336,7 @@ class RegistrationWidget(SaveApplyMixin, Container):
                 self.viewer.layers.remove(layer)
         self._pending = list(data)
         self._then = then
+        self._keep_active = self.viewer.layers.selection.active  # each added layer becomes active
         self._add_next()
 
     def _add_next(self) -> None:
@@ -320,6 +348,9 @@ class RegistrationWidget(SaveApplyMixin, Container):
             QTimer.singleShot(0, self._add_next)
             return
         then, self._then = self._then, None
+        keep, self._keep_active = getattr(self, "_keep_active", None), None
+        if keep is not None and keep in self.viewer.layers:  # e.g. the sub-volume box, still drawing
+            self.viewer.layers.selection.active = keep
         if then is not None:
             then()
         if self._worker_done:
