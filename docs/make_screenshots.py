@@ -30,13 +30,19 @@ def wait_for(widget, timeout=120):
         QApplication.processEvents()
 
 
-def frame(viewer, *layers) -> None:
-    """Centre the camera on some layers: QC panels beside the volume would make 'fit' zoom far out."""
-    lo = np.min([layer.extent.world[0][-2:] for layer in layers], axis=0)
-    hi = np.max([layer.extent.world[1][-2:] for layer in layers], axis=0)
-    viewer.camera.center = tuple((lo[-2:] + hi[-2:]) / 2)
-    canvas_h, canvas_w = viewer.window._qt_viewer.canvas.size
-    viewer.camera.zoom = 0.9 * min(canvas_h / (hi[-2] - lo[-2]), canvas_w / (hi[-1] - lo[-1]))
+def settle(n: int = 30) -> None:
+    """Let Qt lay out and paint (docks, matplotlib canvases) before a screenshot."""
+    for _ in range(n):
+        QApplication.processEvents()
+        time.sleep(0.02)
+
+
+def grab(widget, name: str) -> None:
+    """A picture of one Qt widget (the QC dock), as drawn."""
+    settle()
+    OUT.mkdir(exist_ok=True)
+    widget.grab().save(str(OUT / name))
+    print("wrote", OUT / name)
 
 
 def save(img: np.ndarray, name: str) -> None:
@@ -52,19 +58,18 @@ def main() -> None:
     viewer.window._qt_window.resize(1500, 950)
     viewer.open_sample("napari-fidreg", "fiducial_pair")
     _, widget = viewer.window.add_plugin_dock_widget("napari-fidreg", "Fiducial registration")
+    settle(50)  # let the dock lay itself out (it narrows the canvas), then fit the stack to it
     viewer.reset_view()
-    for _ in range(50):  # let the dock lay itself out before the first screenshot
-        QApplication.processEvents()
-        time.sleep(0.02)
+    settle()
     save(viewer.screenshot(canvas_only=False, flash=False), "01_sample_loaded.png")
 
-    widget.block_size.value = 128
+    widget.block_size.value = 64  # 4 x 4 blocks: enough for the block map and a rejection
     widget.run()
     wait_for(widget)
     names = [layer.name for layer in viewer.layers]
-    for layer in viewer.layers:
-        layer.visible = layer.name in (REFERENCE_NAME, f"{MOVING_NAME} registered", "fidreg: block shifts (x10)")
-    frame(viewer, viewer.layers[REFERENCE_NAME])
+    viewer.layers[MOVING_NAME].visible = False
+    viewer.reset_view()  # the scene holds the volume only: fit to view frames it
+    settle()
     save(viewer.screenshot(canvas_only=False, flash=False), "02_registered_overlay.png")
 
     for layer in viewer.layers:
@@ -74,10 +79,34 @@ def main() -> None:
         layer.visible = layer.name in (REFERENCE_NAME, f"{MOVING_NAME} registered")
     save(viewer.screenshot(canvas_only=True, flash=False), "04_overlay_after.png")
 
+    qc = widget.qc_dock()
+    qc.resize(1400, 420)
+    grab(qc, "05_projections.png")
+
+    # a block rejected by hand: select its row, Reject; the map and the arrows follow
     for layer in viewer.layers:
-        layer.visible = layer.name.startswith("fidreg: X") or layer.name.startswith("fidreg: Y")
-    frame(viewer, *[layer for layer in viewer.layers if layer.visible])
-    save(viewer.screenshot(canvas_only=True, flash=False), "05_projections.png")
+        layer.visible = not layer.name.startswith(MOVING_NAME) or layer.name.endswith("registered")
+    widget.table.native.selectRow(10)
+    widget.review.reject_button.native.click()
+    wait_for(widget)
+    qc.tabs.setCurrentIndex(1)  # block shifts
+    settle()
+    grab(qc, "06_block_map.png")
+    save(viewer.screenshot(canvas_only=False, flash=False), "07_rejected_by_hand.png")
+
+    # the sub-volume box: drawn on the reference's y/x grid, shown on every plane
+    widget.add_subvolume_layer()
+    shapes = viewer.layers["fidreg: sub-volume"]
+    shapes.add_rectangles(np.array([[40.0, 20.0], [40.0, 220.0], [200.0, 220.0], [200.0, 20.0]]))
+    shapes.mode = "add_rectangle"
+    viewer.dims.set_current_step(0, 30)
+    widget.z_start.value, widget.z_stop.value = 5, 35
+    widget.block_size.value = 80
+    widget.run()
+    wait_for(widget)
+    qc.tabs.setCurrentIndex(0)  # projections
+    settle()
+    save(viewer.screenshot(canvas_only=False, flash=False), "08_subvolume.png")
     print("layers:", names)
     viewer.close()
 
