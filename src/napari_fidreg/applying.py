@@ -129,11 +129,11 @@ def _words(name: str) -> list[str]:
 
 def output_paths(matches: list[Match], out: Path) -> list[Path]:
     """Where each file's corrected copy goes: ``out`` itself for a single file named
-    like one (``.tif``, ``.csv`` ...), else ``out/<name>.registered.tif`` (``.csv``/``.tsv``
+    like one (``.tif``, ``.csv`` ...) or that exists, else ``out/<name>.registered.tif`` (``.csv``/``.tsv``
     for tables). Refused: an output that is an input, two inputs of the same name."""
     from .preflight import check_output_file
 
-    single = len(matches) == 1 and out.suffix.lower() in (".tif", ".tiff", ".csv", ".tsv")
+    single = len(matches) == 1 and (out.suffix.lower() in (".tif", ".tiff", ".csv", ".tsv") or out.is_file())
     targets = []
     for m in matches:
         suffix = m.path.suffix.lower() if is_table(m.path) else ".tif"

@@ -335,10 +335,14 @@ def _cmd_register(args) -> int:
         fields, params, scheduler=args.scheduler or args.cluster, options=options,
         progress=report, on_outcome=said, skip_existing=args.skip_existing, plots=not args.no_qc,
     )  # fmt: skip
-    if total > 1 or failures[0]:
-        where = ", ".join(str(f.out_dir / "drift.csv") for f in fields[:3]) + (" ..." if len(fields) > 3 else "")
+    if total > 1:
+        with_table = [f for f in fields if len(f.movings) > 1]
+        where = ", ".join(str(f.out_dir / "drift.csv") for f in with_table[:3]) + (
+            " ..." if len(with_table) > 3 else ""
+        )
         extra = f" ({kept[0]} kept from an earlier run)" if kept[0] else ""
-        print(f"{total - failures[0]} of {total} stacks registered{extra}; outputs in {args.out}; drift table {where}")
+        tables = f"; drift table {where}" if with_table else ""
+        print(f"{total - failures[0]} of {total} stacks registered{extra}; outputs in {args.out}{tables}")
     if failures[0]:
         return 2 if total == 1 else 1  # one stack: its bad input; several: some failed
     return 0

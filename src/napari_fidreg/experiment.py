@@ -7,7 +7,7 @@ reference: the stack whose name holds ``KEY`` as a whole word) and writes each f
 results into ``--out/<folder name>/``. Every (field, round) pair is one job of
 :func:`napari_fidreg.batch.run_batch`, so fields and rounds run side by side on dask.
 
-Each field's ``drift.csv`` is rewritten as its rounds finish, and its ``drift.png``
+Each field of two or more moving stacks has a ``drift.csv``, rewritten as its rounds finish, and its ``drift.png``
 once the last one is done (:mod:`napari_fidreg.outputs`).
 """
 
@@ -127,6 +127,10 @@ def run_fields(
     def finished(k: int, outcome: Outcome) -> None:
         f, i = owner[k]
         f.outcomes[i] = outcome
+        if len(f.movings) < 2:  # one stack is no series: its JSON is the record
+            if on_outcome is not None:
+                on_outcome(f, outcome)
+            return
         rows = f.rows()
         plot = None
         if plots and f.finished:
