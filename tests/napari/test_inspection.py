@@ -98,6 +98,21 @@ def test_the_qc_dock_draws_into_the_canvas(make_napari_viewer, qtbot):
     assert magenta.sum() > 20 and green.sum() > 20  # the 'overlay before' panel
 
 
+def test_a_closed_qc_dock_comes_back_at_the_next_run(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    _open_sample(viewer)
+    widget = RegistrationWidget(viewer)
+    widget.with_blocks.value = False
+    _register(qtbot, widget)
+    first = viewer.window.dock_widgets[DOCK_NAME]
+    assert first.block_map.figure.texts[0].get_text() == "global shift only: no blocks"
+    viewer.window.remove_dock_widget(first)  # what the dock's close button does
+    assert DOCK_NAME not in viewer.window.dock_widgets
+    _register(qtbot, widget)
+    again = viewer.window.dock_widgets[DOCK_NAME]
+    assert again is not first and again.has_figure()
+
+
 # -- sub-volume box ----------------------------------------------------------------------------
 
 
@@ -173,13 +188,7 @@ def test_block_arrows_are_lit_on_the_default_plane_in_2d(make_napari_viewer, qtb
 
 def _select_rows(widget, rows) -> None:
     """Select block-table rows as a user does with Ctrl+click."""
-    from qtpy.QtCore import QItemSelectionModel
-
-    table = widget.table.native
-    table.clearSelection()
-    flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
-    for r in rows:
-        table.selectionModel().select(table.model().index(r, 0), flags)
+    widget.review.select(rows)
 
 
 def _click(qtbot, widget, button) -> None:
@@ -261,6 +270,36 @@ def test_reject_needs_a_selection_and_a_new_run_forgets_the_undo_stack(make_napa
     _register(qtbot, widget)
     assert not widget.review.history and not widget.review.undo_button.enabled
     assert all(b.inlier for b in widget.result.registration.blocks)
+
+
+def test_a_click_on_a_block_in_the_viewer_selects_its_row(make_napari_viewer, qtbot):
+    """With the block arrows the active layer, a click on the canvas picks the nearest block:
+    a real mouse press on napari's canvas, at the screen position of a block centre."""
+    from qtpy.QtCore import QPoint, Qt
+
+    viewer = make_napari_viewer(show=True)
+    _open_sample(viewer)
+    widget = RegistrationWidget(viewer)
+    widget.block_size.value = 64
+    _register(qtbot, widget)
+    arrows = viewer.layers[ARROWS]
+    viewer.layers.selection.active = arrows
+    viewer.reset_view()
+    canvas = viewer.window._qt_viewer.canvas.native  # napari's vispy canvas widget (no public handle)
+    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+
+    def click(block: int, modifier=Qt.KeyboardModifier.NoModifier) -> None:
+        world = arrows.data_to_world(arrows.data[block, 0])  # the arrow's tail: the block centre (y, x)
+        x = (world[-1] - camera.center[-1]) * camera.zoom + canvas.width() / 2
+        y = (world[-2] - camera.center[-2]) * camera.zoom + canvas.height() / 2
+        qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, modifier, QPoint(int(round(x)), int(round(y))))
+
+    click(6)
+    assert widget.review.selected() == [6]
+    click(9, Qt.KeyboardModifier.ControlModifier)
+    assert widget.review.selected() == [6, 9]
+    _click(qtbot, widget, widget.review.reject_button)
+    assert [i for i, b in enumerate(widget.result.registration.blocks) if b.reason == BY_HAND] == [6, 9]
 
 
 # -- apply to labels -----------------------------------------------------------------------

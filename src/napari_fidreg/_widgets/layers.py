@@ -17,6 +17,7 @@ from ..core.result import Registration
 # Names of every layer the widget creates, so that a re-run replaces them.
 PREFIX = "fidreg: "
 VECTOR_GAIN = 10.0  # block arrows are drawn this many times longer than the shift
+ARROWS = f"{PREFIX}block shifts"  # the name of the arrows layer starts so (the gain follows)
 
 SUMMARY_HELP = (
     "shift: what to apply to the moving stack (dz, dy, dx), px, and µm when the voxel size is known.\n"
@@ -97,7 +98,7 @@ def block_layers(reg: Registration, geom: Geometry) -> list[tuple]:
             vectors,
             {
                 **common,
-                "name": f"{PREFIX}block shifts (x{VECTOR_GAIN:g})",
+                "name": f"{ARROWS} (x{VECTOR_GAIN:g})",
                 "features": features,
                 "edge_color": "score",
                 "edge_colormap": "viridis",

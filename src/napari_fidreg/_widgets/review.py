@@ -1,7 +1,8 @@
 """Rejecting and restoring blocks by hand in the registration dock, with Undo.
 
 The user selects rows of the block table (one row per block, in the registration's
-order) and clicks Reject or Restore; :func:`~napari_fidreg.core.block_grid.reject_blocks`
+order), or clicks blocks in the viewer with the block-arrows layer active, and clicks
+Reject or Restore; :func:`~napari_fidreg.core.block_grid.reject_blocks`
 refills the field from the remaining inliers without measuring again, and the dock
 corrects the moving stack again in a worker. Each change keeps the registration it
 replaced on a stack, so Undo (or Ctrl+Z in the dock) goes back one step.
@@ -22,7 +23,8 @@ from . import layers as L
 from .jobs import correction_job
 
 HELP = (
-    "select blocks (rows of the table; Ctrl/Shift for several), then Reject: they are filled from their "
+    "select blocks (rows of the table, or click a block in the viewer with the block arrows layer active; "
+    "Ctrl/Shift for several), then Reject: they are filled from their "
     "neighbours like the blocks the engine rejected, and the stack is corrected again (nothing is measured "
     "again). Restore gives a block back its measured shift and the engine's verdict. Undo: Ctrl+Z"
 )
@@ -58,6 +60,37 @@ class BlockReview:
         self._shortcut = QShortcut(QKeySequence.StandardKey.Undo, owner.native)
         self._shortcut.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self._shortcut.activated.connect(self.undo)
+        owner.viewer.layers.events.inserted.connect(self._on_layer_inserted)
+
+    # -- picking blocks in the viewer --------------------------------------------------------
+    def _on_layer_inserted(self, event) -> None:
+        """A click on the canvas while the block arrows are the active layer picks a block."""
+        layer = event.value
+        if layer.name.startswith(L.ARROWS) and self._pick not in layer.mouse_drag_callbacks:
+            layer.mouse_drag_callbacks.append(self._pick)
+
+    def _pick(self, layer, event) -> None:
+        """Select the table row of the block nearest to the click (Ctrl/Shift: add to the selection)."""
+        res = self.owner.result
+        if res is None or not res.registration.has_blocks or len(layer.data) != len(res.registration.blocks):
+            return
+        here = np.asarray(layer.world_to_data(event.position))[-2:]
+        centres = np.asarray(layer.data)[:, 0, -2:]  # the arrows' tails: the block centres (y, x)
+        row = int(np.argmin(((centres - here) ** 2).sum(axis=1)))
+        self.select([row], add=any(k in ("Control", "Shift") for k in event.modifiers))  # vispy keys == names
+
+    def select(self, rows, *, add: bool = False) -> None:
+        """Select these rows of the block table (as Ctrl+click does when ``add``)."""
+        from qtpy.QtCore import QItemSelectionModel
+
+        table = self.owner.table.native
+        if not add:
+            table.clearSelection()
+        flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
+        for r in rows:
+            table.selectionModel().select(table.model().index(int(r), 0), flags)
+        if rows:
+            table.scrollTo(table.model().index(int(rows[-1]), 0))
 
     def selected(self) -> list[int]:
         """Positions (in the registration's blocks) of the selected table rows."""
