@@ -5,7 +5,9 @@ nothing but paths and a small summary travel between the client and the workers,
 is what scales (shipping in-memory arrays to a cluster was 5x slower and 4x the memory
 in the design measurements).
 
-Schedulers: ``None`` (default) uses dask's threads on this machine; ``"local:N"`` starts a
+Schedulers: ``None`` (default) registers in this process: one stack after the other
+when one registration fills the machine (``workers`` threads each; a 2-core machine),
+else side by side on dask's threads; ``"local:N"`` starts a
 ``LocalCluster`` with N worker processes; ``"tcp://host:port"`` uses an existing
 dask.distributed scheduler (the workers must see the same file paths).
 """
@@ -179,14 +181,12 @@ def run_batch(
         count(Progress(STAGE, done[0], total))
 
     args = [(jobs[i], params.to_dict(), options) for i in todo]
-    if not args:
-        pass
-    elif scheduler is None:
+    if args and scheduler is None:
         # Each registration uses `workers` threads itself; run as many side by side as the
         # machine has room for (one at a time on a 2-core machine: no scheduler at all).
         n = max(1, (os.cpu_count() or 1) // max(workers, 1))
         (_run_here if n == 1 or len(args) == 1 else _run_threads)(args, n, progress, finished)
-    else:
+    elif args:
         _run_distributed(args, scheduler, workers, finished)
     return results  # type: ignore[return-value]
 
