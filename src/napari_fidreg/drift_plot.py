@@ -85,8 +85,9 @@ def drift_figure(rows: list[DriftRow], *, reference: str = "", title: str = "", 
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="upper right", fontsize=8, frameon=False, ncol=len(handles))
-    head = title or "drift per round"
-    fig.suptitle(f"{head}: shift to apply to each round ({unit})", x=0.01, ha="left", fontsize=11)
+    onto = f" onto {reference}" if reference else ""
+    text = f"shift to apply to each of {len(rows)} rounds{onto} ({unit})"
+    fig.suptitle(f"{title}: {text}" if title else text[0].upper() + text[1:], x=0.01, ha="left", fontsize=11)
     fig.subplots_adjust(left=0.1, right=0.98, top=0.9, bottom=0.2 if len(names) > 6 else 0.1, hspace=0.12)
     return fig
 

@@ -137,7 +137,7 @@ def run_fields(
             from .drift_plot import drift_png
 
             def plot():
-                return drift_png(rows, reference=stem(f.reference), title=f.name)
+                return drift_png(rows, reference=stem(f.reference), title=f.name if len(fields) > 1 else "")
 
         write_drift(f.out_dir, rows, plot=plot)
         if on_outcome is not None:
