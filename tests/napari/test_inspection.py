@@ -298,6 +298,12 @@ def test_a_click_on_a_block_in_the_viewer_selects_its_row(make_napari_viewer, qt
     assert widget.review.selected() == [6]
     click(9, Qt.KeyboardModifier.ControlModifier)
     assert widget.review.selected() == [6, 9]
+    # a press that moves before its release pans the view: it picks nothing
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=QPoint(40, 40))
+    for step in range(1, 6):
+        qtbot.mouseMove(canvas, QPoint(40 + 15 * step, 40 + 10 * step))
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=QPoint(115, 90))
+    assert widget.review.selected() == [6, 9]
     _click(qtbot, widget, widget.review.reject_button)
     assert [i for i, b in enumerate(widget.result.registration.blocks) if b.reason == BY_HAND] == [6, 9]
 

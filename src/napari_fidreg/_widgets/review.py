@@ -69,15 +69,25 @@ class BlockReview:
         if layer.name.startswith(L.ARROWS) and self._pick not in layer.mouse_drag_callbacks:
             layer.mouse_drag_callbacks.append(self._pick)
 
-    def _pick(self, layer, event) -> None:
-        """Select the table row of the block nearest to the click (Ctrl/Shift: add to the selection)."""
+    def _pick(self, layer, event):
+        """Select the table row of the block nearest to a click (Ctrl/Shift: add to the selection).
+
+        A generator (napari's drag callbacks): a press that moves before its release is a
+        pan of the view, not a pick.
+        """
+        position, add = event.position, any(k in ("Control", "Shift") for k in event.modifiers)  # vispy keys
+        yield
+        dragged = False
+        while event.type == "mouse_move":
+            dragged = True
+            yield
         res = self.owner.result
-        if res is None or not res.registration.has_blocks or len(layer.data) != len(res.registration.blocks):
+        if dragged or res is None or not res.registration.has_blocks or len(layer.data) != len(res.registration.blocks):
             return
-        here = np.asarray(layer.world_to_data(event.position))[-2:]
+        here = np.asarray(layer.world_to_data(position))[-2:]
         centres = np.asarray(layer.data)[:, 0, -2:]  # the arrows' tails: the block centres (y, x)
         row = int(np.argmin(((centres - here) ** 2).sum(axis=1)))
-        self.select([row], add=any(k in ("Control", "Shift") for k in event.modifiers))  # vispy keys == names
+        self.select([row], add=add)
 
     def select(self, rows, *, add: bool = False) -> None:
         """Select these rows of the block table (as Ctrl+click does when ``add``)."""
