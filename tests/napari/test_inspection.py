@@ -60,7 +60,8 @@ def test_fit_to_view_frames_the_reference_and_the_qc_views_are_in_their_own_dock
     # the QC figures are in a dock of their own: projections reference | before | after, and the block map
     dock = viewer.window.dock_widgets[DOCK_NAME]
     assert isinstance(dock, QCDock) and dock is widget.qc_dock() and dock.has_figure()
-    texts = [t.get_text() for t in dock.qc.figure.texts] + [t.get_text() for t in dock.qc.figure.axes[0].texts]
+    qc = dock.qc.drawn_figure()
+    texts = [t.get_text() for t in qc.texts] + [t.get_text() for t in qc.axes[0].texts]
     for expected in (
         "reference",
         "moving (before)",
@@ -72,6 +73,8 @@ def test_fit_to_view_frames_the_reference_and_the_qc_views_are_in_their_own_dock
         "after 0.9",
     ):
         assert any(expected in t for t in texts), (expected, texts)
+    assert not dock.block_map.figure.axes  # a tab not in view is built when shown, not before
+    dock.tabs.setCurrentWidget(dock.block_map)
     titles = [ax.get_title() for ax in dock.block_map.figure.axes]
     assert {"dz (px)", "dy (px)", "dx (px)"} <= set(titles), titles
     legend = dock.block_map.figure.axes[-1].get_xlabel()
@@ -81,7 +84,7 @@ def test_fit_to_view_frames_the_reference_and_the_qc_views_are_in_their_own_dock
     widget.moving.value = flat
     widget.run()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
-    assert not dock.has_figure() and "failed" in dock.message.text()
+    assert not dock.has_figure() and not dock.qc.drawn_figure().axes and "failed" in dock.message.text()
 
 
 def test_the_qc_dock_draws_into_the_canvas(make_napari_viewer, qtbot):
@@ -90,7 +93,9 @@ def test_the_qc_dock_draws_into_the_canvas(make_napari_viewer, qtbot):
     _open_sample(viewer)
     widget = RegistrationWidget(viewer)
     _register(qtbot, widget)
-    canvas = widget.qc_dock().qc.canvas
+    tab = widget.qc_dock().qc
+    assert tab.figure.axes  # in view (the dock under the canvas): built with the result
+    canvas = tab.canvas
     canvas.draw()
     rgb = np.asarray(canvas.buffer_rgba())[..., :3].astype(int)
     magenta = (rgb[..., 0] > 150) & (rgb[..., 2] > 150) & (rgb[..., 1] < 80)
@@ -105,7 +110,7 @@ def test_a_closed_qc_dock_comes_back_at_the_next_run(make_napari_viewer, qtbot):
     widget.with_blocks.value = False
     _register(qtbot, widget)
     first = viewer.window.dock_widgets[DOCK_NAME]
-    assert first.block_map.figure.texts[0].get_text() == "global shift only: no blocks"
+    assert first.block_map.drawn_figure().texts[0].get_text() == "global shift only: no blocks"
     viewer.window.remove_dock_widget(first)  # what the dock's close button does
     assert DOCK_NAME not in viewer.window.dock_widgets
     _register(qtbot, widget)

@@ -33,19 +33,33 @@ class FigureTab(QWidget):
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.toolbar)
         layout.addWidget(self.canvas)
-        self._draw = None
+        self._draw = None  # how to draw the figure: kept to lay it out again at another size
+        self._stale = False  # a figure to build the next time the tab is shown
         # the figures lay out their text for the figure's size: lay them out again when it changes
-        self.canvas.mpl_connect("resize_event", lambda _: self._draw and self._draw(self.figure))
+        self.canvas.mpl_connect("resize_event", lambda _: self._draw and self.isVisible() and self._draw(self.figure))
 
     def show_figure(self, draw) -> None:
-        """Draw with ``draw(figure)`` now and whenever the canvas is resized."""
-        self._draw = draw
-        draw(self.figure)
-        self.toolbar.update()  # forget the zoom history of the previous figure
-        self.canvas.draw_idle()  # drawn at the next paint: never twice, never while hidden
+        """Show ``draw(figure)``: built now when the tab is in view, else when it is first shown
+        (building a figure takes 40-110 ms on the GUI thread: a hidden tab costs nothing)."""
+        self._draw, self._stale = draw, True
+        if self.isVisible():
+            self.drawn_figure()
+
+    def drawn_figure(self):
+        """The figure, built if it is due (for a tab not shown yet, or a viewer without a window)."""
+        if self._stale and self._draw is not None:
+            self._stale = False
+            self._draw(self.figure)
+            self.toolbar.update()  # forget the zoom history of the previous figure
+            self.canvas.draw_idle()  # drawn at the next paint, not now
+        return self.figure
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        self.drawn_figure()
 
     def clear(self) -> None:
-        self._draw = None
+        self._draw, self._stale = None, False
         self.figure.clear()
         self.toolbar.update()
         self.canvas.draw_idle()
@@ -98,5 +112,5 @@ class QCDock(QWidget):
         self.message.setText(message or "no result")
 
     def has_figure(self) -> bool:
-        """Whether the projections tab shows a result."""
-        return bool(self.qc.figure.axes)
+        """Whether the projections tab holds a result (drawn, or to be drawn when shown)."""
+        return self.qc._draw is not None
