@@ -121,6 +121,7 @@ def block_map_figure(reg, *, figure=None, arrow_gain: float = 10.0):
     shifts = np.array([b.shift for b in reg.blocks], np.float64).reshape(gz, gy, gx, 3)
     auto = np.array([not b.inlier and b.reason != BY_HAND for b in reg.blocks]).reshape(gz, gy, gx)
     hand = np.array([b.reason == BY_HAND for b in reg.blocks]).reshape(gz, gy, gx)
+    cell_pt = 72 * fig.get_size_inches()[0] * 0.25 / max(gy, gx)  # about a block's width on the map
     grid = fig.add_gridspec(rows + 1, 3, height_ratios=[1.0] * rows + [0.05], hspace=0.5, wspace=0.35,
                             left=0.07, right=0.93, top=0.88, bottom=0.16)  # fmt: skip
     for k, name in enumerate(("dz", "dy", "dx")):
@@ -130,14 +131,15 @@ def block_map_figure(reg, *, figure=None, arrow_gain: float = 10.0):
             ax = fig.add_subplot(grid[iz, k])
             im = ax.imshow(shifts[iz, :, :, k], cmap="coolwarm", vmin=med - half, vmax=med + half,
                            interpolation="nearest")  # fmt: skip
-            _mark(ax, auto[iz], "x", 60)
-            _mark(ax, hand[iz], "s", 90, hollow=True)
+            _mark(ax, auto[iz], "x", min(60.0, (0.6 * cell_pt) ** 2))
+            _mark(ax, hand[iz], "s", min(90.0, (0.8 * cell_pt) ** 2), hollow=True)
             if gy * gx <= 48:  # few blocks: the numbers as well
                 for (j, i), v in np.ndenumerate(shifts[iz, :, :, k]):
                     ax.text(i, j + 0.32, f"{v:+.2f}", ha="center", va="center", fontsize=7)
             ax.set_title(f"{name} (px)" + (f", z level {iz}" if gz > 1 else ""), fontsize=10)
-            ax.set_xticks(range(gx))
-            ax.set_yticks(range(gy))
+            if max(gy, gx) <= 10:  # one tick per block while they can be read
+                ax.set_xticks(range(gx))
+                ax.set_yticks(range(gy))
             ax.tick_params(labelsize=7)
             ax.set_xlabel("block x", fontsize=8)
             if k == 0:
