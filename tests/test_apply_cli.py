@@ -116,7 +116,7 @@ def test_a_localization_table_maps_onto_the_reference(registered, tmp_path):
     "rows,extra,msg",
     [
         ([("a", 1, 2)], [], "no column 'x'"),
-        ([("a", 1, "oops", 3)], [], "row 2: column 'y' is not a number: 'oops'"),
+        ([("a", 1, "oops", 3)], [], "line 2: column 'y' is not a number: 'oops'"),
         ([("a", 1, 2, 3)], ["--units", "um", "--voxel-size", "0,1,1"], "positive"),
     ],
 )

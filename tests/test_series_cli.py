@@ -149,3 +149,19 @@ def test_whole_experiment_on_a_local_cluster_equals_the_serial_run(experiment, t
 def test_reference_round_refusals(experiment, tmp_path, args, msg):
     res = fidreg("register", *args, experiment / "fov1", "--out", tmp_path / "o")
     assert res.returncode == 2 and msg in res.stderr and len(res.stderr.splitlines()) == 1, res.stderr
+
+
+def test_a_rerun_never_mixes_two_runs_drift_files(experiment, tmp_path):
+    """--skip-existing redoes sets made without the voxel size now asked for; a --no-qc rerun
+    removes the earlier drift.png, which would not show the new table."""
+    fov = experiment / "fov1"
+    out = tmp_path / "o"
+    args = ["register", fov / "H2R2_beads.tif", fov / "H1R1_beads.tif", fov / "H3R3_beads.tif", "--out", out]
+    assert fidreg(*args, "--no-stack").returncode == 0 and (out / "drift.png").exists()
+    res = fidreg(*args, "--no-stack", "--skip-existing", "--voxel-size", "0.3,0.1,0.1")
+    assert res.returncode == 0 and "kept" not in res.stdout
+    assert float(_table(out / "drift.csv")[0]["dz_um"]) == pytest.approx(
+        0.3 * float(_table(out / "drift.csv")[0]["dz"])
+    )
+    assert fidreg(*args, "--no-stack", "--no-qc").returncode == 0
+    assert (out / "drift.csv").exists() and not (out / "drift.png").exists()

@@ -102,7 +102,8 @@ def match_rounds(
             found = by_key.get(k, []) if k is not None else []
             if len(found) != 1:
                 what = "no round" if not found else f"{len(found)} rounds ({', '.join(found)})"
-                raise FidregError(f"{f.name}: --match {pattern!r} gives key {k!r}, which matches {what}")
+                said = f"gives the key {k!r}, which matches {what}" if k is not None else "finds no key in its name"
+                raise FidregError(f"{f.name}: --match {pattern} {said}")
             out.append(Match(f, names[found[0]], found[0]))
         return out
     words = {n: _words(n) for n in names}
@@ -225,7 +226,7 @@ def map_table(
                 pts[r - 2, k] = float(row[i])
             except (ValueError, IndexError):
                 value = row[i] if i < len(row) else "(missing)"
-                raise FidregError(f"row {r}: column {columns[k]!r} is not a number: {value!r}") from None
+                raise FidregError(f"line {r}: column {columns[k]!r} is not a number: {value!r}") from None
     if units not in ("px", "um"):
         raise FidregError(f"units must be 'px' or 'um', got {units!r}")
     scale = np.ones(3)

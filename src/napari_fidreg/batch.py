@@ -115,6 +115,8 @@ def expand_moving(
         seen.add(key)
         (skipped if is_result_file(p) else out).append(p)
     if not out:
+        if pattern:
+            raise FidregError(f"no moving stack to register: no file of the folders matches --pattern {pattern!r}")
         raise FidregError("no moving stack to register (only the reference, or earlier results, were given?)")
     return out, skipped
 
@@ -169,7 +171,8 @@ def run_batch(
         else:
             results[i] = kept
     total, done = len(jobs), [len(jobs) - len(todo)]
-    count(Progress(STAGE, done[0], total))
+    if done[0]:
+        count(Progress(STAGE, done[0], total))
     for i, outcome in enumerate(results):
         if outcome is not None:
             on_outcome(i, outcome)
@@ -195,7 +198,7 @@ def kept_outcome(job: Job, params: Params, options: dict[str, Any]) -> Outcome |
     """The outcome of an earlier run's result set for ``job``, if complete and made alike.
 
     Alike: the same reference (by name), the same parameters (the background scale
-    may have been halved by the dense-texture retry) and region; a set lacking a member
+    may have been halved by the dense-texture retry), region and voxel size (when one is given); a set lacking a member
     this run writes (its stack, its QC image) or whose JSON does not load is redone.
     """
     from .outputs import complete_result_set, result_name, result_paths
@@ -213,7 +216,11 @@ def kept_outcome(job: Job, params: Params, options: dict[str, Any]) -> Outcome |
     same_region = (reg.subvolume is None and sub is None) or (
         reg.subvolume is not None and sub is not None and [list(r) for r in reg.subvolume] == [list(r) for r in sub]
     )
-    if saved != wanted or not retried or not same_region:
+    vs = options.get("voxel_size")
+    same_voxel = vs is None or (
+        reg.voxel_size is not None and all(abs(a - b) < 1e-9 for a, b in zip(reg.voxel_size, vs))
+    )
+    if saved != wanted or not retried or not same_region or not same_voxel:
         return None
     written = [p for p in paths.members() if p.exists()]
     return Outcome(str(job.moving), registration=reg, outputs=[str(p) for p in written], kept=True)

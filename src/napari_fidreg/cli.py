@@ -71,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="whole experiment: each folder is a field, registered onto its stack whose name holds ROUND "
         "as a word (e.g. H11R11); results in --out/<folder name>/",
     )
-    reg.add_argument("--pattern", metavar="GLOB", help="only the stacks of folders whose file name matches GLOB")
+    reg.add_argument(
+        "--pattern", metavar="GLOB", help="in folders, take only the files whose name matches GLOB (e.g. '*_beads.tif')"
+    )
     reg.add_argument(
         "--skip-existing",
         action="store_true",
@@ -135,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--voxel-size", type=_triple, default=None, metavar="Z,Y,X",
         help="µm per voxel, for tables in µm (default: from the registration)",
     )  # fmt: skip
-    app.add_argument("--quiet", "-q", action="store_true")
+    app.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
 
     demo = sub.add_parser("demo", help="register the built-in synthetic pair and compare with its known shift")
     demo.add_argument("--out", type=Path, default=Path("fidreg-demo"), help="output folder (default ./fidreg-demo)")
@@ -191,7 +193,11 @@ def _add_registration_options(p: argparse.ArgumentParser) -> None:
         help="restrict the computation to this region of the reference (half-open pixel ranges)",
     )
     p.add_argument(
-        "--workers", type=int, default=DEFAULT_WORKERS, help="threads per registration (default %(default)s)"
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        metavar="N",
+        help="threads per registration (default %(default)s)",
     )
 
 

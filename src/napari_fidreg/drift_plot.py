@@ -73,8 +73,9 @@ def drift_figure(rows: list[DriftRow], *, reference: str = "", title: str = "", 
             ax.plot([pos[reference]], [0.0], "*", ms=10, color="black", zorder=5,
                     label=f"reference ({reference})" if k == 0 else None)  # fmt: skip
         failed = [pos[r.moving] for r in rows if r.registration is None]
-        if failed:
-            ax.plot(failed, [0.0] * len(failed), "x", ms=8, mew=2, color="0.3", zorder=5,
+        if failed:  # on the axis's bottom edge, not at a value: a failed round has none
+            ax.plot(failed, [0.04] * len(failed), "x", ms=8, mew=2, color="0.3", zorder=5,
+                    transform=ax.get_xaxis_transform(), clip_on=False,
                     label="failed (see drift.csv)" if k == 0 else None)  # fmt: skip
         ax.set_ylabel(f"d{AXES[k]} ({unit})")
         ax.grid(True, axis="y", lw=0.4, color="0.9")
@@ -83,12 +84,17 @@ def drift_figure(rows: list[DriftRow], *, reference: str = "", title: str = "", 
                              fontsize=8)  # fmt: skip
     axes[-1].set_xlim(-0.6, len(names) - 0.4)
     handles, labels = axes[0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="upper right", fontsize=8, frameon=False, ncol=len(handles))
+    if handles:  # a row of its own under the title, wrapped on narrow figures
+        ncol = len(handles) if width >= 10 else 2
+        fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.01, 0.955), fontsize=8, frameon=False,
+                   ncol=ncol)  # fmt: skip
     onto = f" onto {reference}" if reference else ""
     text = f"shift to apply to each of {len(rows)} rounds{onto} ({unit})"
-    fig.suptitle(f"{title}: {text}" if title else text[0].upper() + text[1:], x=0.01, ha="left", fontsize=11)
-    fig.subplots_adjust(left=0.1, right=0.98, top=0.9, bottom=0.2 if len(names) > 6 else 0.1, hspace=0.12)
+    fig.suptitle(f"{title}: {text}" if title else text[0].upper() + text[1:], x=0.01, y=0.99, ha="left", fontsize=11)
+    top = 0.86 if handles and len(handles) > 2 and width < 10 else 0.89
+    fig.subplots_adjust(
+        left=max(0.1, 1.0 / width), right=0.98, top=top, bottom=0.2 if len(names) > 6 else 0.1, hspace=0.12
+    )
     return fig
 
 

@@ -87,12 +87,14 @@ DRIFT_PLOT = "drift.png"
 
 
 def write_drift(out_dir: str | Path, rows: list[DriftRow], *, plot: Callable[[], bytes] | None = None) -> list[Path]:
-    """Write ``DIR/drift.csv`` (and ``DIR/drift.png`` from ``plot()``), each atomically."""
+    """Write ``DIR/drift.csv`` (and ``DIR/drift.png`` from ``plot()``, else remove an older one), atomically."""
     d = Path(out_dir)
     d.mkdir(parents=True, exist_ok=True)
     written = [atomic_write_text(d / DRIFT_TABLE, drift_csv(rows))]
     if plot is not None:
         written.append(atomic_write_bytes(d / DRIFT_PLOT, plot()))
+    else:
+        _remove(d / DRIFT_PLOT)  # an earlier run's plot would not show this table
     return written
 
 
