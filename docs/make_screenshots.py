@@ -92,6 +92,11 @@ def main() -> None:
     qc.tabs.setCurrentIndex(1)  # block shifts
     settle()
     grab(qc, "06_block_map.png")
+    table = widget.table.native  # show the rejected row and its reason: dock and table scrolled to it
+    widget.root_native_widget.ensureWidgetVisible(table)
+    table.scrollToItem(table.item(10, 0))
+    table.horizontalScrollBar().setValue(table.horizontalScrollBar().maximum())
+    settle()
     save(viewer.screenshot(canvas_only=False, flash=False), "07_rejected_by_hand.png")
 
     # the sub-volume box: drawn on the reference's y/x grid, shown on every plane
@@ -105,6 +110,7 @@ def main() -> None:
     widget.run()
     wait_for(widget)
     qc.tabs.setCurrentIndex(0)  # projections
+    widget.root_native_widget.verticalScrollBar().setValue(0)  # the dock from its top: the ticked box option
     settle()
     save(viewer.screenshot(canvas_only=False, flash=False), "08_subvolume.png")
     print("layers:", names)
