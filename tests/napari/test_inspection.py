@@ -313,6 +313,19 @@ def test_a_click_on_a_block_in_the_viewer_selects_its_row(make_napari_viewer, qt
     assert [i for i, b in enumerate(widget.result.registration.blocks) if b.reason == BY_HAND] == [6, 9]
 
 
+def test_rejecting_after_the_moving_layer_was_removed_is_one_notification(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    _, mov = _open_sample(viewer)
+    widget = RegistrationWidget(viewer)
+    widget.block_size.value = 128
+    _register(qtbot, widget)
+    viewer.layers.remove(mov)
+    _select_rows(widget, [0])
+    widget.review.reject_button.native.click()
+    assert widget.worker is None and "no longer in the viewer" in widget.last_error
+    assert all(b.inlier for b in widget.result.registration.blocks)  # nothing changed
+
+
 # -- apply to labels -----------------------------------------------------------------------
 
 

@@ -54,6 +54,7 @@ class BlockReview:
         self.restore_button.changed.connect(lambda: self.change(restore_blocks))
         self.undo_button.changed.connect(self.undo)
         table = owner.table.native
+        table.setToolTip("one row per block; select rows (Ctrl/Shift for several) to Reject or Restore them")
         table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         # Ctrl+Z while the dock has focus; napari's own Ctrl+Z (layer undo) keeps the canvas
