@@ -1,11 +1,15 @@
-"""npe2 reader: fiducial TIFF stacks as image layers with their voxel size as scale."""
+"""npe2 reader: fiducial TIFF stacks as image layers with their voxel size as scale.
+
+A file of rounds (a 4D (round, z, y, x) TIFF hyperstack or Zarr array) opens as one 4D
+layer, its rounds under napari's first slider, scale (1, z, y, x).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from .core.errors import FidregError
-from .core.io import TIFF_SUFFIXES, ZARR_SUFFIXES, read_stack
+from .core.io import TIFF_SUFFIXES, ZARR_SUFFIXES, is_rounds_file, read_stack
 
 SUFFIXES = TIFF_SUFFIXES + ZARR_SUFFIXES
 
@@ -32,9 +36,13 @@ def read_stacks(path):
     paths = path if isinstance(path, list) else [path]
     layers = []
     for p in paths:
-        stack = read_stack(Path(p))
+        rounds = is_rounds_file(p)
+        stack = read_stack(Path(p), rounds=rounds)
         meta = {"name": stack.name, "metadata": {"path": str(stack.path), "voxel_size_um": stack.voxel_size}}
-        if stack.voxel_size is not None:
+        if rounds:
+            meta["metadata"]["rounds"] = int(stack.data.shape[0])
+            meta["scale"] = (1.0, *(stack.voxel_size or (1.0, 1.0, 1.0)))
+        elif stack.voxel_size is not None:
             meta["scale"] = tuple(stack.voxel_size)
         layers.append((stack.data, meta, "image"))
     return layers

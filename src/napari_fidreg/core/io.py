@@ -56,7 +56,7 @@ def stem_of_name(name: str) -> str:
     return name
 
 
-def read_stack(path: str | Path, *, lazy: bool = False, series: int | None = None) -> Stack:
+def read_stack(path: str | Path, *, lazy: bool = False, series: int | None = None, rounds: bool = False) -> Stack:
     """Read a TIFF/OME-TIFF stack (or a single image) or a Zarr store, and its voxel size.
 
     Parameters
@@ -71,6 +71,9 @@ def read_stack(path: str | Path, *, lazy: bool = False, series: int | None = Non
     series : int, optional
         The image series of a multi-series (OME-)TIFF. Default the first, with a note
         in :attr:`Stack.notes` saying that others exist.
+    rounds : bool
+        Read a file of rounds: a 4D (round, z, y, x) array (an ImageJ TZYX hyperstack,
+        a 4D Zarr array), ``ndim`` 4. Without it a 4D file is refused.
 
     Raises
     ------
@@ -82,7 +85,7 @@ def read_stack(path: str | Path, *, lazy: bool = False, series: int | None = Non
         raise FidregError(f"{path}: no such file")
     if path.is_dir():
         if is_zarr(path):
-            return _read_zarr(path)
+            return _read_zarr(path, rounds)
         raise FidregError(f"{path}: is a folder, neither a TIFF file nor a Zarr store")
     if path.stat().st_size == 0:
         raise FidregError(f"{path}: file is empty")
@@ -103,7 +106,7 @@ def read_stack(path: str | Path, *, lazy: bool = False, series: int | None = Non
                 notes.append(f"{path.name} holds {n_series} image series; series 0 was read (choose with --series)")
             voxel = _voxel_size(tif)
             other = [a for a, n in zip(tif.series[index].axes, tif.series[index].shape) if a in _NOT_Z and n > 1]
-            if other:
+            if other and not rounds:
                 notes.append(
                     f"{path.name}: its pages are {', '.join(_NOT_Z[a] for a in other)} according to the file, "
                     "and were registered as z planes (split such a file into one stack per round or channel)"
@@ -119,9 +122,40 @@ def read_stack(path: str | Path, *, lazy: bool = False, series: int | None = Non
         raise
     except Exception as exc:  # tifffile and the codecs raise many types for damaged files
         raise FidregError(f"{path}: cannot read TIFF ({type(exc).__name__}: {exc})") from None
+    if rounds:
+        return Stack(data=as_rounds(data, str(path)), voxel_size=voxel, name=stem(path), path=path, ndim=4, notes=notes)
     ndim = _image_ndim(data)
     data = as_volume(data, str(path))
     return Stack(data=data, voxel_size=voxel, name=stem(path), path=path, ndim=ndim, notes=notes)
+
+
+def as_rounds(data, name: str):
+    """``data`` as a 4D (round, z, y, x) array: singleton axes beyond four dropped; else refused."""
+    shape = tuple(data.shape)
+    while len(data.shape) > 4 and 1 in data.shape:
+        axis = list(data.shape).index(1)
+        data = np.asarray(data).reshape(data.shape[:axis] + data.shape[axis + 1 :])
+    if len(data.shape) != 4 or min(data.shape) == 0:
+        raise FidregError(f"{name}: expected a 4D (round, z, y, x) file of rounds, got shape {shape}")
+    if np.dtype(data.dtype).kind not in "uif":
+        raise FidregError(f"{name}: unsupported data type {data.dtype} (need integers or floats)")
+    return data
+
+
+def is_rounds_file(path: str | Path) -> bool:
+    """Whether a file holds a 4D (round, z, y, x) array (singleton axes aside), from its header."""
+    p = Path(path)
+    if p.is_dir() and is_zarr(p):
+        try:
+            _read_zarr(p, rounds=True)
+        except FidregError:
+            return False
+        return True
+    try:
+        shape, _ = stack_header(path)
+    except FidregError:
+        return False
+    return len([n for n in shape if n > 1]) == 4
 
 
 def _image_ndim(data) -> int:
@@ -177,7 +211,7 @@ def is_zarr(path: str | Path) -> bool:
     return p.is_dir() and any((p / f).exists() for f in (".zgroup", ".zarray", "zarr.json"))
 
 
-def _read_zarr(path: Path) -> Stack:
+def _read_zarr(path: Path, rounds: bool = False) -> Stack:
     """An OME-Zarr image (level 0 of the first multiscale) or a plain Zarr array, read lazily."""
     import zarr
 
@@ -201,6 +235,10 @@ def _read_zarr(path: Path) -> Stack:
                 voxel = tuple(float(v) for v in t["scale"][-3:])
     else:
         data = node
+    if rounds:
+        return Stack(
+            data=as_rounds(_Reported(data, path), str(path)), voxel_size=voxel, name=stem(path), path=path, ndim=4
+        )
     return Stack(
         data=as_volume(_Reported(data, path), str(path)),
         voxel_size=voxel,
