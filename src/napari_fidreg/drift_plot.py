@@ -18,7 +18,7 @@ AXES = ("z", "y", "x")
 COLOURS = ("#1f77b4", "#2ca02c", "#d62728")
 
 
-def drift_figure(rows: list[DriftRow], *, reference: str = "", title: str = "", figure=None):
+def drift_figure(rows: list[DriftRow], *, reference: str = "", title: str = "", figure=None, place_reference=True):
     """Draw the drift of ``rows`` (in round order) on a matplotlib ``Figure`` and return it.
 
     One panel per axis, shift per round (µm when every round's voxel size is
@@ -26,15 +26,16 @@ def drift_figure(rows: list[DriftRow], *, reference: str = "", title: str = "", 
     ``docs/validation.md``); rounds whose shift is not confident are drawn as open
     red circles and named in the legend; rounds that failed are marked ``x`` on the
     axis. ``reference``, when given, is drawn at 0 as a star at its place in
-    round order (by name). ``figure`` draws into an existing figure (the napari
-    dock's canvas) instead of a new one.
+    round order (by name) unless ``place_reference`` is False (rounds of a 4D layer,
+    whose names say nothing of the reference's place). ``figure`` draws into an existing
+    figure (the napari dock's canvas) instead of a new one.
     """
     from matplotlib.figure import Figure
 
     from .core.drift import natural_key
 
     names = [r.moving for r in rows]
-    if reference and reference not in names:
+    if reference and place_reference and reference not in names:
         names = sorted([*names, reference], key=natural_key)
     pos = {n: i for i, n in enumerate(names)}
     regs = [r.registration for r in rows if r.registration is not None]

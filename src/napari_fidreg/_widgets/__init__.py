@@ -1,5 +1,6 @@
 """napari widgets: thin layers over :mod:`napari_fidreg.core`."""
 
 from .registration import RegistrationWidget
+from .series import SeriesWidget
 
-__all__ = ["RegistrationWidget"]
+__all__ = ["RegistrationWidget", "SeriesWidget"]

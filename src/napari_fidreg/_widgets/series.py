@@ -1,0 +1,354 @@
+"""The series dock: every round of a series onto one reference round, in one run.
+
+The moving rounds are one 4D (round, z, y, x) image layer (a file of rounds opened with
+this plugin's reader) or several 3D layers chosen at once. The run is the core's
+:func:`~napari_fidreg.core.series.iter_register_series` on a worker thread (progress per
+round and stage, Cancel at the next tick); the result is ONE layer, ``<name> registered``,
+4D with the rounds under the same slider, rather than a pile of additive layers. The
+block arrows and the QC dock's views follow the round under the slider; the QC dock gains
+a drift tab (:func:`napari_fidreg.drift_plot.drift_figure`, the CLI's ``drift.png``).
+Save writes every round's result set and the drift table, as the CLI does.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton, Select, SpinBox
+
+from ..core.drift import DriftRow
+from ..core.errors import FidregError
+from ..core.params import Params
+from ..core.progress import Progress
+from ..core.qc import display_bin, projections
+from ..core.register import DEFAULT_WORKERS
+from ..core.result import Registration
+from ..core.series import iter_register_series
+from ..core.warp import iter_warp
+from . import layers as L
+
+if TYPE_CHECKING:
+    import napari
+
+DRIFT_TAB = "drift over rounds"
+SERIES_PREFIX = f"{L.PREFIX}series "  # the round's block layers: arrows, rejected blocks
+SERIES_ARROWS = f"{SERIES_PREFIX}block shifts"
+
+
+@dataclass
+class SeriesResult:
+    """What a series run hands back: one entry per round, in round order."""
+
+    names: list[str]
+    registrations: list[Registration | None]
+    errors: list[str]
+    corrected: np.ndarray  # (round, z, y, x) on the reference's grid
+    projections: dict  # 'reference' -> projections; 'before'/'after' -> list per round
+    reference_name: str
+    bin: int = 1
+
+    def rows(self) -> list[DriftRow]:
+        return [DriftRow(n, r, e) for n, r, e in zip(self.names, self.registrations, self.errors)]
+
+
+def series_job(
+    reference, rounds, names, params: Params, *, voxel_size=None, reference_name="", workers=DEFAULT_WORKERS
+):
+    """Register every round, correct it into one 4D array, project it for QC; yields
+    :class:`Progress`, returns a :class:`SeriesResult`. Bad input raises here, at the call."""
+    ref = np.asarray(reference)
+    loaders = [lambda r=r: np.asarray(r() if callable(r) else r) for r in rounds]
+    gen = iter_register_series(ref, loaders, params, names=names, voxel_size=voxel_size,
+                               reference_name=reference_name, workers=workers)  # fmt: skip
+    return _series_steps(gen, ref, loaders, names, reference_name, workers)
+
+
+def _series_steps(gen, ref, loaders, names, reference_name, workers):
+    done = yield from gen
+    corrected = np.zeros((len(names), *ref.shape), dtype=ref.dtype)
+    b = display_bin(ref.shape)
+    proj = {"reference": projections(ref, bin=b), "before": [], "after": []}
+    for i, (rnd, load) in enumerate(zip(done, loaders)):
+        moving = load()
+        if rnd.registration is not None:
+            yield from (t.about(rnd.name) for t in iter_warp(moving, rnd.registration, output_shape=ref.shape,
+                                                              workers=workers, out=corrected[i]))  # fmt: skip
+        proj["before"].append(projections(moving, bin=b) if rnd.registration is not None else None)
+        proj["after"].append(projections(corrected[i], bin=b) if rnd.registration is not None else None)
+        yield Progress("QC projections", i + 1, len(done))
+    return SeriesResult(
+        names=list(names), registrations=[r.registration for r in done], errors=[r.error or "" for r in done],
+        corrected=corrected, projections=proj, reference_name=reference_name, bin=b,
+    )  # fmt: skip
+
+
+class SeriesWidget(Container):
+    """Register a series of rounds (a 4D layer, or several 3D layers) onto a reference layer."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__(scrollable=True)
+        self.viewer = viewer
+        self.result: SeriesResult | None = None
+        self.worker = None
+        self.last_error = ""
+        self._geom: L.Geometry | None = None
+        self._shown = -1  # the round whose arrows and QC views are shown
+        self._result_layer = None
+        self.reference = ComboBox(label="reference round", choices=self._layers_3d, nullable=True)
+        self.moving = Select(
+            label="rounds", choices=self._round_layers,
+            tooltip="one 4D (round, z, y, x) layer, or several 3D layers (Ctrl/Shift-click), in round order",
+        )  # fmt: skip
+        self.block_size = SpinBox(label="block size (0: global only)", min=0, max=4096, step=32, value=0)
+        self.run_button = PushButton(text="Register series")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.progress = ProgressBar(label="progress", min=0, max=1, value=0)
+        self.status = Label(value="")
+        self.summary = Label(value="")
+        self.folder = FileEdit(label="save into", mode="d", value=Path.cwd())
+        self.save_button = PushButton(text="Save every round + drift table", enabled=False)
+        self.moving.native.setMaximumHeight(110)  # a list of layers, not half the window
+        for label in (self.status, self.summary):
+            label.native.setWordWrap(True)  # a long summary would widen the dock over the canvas
+        self.extend([self.reference, self.moving, self.block_size, self.run_button, self.cancel_button,
+                     self.progress, self.status, self.summary, self.folder, self.save_button])  # fmt: skip
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        self.save_button.changed.connect(self.save)
+        self.viewer.layers.events.inserted.connect(self._refresh)
+        self.viewer.layers.events.removed.connect(self._refresh)
+        self.viewer.dims.events.current_step.connect(self._on_round_changed)
+
+    # -- layer choices ----------------------------------------------------------------
+    def _layers_3d(self, _=None):
+        return [layer for layer in self.viewer.layers if _is_image(layer) and layer.ndim == 3]
+
+    def _round_layers(self, _=None):
+        ref = self.reference.value if hasattr(self, "reference") else None
+        return [layer for layer in self.viewer.layers if _is_image(layer) and layer.ndim in (3, 4)
+                and layer is not ref and not layer.name.startswith(L.PREFIX)
+                and layer.metadata.get("fidreg_role") != "registered"]  # fmt: skip
+
+    def _refresh(self, _=None) -> None:
+        self.reference.reset_choices()
+        self.moving.reset_choices()
+
+    def rounds(self):
+        """(sources, names, name of the series) of the chosen rounds; refuses a mix or nothing."""
+        chosen = list(self.moving.value or [])
+        if not chosen:
+            raise FidregError("choose the rounds: one 4D layer or several 3D layers")
+        four = [layer for layer in chosen if layer.ndim == 4]
+        if four and len(chosen) > 1:
+            raise FidregError("choose either one 4D layer of rounds or several 3D layers, not both")
+        if four:
+            layer = four[0]
+            n = layer.data.shape[0]
+            width = len(str(n - 1))
+            return (
+                [lambda i=i: layer.data[i] for i in range(n)],
+                [f"{layer.name}_r{i:0{width}d}" for i in range(n)],
+                layer.name,
+            )
+        order = {id(layer): i for i, layer in enumerate(self.viewer.layers)}
+        chosen.sort(key=lambda layer: order[id(layer)])
+        return [layer.data for layer in chosen], [layer.name for layer in chosen], "series"
+
+    # -- run / cancel --------------------------------------------------------------
+    def run(self) -> None:
+        if self.worker is not None:
+            return
+        try:
+            ref = self.reference.value
+            if ref is None:
+                raise FidregError("choose the reference round (a 3D image layer)")
+            sources, names, series_name = self.rounds()
+            voxel = _voxel_of(ref)
+            params = Params(block_size=int(self.block_size.value) or None)
+            job = series_job(ref.data, sources, names, params, voxel_size=voxel, reference_name=ref.name)
+        except FidregError as exc:
+            self._error(exc)
+            return
+        from napari.qt.threading import create_worker
+
+        self._started = time.perf_counter()
+        self.worker = create_worker(
+            lambda: (yield from job), _start_thread=False,
+            _connect={"yielded": self._on_progress, "returned": lambda res: self._on_done(res, ref, series_name),
+                      "errored": self._failed, "aborted": lambda: setattr(self.status, "value", "cancelled: nothing was changed"),
+                      "finished": self._finished},
+        )  # fmt: skip
+        self._set_running(True)
+        self.status.value = f"registering {len(names)} rounds …"
+        self.worker.start()
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.quit()  # at the next tick: one block, one plane, or one chunk read
+            self.status.value = "cancelling …"
+
+    def _on_progress(self, tick: Progress) -> None:
+        self.progress.max = max(int(tick.total), 1)
+        self.progress.value = int(tick.done)
+        self.status.value = f"{tick.label}: {tick.done}/{tick.total}"
+
+    def _on_done(self, res: SeriesResult, ref, series_name: str) -> None:
+        self.result = res
+        self._geom = L.Geometry.of(ref)
+        name = L.registered_name(series_name)
+        if name in self.viewer.layers:
+            self.viewer.layers.remove(name)
+        g = self._geom
+        self._result_layer = self.viewer.add_image(res.corrected, name=name, scale=(1.0, *g.scale), translate=(0.0, *g.translate),
+                              colormap="magenta", blending="additive", metadata={"fidreg_role": "registered"})  # fmt: skip
+        ref.colormap, ref.blending = "green", "additive"
+        ok = sum(r is not None for r in res.registrations)
+        self.summary.value = f"{ok} of {len(res.names)} rounds registered onto {res.reference_name}" + "".join(
+            f"\n  {n}: failed: {e}" for n, e in zip(res.names, res.errors) if e
+        )
+        self.save_button.enabled = True
+        self._show_round(self.current_round())
+        self.status.value = f"done in {time.perf_counter() - self._started:.1f} s"
+
+    def _finished(self) -> None:
+        self.worker = None
+        self._set_running(False)
+
+    def _set_running(self, running: bool) -> None:
+        self.run_button.enabled = not running
+        self.cancel_button.enabled = running
+
+    # -- the round under the slider -----------------------------------------------------
+    def current_round(self) -> int:
+        """The round the first slider shows (the rounds axis of a 4D scene)."""
+        if self.result is None or self.viewer.dims.ndim < 4:
+            return 0
+        return int(np.clip(self.viewer.dims.current_step[0], 0, len(self.result.names) - 1))
+
+    def _on_round_changed(self, _=None) -> None:
+        # only a move of the rounds slider, and only while the result layer is in the scene
+        # (layers removed or the viewer closing change the dims too)
+        if self.result is None or self._result_layer not in self.viewer.layers:
+            return
+        i = self.current_round()
+        if i != self._shown:
+            self._show_round(i)
+
+    def _show_round(self, i: int) -> None:
+        """Arrows, summary and QC views of round ``i``; the drift plot marks it."""
+        from ..drift_plot import drift_figure
+
+        res = self.result
+        self._shown = i
+        reg = res.registrations[i]
+        for layer in [layer for layer in self.viewer.layers if layer.name.startswith(SERIES_PREFIX)]:
+            self.viewer.layers.remove(layer)
+        dock = self.qc_dock()
+        if reg is None:
+            dock.clear(f"round {res.names[i]} failed: {res.errors[i]}")
+        else:
+            active = self.viewer.layers.selection.active  # an added layer would become the active one
+            for array, meta, kind in L.block_layers(reg, self._geom):
+                meta = {**meta, "name": SERIES_PREFIX + meta["name"][len(L.PREFIX) :]}
+                getattr(self.viewer, f"add_{kind}")(array, **meta)
+            if active is not None and active in self.viewer.layers:
+                self.viewer.layers.selection.active = active
+            p = res.projections
+            dock.show_result({"reference": p["reference"], "before": p["before"][i], "after": p["after"][i]}, reg,
+                             title=f"round {i}: {res.names[i]} onto {res.reference_name}", arrow_gain=L.VECTOR_GAIN)  # fmt: skip
+            self.summary.value = reg.summary()
+        tab = self._drift_tab(dock)
+        rows, ref_name = res.rows(), res.reference_name
+
+        def draw(fig, i=i):
+            drift_figure(rows, reference=ref_name, figure=fig, place_reference=False)
+            for ax in fig.axes[:3]:
+                ax.axvline(i, color="orange", lw=1.5, alpha=0.8, zorder=0)  # the round under the slider
+
+        tab.show_figure(draw)
+
+    def qc_dock(self):
+        """The registration dock's QC dock (made here when that dock is not open)."""
+        from .qc_dock import DOCK_NAME, QCDock
+
+        window = getattr(self.viewer, "window", None)
+        dock = None if window is None else window.dock_widgets.get(DOCK_NAME)
+        if dock is None:
+            dock = QCDock()
+            if window is not None:
+                window.add_dock_widget(dock, name=DOCK_NAME, area="bottom")
+        return dock
+
+    def _drift_tab(self, dock):
+        tabs = dock.tabs
+        for k in range(tabs.count()):
+            if tabs.tabText(k) == DRIFT_TAB:
+                return tabs.widget(k)
+        return dock.add_tab(DRIFT_TAB)
+
+    # -- save -------------------------------------------------------------------------------
+    def save(self) -> None:
+        """Every round's result set (JSON, blocks CSV, corrected stack, QC image) and the drift
+        table and plot, into the chosen folder, named as the CLI names them."""
+        from ..drift_plot import drift_png
+        from ..figures import qc_png
+        from ..outputs import result_name, result_paths, save_result_set, write_drift
+
+        res = self.result
+        if res is None:
+            return
+        try:
+            folder = Path(self.folder.value)
+            rows, p = [], res.projections
+            for i, (name, reg) in enumerate(zip(res.names, res.registrations)):
+                rows.append(DriftRow(result_name(name), reg, res.errors[i]))
+                if reg is None:
+                    continue
+
+                def qc(_stack, i=i, reg=reg):
+                    return qc_png(p["reference"], p["before"][i], p["after"][i], title=f"{reg.moving} onto {reg.reference}",
+                                  voxel_size=reg.voxel_size)  # fmt: skip
+
+                save_result_set(result_paths(folder, result_name(name)), reg, corrected=res.corrected[i], qc=qc)
+            write_drift(folder, rows, plot=lambda: drift_png(rows, reference=res.reference_name))
+        except (FidregError, OSError) as exc:
+            self._error(exc if isinstance(exc, FidregError) else FidregError(f"cannot save into {folder}: {exc}"))
+            return
+        self.status.value = f"saved {len(rows)} rounds and drift.csv into {folder}"
+
+    def _failed(self, exc: BaseException) -> None:
+        """A run that failed leaves nothing of an earlier result behind (it would read as this run's)."""
+        self.result = None
+        self.summary.value = ""
+        self.save_button.enabled = False
+        for layer in [layer for layer in self.viewer.layers if layer.name.startswith(SERIES_PREFIX)]:
+            self.viewer.layers.remove(layer)
+        self.qc_dock().clear(f"the last run failed: {exc}")
+        self._error(exc)
+
+    def _error(self, exc: BaseException) -> None:
+        from napari.utils.notifications import show_error
+
+        msg = str(exc) if isinstance(exc, FidregError) else f"{type(exc).__name__}: {exc}"
+        self.last_error = msg
+        self.status.value = f"error: {msg}"
+        show_error(f"fidreg: {msg}")
+
+
+def _is_image(layer) -> bool:
+    from napari.layers import Image
+
+    return isinstance(layer, Image) and not getattr(layer, "rgb", False)
+
+
+def _voxel_of(layer):
+    from ..core.io import voxel_size_from_scale
+
+    return voxel_size_from_scale(tuple(layer.scale)[-3:])
+
+
+__all__ = ["SeriesResult", "SeriesWidget", "series_job"]

@@ -1,0 +1,124 @@
+"""The series dock in a real napari viewer: a 4D layer of rounds (or several 3D layers) registered
+in one run, one 4D result layer, arrows and QC following the slider, Save as the CLI writes."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from conftest import cached_pair
+from napari_fidreg._widgets import SeriesWidget
+from napari_fidreg.core import register
+
+pytestmark = pytest.mark.gui
+SHIFTS = [(0.6, -2.4, 3.3), (1.2, 4.1, -5.6), (-0.8, 1.5, 2.2)]
+VOXEL = (0.2, 0.15, 0.15)
+
+
+@pytest.fixture(scope="module")
+def rounds():
+    from scipy import ndimage
+
+    base = cached_pair((24, 128, 128), (0, 0, 0), seed=61)
+    movs = [
+        np.rint(ndimage.shift(base.moving.astype(np.float32), np.negative(s), order=1, mode="nearest")).astype(
+            np.uint16
+        )
+        for s in SHIFTS
+    ]
+    return base.reference, np.stack(movs)
+
+
+def _run(qtbot, widget, timeout=90_000):
+    widget.run()
+    assert widget.worker is not None, widget.last_error
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+
+
+def _scene(make_napari_viewer, rounds):
+    ref, movs = rounds
+    viewer = make_napari_viewer()
+    r = viewer.add_image(ref, name="H0_beads", scale=VOXEL)
+    m = viewer.add_image(movs, name="fov1", scale=(1.0, *VOXEL))
+    _, widget = viewer.window.add_plugin_dock_widget("napari-fidreg", "Fiducial series registration")
+    assert isinstance(widget, SeriesWidget)
+    widget.reference.value = r
+    widget.moving.value = [m]
+    return viewer, widget, r, m
+
+
+def test_a_4d_layer_registers_round_by_round_into_one_layer(make_napari_viewer, qtbot, rounds, tmp_path):
+    viewer, widget, ref, mov = _scene(make_napari_viewer, rounds)
+    widget.block_size.value = 64
+    _run(qtbot, widget)
+    res = widget.result
+    assert res is not None, widget.last_error
+    registered = [layer for layer in viewer.layers if layer.name.endswith("registered")]
+    assert [layer.name for layer in registered] == ["fov1 registered"]  # one layer, not one per round
+    out = registered[0]
+    assert out.data.shape == (3, 24, 128, 128) and out.data.dtype == np.uint16
+    np.testing.assert_allclose(out.scale, (1.0, *VOXEL))
+    for i, (reg, truth) in enumerate(zip(res.registrations, SHIFTS)):
+        np.testing.assert_allclose(reg.global_shift, truth, atol=0.1)
+        # each round of the result aligns onto the reference: nothing left to correct
+        left = register(rounds[0], out.data[i])
+        assert np.abs(left.global_shift).max() < 0.15, (i, left.global_shift)
+        assert reg.voxel_size == pytest.approx(VOXEL)
+
+    # the arrows and the QC dock follow the round under the slider; the drift tab shows the series
+    arrows = [layer for layer in viewer.layers if layer.name.startswith("fidreg: series block shifts")]
+    assert len(arrows) == 1
+    first = np.array(arrows[0].data)
+    viewer.dims.set_current_step(0, 1)
+    assert "fov1_r1" in widget.summary.value
+    arrows = [layer for layer in viewer.layers if layer.name.startswith("fidreg: series block shifts")]
+    assert len(arrows) == 1 and not np.allclose(np.array(arrows[0].data)[:, 1], first[:, 1])
+    dock = widget.qc_dock()
+    assert "round 1: fov1_r1" in dock.title
+    tabs = [dock.tabs.tabText(k) for k in range(dock.tabs.count())]
+    drift = dock.tabs.widget(tabs.index("drift over rounds"))
+    fig = drift.drawn_figure()
+    assert len(fig.axes) >= 3 and len(fig.axes[0].lines) > 0
+
+    # Save: every round's result set and the drift table, as the CLI writes them
+    widget.folder.value = tmp_path / "saved"
+    widget.save()
+    saved = tmp_path / "saved"
+    with open(saved / "drift.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["moving"] for r in rows] == ["fov1_r0", "fov1_r1", "fov1_r2"]
+    for r in rows:
+        d = json.loads((saved / f"{r['moving']}.shifts.json").read_text())
+        assert [float(r[k]) for k in ("dz", "dy", "dx")] == d["global_shift"]
+        assert (saved / f"{r['moving']}.registered.tif").exists() and (saved / f"{r['moving']}.qc.png").exists()
+    assert (saved / "drift.png").exists()
+
+
+def test_several_3d_layers_are_a_series_and_bad_choices_are_refused(make_napari_viewer, qtbot, rounds):
+    ref, movs = rounds
+    viewer = make_napari_viewer()
+    r = viewer.add_image(ref, name="H0")
+    layers = [viewer.add_image(movs[i], name=f"H{i + 1}") for i in range(2)]
+    four = viewer.add_image(movs, name="rounds4d")
+    widget = SeriesWidget(viewer)
+    widget.reference.value = r
+    widget.moving.value = [layers[1], layers[0]]  # taken in layer-list order
+    _run(qtbot, widget)
+    assert widget.result.names == ["H1", "H2"]
+    assert viewer.layers["series registered"].data.shape == (2, *ref.shape)
+    widget.moving.value = [four, layers[0]]
+    widget.run()
+    assert widget.worker is None and "not both" in widget.last_error
+
+
+def test_cancel_leaves_no_result(make_napari_viewer, qtbot, rounds):
+    viewer, widget, ref, mov = _scene(make_napari_viewer, rounds)
+    widget.run()
+    qtbot.waitUntil(lambda: widget.progress.value >= 1, timeout=30_000)
+    widget.cancel()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=10_000)
+    assert widget.result is None and "cancelled" in widget.status.value
+    assert not any(layer.name.endswith("registered") for layer in viewer.layers)
