@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import cached_pair
-from napari_fidreg.core import FidregError, Params, register
+from napari_fidreg.core import FidregError, register
 from napari_fidreg.core.drift import DriftRow, drift_csv, natural_key, read_drift_csv
 from napari_fidreg.core.series import iter_register_series, register_series
 
@@ -29,7 +29,7 @@ def test_each_round_equals_its_own_registration_and_reads_its_own_data(rounds):
     ref, movs = rounds
     loaded, seen = [], []
     loaders = [lambda i=i: loaded.append(i) or movs[i] for i in range(3)]
-    out = register_series(ref, loaders, Params(block_size=64), names=["H1", "H2", "H3"],
+    out = register_series(ref, loaders, names=["H1", "H2", "H3"], block_size=64,
                           on_round=lambda i, r: seen.append((i, r.name, list(loaded))))  # fmt: skip
     assert [r.name for r in out] == ["H1", "H2", "H3"] and all(r.ok for r in out)
     # a round is read when its turn comes, and reported as soon as it is done

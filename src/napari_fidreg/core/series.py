@@ -52,7 +52,8 @@ def register_series(reference, movings: Sequence[Any], params: Params | None = N
         that rounds are read one at a time. A 4D (round, z, y, x) array is a
         sequence of rounds too.
     params : Params, optional
-        Parameters shared by every round.
+        Parameters shared by every round; keyword arguments named like its fields
+        override them (``block_size=256`` ...), as for :func:`~napari_fidreg.core.register`.
     names : sequence of str, optional, keyword-only
         Round names (recorded as each result's ``moving``); default ``round 0``, ...
     on_round : callable, optional, keyword-only
@@ -81,6 +82,7 @@ def iter_register_series(
     subvolume=None,
     voxel_size=None,
     workers: int = DEFAULT_WORKERS,
+    **overrides: Any,
 ) -> Generator[Progress, None, list[Round]]:
     """Generator form of :func:`register_series`: yields :class:`Progress`, returns the rounds.
 
@@ -94,7 +96,7 @@ def iter_register_series(
         raise FidregError(f"{len(labels)} names for {n} rounds")
     if n == 0:
         raise FidregError("no moving round to register")
-    params = params or Params()
+    params = (params or Params()).with_(**overrides) if overrides else (params or Params())
     as_volume(reference, "reference")  # a bad reference is refused before any round starts
     options = dict(
         reference_name=reference_name, subvolume=subvolume, voxel_size=voxel_size, workers=workers
