@@ -165,3 +165,28 @@ def test_a_rerun_never_mixes_two_runs_drift_files(experiment, tmp_path):
     )
     assert fidreg(*args, "--no-stack", "--no-qc").returncode == 0
     assert (out / "drift.csv").exists() and not (out / "drift.png").exists()
+
+
+def test_whole_experiment_on_an_existing_scheduler(experiment, tmp_path):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                      host="127.0.0.1") as cluster:  # fmt: skip
+        res = _experiment_run(experiment, tmp_path / "s", "--scheduler", cluster.scheduler_address)
+    assert "6 of 6 stacks registered" in res.stdout
+    for fov in ("fov1", "fov2"):
+        rows = _table(tmp_path / "s" / fov / "drift.csv")
+        for r in rows:
+            np.testing.assert_allclose([float(r[k]) for k in ("dz", "dy", "dx")], ROUNDS[r["moving"][:-6]], atol=0.1)
+
+
+def test_apply_with_match_from_the_command_line(experiment, tmp_path):
+    fov = experiment / "fov1"
+    out = tmp_path / "o"
+    assert fidreg("register", fov / "H2R2_beads.tif", fov, "--pattern", "*_beads.tif", "--out", out, "--no-qc",
+                  "--no-stack").returncode == 0  # fmt: skip
+    res = fidreg("apply", out, fov / "H10R10_cy5.tif", fov / "H2R2_cy5.tif", "--out", tmp_path / "c",
+                 "--match", r"H\d+R\d+")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "H10R10_cy5.registered.tif (round H10R10_beads)" in res.stdout
+    assert "H2R2_cy5.registered.tif (reference round H2R2_beads: unchanged)" in res.stdout
