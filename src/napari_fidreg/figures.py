@@ -11,6 +11,7 @@ process (napari's Qt canvas included). The dock and the PNG draw the same figure
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,6 +26,26 @@ GAP = 6  # px between panels
 WIDTH_IN, TOP_IN, LEFT_IN = 15.0, 0.75, 0.4  # the PNG's image width and margins (inches)
 
 
+@dataclass
+class QCPanels:
+    """The QC panels as one RGB image, ready to draw (numpy only: the dock makes them in its
+    worker thread, so that laying the figure out again at another size is cheap)."""
+
+    mosaic: np.ndarray  # (h, w, 3) uint8: rows ``planes``, columns QC_COLUMNS
+    heights: list[int]  # of each row
+    planes: tuple[str, ...]
+    score_before: float  # alignment score of the cleaned projections
+    score_after: float
+
+
+def qc_panels(reference: dict, before: dict, after: dict, *, voxel_size=None, planes=("xy", "xz")) -> QCPanels:
+    """The panels of :func:`qc_figure` from :func:`napari_fidreg.core.qc.projections` dicts."""
+    mosaic, heights = _mosaic(reference, before, after, tuple(planes), _aspect(voxel_size))
+    return QCPanels(
+        mosaic, heights, tuple(planes), alignment_score(reference, before), alignment_score(reference, after)
+    )
+
+
 def qc_png(reference: dict, before: dict, after: dict, *, title: str = "", voxel_size=None) -> bytes:
     """PNG bytes of :func:`qc_figure` with XY and XZ rows, at a size that fits the panels.
 
@@ -34,10 +55,11 @@ def qc_png(reference: dict, before: dict, after: dict, *, title: str = "", voxel
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    h, w = _mosaic(reference, before, after, ("xy", "xz"), _aspect(voxel_size))[0].shape[:2]
+    panels = qc_panels(reference, before, after, voxel_size=voxel_size)
+    h, w = panels.mosaic.shape[:2]
     fig = Figure(figsize=(WIDTH_IN + LEFT_IN, WIDTH_IN * h / w + TOP_IN), dpi=100)
     FigureCanvasAgg(fig)
-    qc_figure(reference, before, after, title=title, voxel_size=voxel_size, figure=fig)
+    draw_qc(panels, title=title, figure=fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", pil_kwargs={"compress_level": 3})
     return buf.getvalue()
@@ -56,10 +78,16 @@ def qc_figure(
     projections before and after. Column and row names follow the panels when the
     figure is zoomed (the dock's toolbar) and are hidden when their panel is out of view.
     """
+    return draw_qc(qc_panels(reference, before, after, voxel_size=voxel_size, planes=planes), title=title,
+                   figure=figure)  # fmt: skip
+
+
+def draw_qc(panels: QCPanels, *, title: str = "", figure=None):
+    """Lay out :class:`QCPanels` on ``figure`` (cleared first; a new one when None); see :func:`qc_figure`."""
     from matplotlib.figure import Figure
 
-    mosaic, heights = _mosaic(reference, before, after, planes, _aspect(voxel_size))
-    score_b, score_a = alignment_score(reference, before), alignment_score(reference, after)
+    mosaic, heights, planes = panels.mosaic, panels.heights, panels.planes
+    score_b, score_a = panels.score_before, panels.score_after
     fig = Figure() if figure is None else figure
     fig.clear()
     fig.patch.set_facecolor("white")

@@ -223,6 +223,9 @@ def test_reject_restore_and_undo_blocks_by_hand(make_napari_viewer, qtbot, tmp_p
     np.testing.assert_array_equal(viewer.layers[REGISTERED].data, warp(mov.data, reg, output_shape=ref.data.shape))
     crosses = viewer.layers[CROSSES]
     assert len(crosses.data) == 3
+    arrows = viewer.layers[ARROWS]  # updated in place: block 6 now points along its filled shift
+    np.testing.assert_allclose(arrows.data[6, 1], np.multiply(reg.blocks[6].shift[1:], 10.0))
+    assert list(arrows.features["inlier"]) == [b.inlier for b in reg.blocks]
     orange, red = [1.0, 0.55, 0.0], [1.0, 0.0, 0.0]
     np.testing.assert_allclose(crosses.face_color[:, :3], [orange, red, orange])
     table = widget.table.native

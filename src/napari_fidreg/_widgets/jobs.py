@@ -7,7 +7,7 @@ leaves no partial layers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -17,8 +17,10 @@ from ..core.qc import display_bin, projections
 from ..core.register import DEFAULT_WORKERS, iter_register
 from ..core.result import Registration
 from ..core.warp import iter_warp
+from ..figures import QCPanels, qc_panels
 
 PROJECTION_STAGE = "projections"
+DOCK_PLANES = ("xy", "xz", "yz")  # rows of the QC dock's projections (the PNG has XY and XZ)
 
 
 @dataclass
@@ -27,6 +29,7 @@ class JobResult:
     corrected: np.ndarray
     projections: dict[str, dict[str, np.ndarray]]  # 'reference', 'before', 'after' -> core.qc.projections
     projection_bin: int = 1  # stack pixels per projection pixel in y/x
+    panels: QCPanels | None = None  # the QC dock's projections figure, made in the worker
 
 
 def registration_job(
@@ -60,16 +63,24 @@ def _registration_steps(gen, reference, moving, workers):
         proj[key] = projections(vol, bin=b)
         yield Progress(PROJECTION_STAGE, i + 1, 3)
     _preload_layer_modules()
-    return JobResult(reg, corrected, proj, b)
+    return JobResult(reg, corrected, proj, b, _panels(proj, reg))
+
+
+def _panels(proj: dict, reg: Registration) -> QCPanels:
+    """The QC figure's panels (~0.1 s of percentiles and correlations: here, not on the GUI thread)."""
+    return qc_panels(proj["reference"], proj["before"], proj["after"], voxel_size=reg.voxel_size, planes=DOCK_PLANES)
 
 
 def _preload_layer_modules() -> None:
-    """Import here, in the worker, what napari imports when the first Vectors layer with
-    features is made (pandas: ~0.25 s that would otherwise freeze the GUI thread)."""
+    """Import here, in the worker, what the GUI thread would otherwise import on the first
+    result: pandas, which napari imports for the first Vectors layer with features (~0.25 s),
+    and matplotlib with its Qt canvas for the QC dock (~0.6 s). Importing creates no widget."""
     try:
         import pandas  # noqa: F401
     except ImportError:  # pragma: no cover - napari depends on it
         pass
+    import matplotlib.backends.backend_qtagg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
 
 
 def apply_job(image, registration: Registration, *, order: int = 1, workers: int = DEFAULT_WORKERS):
@@ -80,10 +91,12 @@ def apply_job(image, registration: Registration, *, order: int = 1, workers: int
     return iter_warp(image, registration, output_shape=np.shape(image), workers=workers, order=order)
 
 
-def correction_job(moving, registration: Registration, output_shape, bin: int, *, workers: int = DEFAULT_WORKERS):
+def correction_job(moving, registration: Registration, earlier: JobResult, *, workers: int = DEFAULT_WORKERS):
     """Correct ``moving`` again with a registration whose blocks were rejected or restored by
-    hand (nothing is measured); yields progress, returns (corrected stack, its projections)."""
-    corrected = yield from iter_warp(moving, registration, output_shape=output_shape, workers=workers)
-    after = projections(corrected, bin=bin)
+    hand (nothing is measured); yields progress, returns the :class:`JobResult` of ``earlier``
+    with this registration, corrected stack, 'after' projections and QC panels."""
+    corrected = yield from iter_warp(moving, registration, output_shape=earlier.corrected.shape, workers=workers)
+    proj = {**earlier.projections, "after": projections(corrected, bin=earlier.projection_bin)}
     yield Progress(PROJECTION_STAGE, 1, 1)
-    return corrected, after
+    return replace(earlier, registration=registration, corrected=corrected, projections=proj,
+                   panels=_panels(proj, registration))  # fmt: skip

@@ -122,6 +122,26 @@ def block_layers(reg: Registration, geom: Geometry) -> list[tuple]:
     ]
 
 
+def update_block_layers(viewer, reg: Registration, geom: Geometry) -> bool:
+    """Show ``reg``'s block arrows and crosses in the layers already there, in place: removing
+    a layer costs napari ~0.25 s of scene-graph clean-up on the GUI thread. False (nothing
+    changed) when those layers are not there as :func:`block_layers` would make them."""
+    new = block_layers(reg, geom)
+    if len(new) != 2 or not all(meta["name"] in viewer.layers for _, meta, _ in new):
+        return False
+    (vectors, vmeta, _), (crosses, pmeta, _) = new
+    arrows, points = viewer.layers[vmeta["name"]], viewer.layers[pmeta["name"]]
+    if np.shape(arrows.data) != vectors.shape or points.ndim != crosses.shape[1]:
+        return False
+    arrows.data = vectors
+    arrows.features = vmeta["features"]
+    arrows.edge_color = "score"  # colours again from the new features
+    points.data = crosses
+    if len(crosses):
+        points.face_color, points.border_color, points.size = pmeta["face_color"], pmeta["border_color"], pmeta["size"]
+    return True
+
+
 def result_text(reg: Registration) -> str:
     """The dock's result text: the registration's summary, and the region it was measured on."""
     lines = reg.summary().split("\n")

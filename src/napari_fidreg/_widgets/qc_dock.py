@@ -11,7 +11,8 @@ from __future__ import annotations
 from qtpy.QtWidgets import QLabel, QTabWidget, QVBoxLayout, QWidget
 
 from ..core.result import Registration
-from ..figures import block_map_figure, qc_figure
+from ..figures import block_map_figure, draw_qc, qc_panels
+from .jobs import DOCK_PLANES
 
 DOCK_NAME = "fidreg QC"
 QC_TAB, MAP_TAB = "projections", "block shifts"
@@ -93,14 +94,17 @@ class QCDock(QWidget):
         self.tabs.addTab(tab, name)
         return tab
 
-    def show_result(self, projections: dict, reg: Registration, *, title: str = "", arrow_gain: float = 10.0) -> None:
-        """Draw the projections (:class:`~.jobs.JobResult.projections`) and ``reg``'s block shifts."""
-        self.title = title
+    def show_result(
+        self, projections: dict, reg: Registration, *, title: str = "", arrow_gain: float = 10.0, panels=None
+    ) -> None:
+        """Draw the projections (a :class:`~.jobs.JobResult`'s ``projections``) and ``reg``'s block
+        shifts. ``panels``: the :class:`~napari_fidreg.figures.QCPanels` of those projections when
+        a worker made them already (~0.1 s that the GUI thread then spares)."""
         p = projections
-        self.qc.show_figure(lambda fig: qc_figure(
-            p["reference"], p["before"], p["after"], title=title, voxel_size=reg.voxel_size,
-            planes=("xy", "xz", "yz"), figure=fig,
-        ))  # fmt: skip
+        if panels is None:
+            panels = qc_panels(p["reference"], p["before"], p["after"], voxel_size=reg.voxel_size, planes=DOCK_PLANES)
+        self.title = title
+        self.qc.show_figure(lambda fig: draw_qc(panels, title=title, figure=fig))
         self.block_map.show_figure(lambda fig: block_map_figure(reg, figure=fig, arrow_gain=arrow_gain))
         self.message.setText(title)
 

@@ -312,7 +312,7 @@ class RegistrationWidget(SaveApplyMixin, Container):
         self.shift_label.value = L.result_text(reg)
         self.table.value = L.block_table(reg) if reg.has_blocks else {"block": []}
         self.qc_dock().show_result(self.result.projections, reg, title=f"{reg.moving} onto {reg.reference}",
-                                   arrow_gain=L.VECTOR_GAIN)  # fmt: skip
+                                   arrow_gain=L.VECTOR_GAIN, panels=self.result.panels)  # fmt: skip
 
     def qc_dock(self) -> QCDock:
         """The QC dock (added below the canvas the first time, and again if the user closed it)."""

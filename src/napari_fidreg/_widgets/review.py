@@ -10,7 +10,6 @@ replaced on a stack, so Undo (or Ctrl+Z in the dock) goes back one step.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import numpy as np
@@ -164,7 +163,7 @@ class BlockReview:
         if mov is None or mov not in w.viewer.layers:
             w._error(FidregError("the moving layer of this result is no longer in the viewer: register again"))
             return
-        job = correction_job(np.asarray(mov.data), reg, w.result.corrected.shape, w.result.projection_bin)
+        job = correction_job(np.asarray(mov.data), reg, w.result)
         w.worker = w._worker(job, lambda out: self._on_recorrected(out, reg, ref, mov, then))
         w._worker_done = False
         w._started = time.perf_counter()
@@ -172,12 +171,10 @@ class BlockReview:
         w._set_status("correcting again with the blocks kept (nothing is measured again) …")
         w.worker.start()
 
-    def _on_recorrected(self, out, reg: Registration, ref, mov, then) -> None:
+    def _on_recorrected(self, res, reg: Registration, ref, mov, then) -> None:
         w = self.owner
-        corrected, after = out
-        w.result = dataclasses.replace(
-            w.result, registration=reg, corrected=corrected, projections={**w.result.projections, "after": after}
-        )
+        w.result = res
+        corrected = res.corrected
         name = L.registered_name(mov.name)
         if name in w.viewer.layers:
             w.viewer.layers[name].data = corrected
@@ -190,4 +187,7 @@ class BlockReview:
             w._set_status(f"corrected again in {time.perf_counter() - w._started:.1f} s "
                              f"({n_hand} block(s) rejected by hand)")  # fmt: skip
 
-        w._replace_layers(L.block_layers(reg, L.Geometry.of(ref)), then=done)
+        if L.update_block_layers(w.viewer, reg, L.Geometry.of(ref)):
+            done()  # the worker's 'finished' then ends the run
+        else:  # the user removed the arrows or the crosses: add them again
+            w._replace_layers(L.block_layers(reg, L.Geometry.of(ref)), then=done)
