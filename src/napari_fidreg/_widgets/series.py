@@ -50,6 +50,7 @@ class SeriesResult:
     projections: dict  # 'reference' -> projections; 'before'/'after' -> list per round
     reference_name: str
     bin: int = 1
+    panels: list | None = None  # the QC dock's figure panels per round (None for a failed round)
 
     def rows(self) -> list[DriftRow]:
         return [DriftRow(n, r, e) for n, r, e in zip(self.names, self.registrations, self.errors)]
@@ -72,17 +73,29 @@ def _series_steps(gen, ref, loaders, names, reference_name, workers):
     corrected = np.zeros((len(names), *ref.shape), dtype=ref.dtype)
     b = display_bin(ref.shape)
     proj = {"reference": projections(ref, bin=b), "before": [], "after": []}
+    from ..figures import qc_panels  # matplotlib imported in the worker, not on the GUI thread
+    from .jobs import DOCK_PLANES
+
+    panels = []
     for i, (rnd, load) in enumerate(zip(done, loaders)):
         moving = load()
         if rnd.registration is not None:
             yield from (t.about(rnd.name) for t in iter_warp(moving, rnd.registration, output_shape=ref.shape,
                                                               workers=workers, out=corrected[i]))  # fmt: skip
-        proj["before"].append(projections(moving, bin=b) if rnd.registration is not None else None)
-        proj["after"].append(projections(corrected[i], bin=b) if rnd.registration is not None else None)
+        if rnd.registration is not None:
+            before, after = projections(moving, bin=b), projections(corrected[i], bin=b)
+            # the QC dock's panels (~0.1 s a round of percentiles and scores): here, not on the GUI thread
+            panels.append(qc_panels(proj["reference"], before, after, voxel_size=rnd.registration.voxel_size,
+                                    planes=DOCK_PLANES))  # fmt: skip
+        else:
+            before = after = None
+            panels.append(None)
+        proj["before"].append(before)
+        proj["after"].append(after)
         yield Progress("QC projections", i + 1, len(done))
     return SeriesResult(
         names=list(names), registrations=[r.registration for r in done], errors=[r.error or "" for r in done],
-        corrected=corrected, projections=proj, reference_name=reference_name, bin=b,
+        corrected=corrected, projections=proj, reference_name=reference_name, bin=b, panels=panels,
     )  # fmt: skip
 
 
@@ -259,7 +272,8 @@ class SeriesWidget(Container):
                 self.viewer.layers.selection.active = active
             p = res.projections
             dock.show_result({"reference": p["reference"], "before": p["before"][i], "after": p["after"][i]}, reg,
-                             title=f"round {i}: {res.names[i]} onto {res.reference_name}", arrow_gain=L.VECTOR_GAIN)  # fmt: skip
+                             title=f"round {i}: {res.names[i]} onto {res.reference_name}", arrow_gain=L.VECTOR_GAIN,
+                             panels=res.panels[i] if res.panels else None)  # fmt: skip
             self.summary.value = reg.summary()
         tab = self._drift_tab(dock)
         rows, ref_name = res.rows(), res.reference_name
