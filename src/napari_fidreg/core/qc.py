@@ -12,9 +12,13 @@ illumination are fixed to the camera.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
-from .preprocess import bin_mean, hot_pixel_mask, prepare
+from .kernels import bin_planes
+from .preprocess import bin_counts, hot_pixel_mask, prepare
+from .validate import native
 
 DISPLAY_SIZE = 512  # y/x extent the QC projections are reduced to: what a figure panel or a dock shows
 
@@ -38,8 +42,10 @@ def projections(
     its background removed first; zeros that a correction filled in stay zero.
     """
     nz = vol.shape[0]
-    # one read of the stack, reduced (a copy either way: the input may be read-only)
-    small = np.concatenate([_reduced(vol[z : z + chunk], bin) for z in range(0, nz, chunk)], axis=0)
+    # one read of the stack, reduced (a copy either way: the input may be read-only); chunks
+    # on two threads (the binning kernel releases the GIL; reading a memmap is I/O)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        small = np.concatenate(list(pool.map(lambda z: _reduced(vol[z : z + chunk], bin), range(0, nz, chunk))), axis=0)
     if clean:
         filled = small == 0  # the fill of a corrected stack
         mask = None
@@ -61,14 +67,28 @@ def projections(
 
 
 def _reduced(planes, bin: int) -> np.ndarray:
-    """Planes as float32, each ``bin`` x ``bin`` pixels averaged (mostly-fill bins stay fill)."""
-    part = np.array(planes, dtype=np.float32)
+    """Planes as float32, each ``bin`` x ``bin`` pixels averaged (mostly-fill bins stay fill).
+
+    Binned from the stack's own dtype by the compiled kernel, without a full-size float
+    copy first (that copy and a float copy of the fill mask were 3/4 of the QC image's
+    time at 2048^2: 0.87 -> 0.2 s a stack); the fill (zeros of a corrected stack) is
+    looked for only in chunks that hold any.
+    """
+    part = native(planes)
     if bin == 1:
-        return part
-    filled = bin_mean(part == 0, bin) > 0.5
-    part = bin_mean(part, bin)
-    part[filled] = 0
-    return part
+        return np.array(part, dtype=np.float32)
+    part = np.ascontiguousarray(part)
+    nz, ny, nx = part.shape
+    counts = bin_counts(ny, bin)[None, :, None] * bin_counts(nx, bin)[None, None, :]
+    out = np.zeros((nz, -(-ny // bin), -(-nx // bin)), dtype=np.float32)
+    bin_planes(part, 0, ny, 0, nx, bin, out, np.zeros((0, 0), dtype=part.dtype))  # the coarse scan's signature
+    out /= counts
+    zeros = part == 0
+    if zeros.any():
+        filled = np.zeros_like(out)
+        bin_planes(np.ascontiguousarray(zeros, dtype=np.uint8), 0, ny, 0, nx, bin, filled, np.zeros((0, 0), np.uint8))
+        out[filled > 0.5 * counts] = 0
+    return out
 
 
 def ncc(a: np.ndarray, b: np.ndarray) -> float:
