@@ -136,6 +136,12 @@ class SeriesWidget(Container):
         self.viewer.layers.events.removed.connect(self._refresh)
         self.viewer.dims.events.current_step.connect(self._on_round_changed)
 
+    @property
+    def native(self):
+        """The scroll area (as for the registration dock: napari docks ``.native``, and a
+        scrollable container's ``.native`` is the inner widget, which then cannot scroll)."""
+        return self.root_native_widget
+
     # -- layer choices ----------------------------------------------------------------
     def _layers_3d(self, _=None):
         return [layer for layer in self.viewer.layers if _is_image(layer) and layer.ndim == 3]
