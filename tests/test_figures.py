@@ -12,7 +12,7 @@ from conftest import cached_pair
 from napari_fidreg.core import register, warp
 from napari_fidreg.core.block_grid import reject_blocks
 from napari_fidreg.core.qc import display_bin, projections
-from napari_fidreg.figures import QC_COLUMNS, block_map_figure, qc_figure, qc_png
+from napari_fidreg.figures import QC_COLUMNS, block_map_figure, qc_figure, qc_panels, qc_png
 
 
 @functools.lru_cache(maxsize=1)
@@ -33,8 +33,13 @@ def test_the_png_is_the_figure_with_xy_and_xz_rows():
 
     _, proj = result()
     png = qc_png(*proj, title="mov onto ref", voxel_size=(0.2, 0.15, 0.15))
-    w, h = Image.open(io.BytesIO(png)).size
-    assert w == 1540 and 300 < h < 700  # 15 in of panels + the row names, at 100 dpi
+    img = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    h, w = img.shape[:2]
+    # the panels drawn 1:1, repeated by a whole factor to about 15 in at 100 dpi, + the row names
+    mosaic = qc_panels(*proj, voxel_size=(0.2, 0.15, 0.15)).mosaic
+    m = 1500 // mosaic.shape[1]
+    assert w == mosaic.shape[1] * m + 40 and h == mosaic.shape[0] * m + 75 and 1200 < w <= 1540
+    np.testing.assert_array_equal(img[75:, 40:], np.repeat(np.repeat(mosaic, m, 0), m, 1))  # nothing resampled
     fig = qc_figure(*proj, title="mov onto ref", voxel_size=(0.2, 0.15, 0.15))
     texts = _texts(fig)
     for name in (*QC_COLUMNS, "XY", "XZ", "mov onto ref"):
