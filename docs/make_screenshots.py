@@ -115,6 +115,37 @@ def main() -> None:
     save(viewer.screenshot(canvas_only=False, flash=False), "08_subvolume.png")
     print("layers:", names)
     viewer.close()
+    series()
+
+
+def series() -> None:
+    """A 4D layer of four rounds registered in the series dock, round 2 under the slider."""
+    from scipy import ndimage
+
+    from napari_fidreg.core.synthetic import fiducial_pair
+
+    pair = fiducial_pair((30, 256, 256), (0, 0, 0), seed=5, deformation=(0.3, 1.0, 1.0))
+    shifts = [(0.6, -2.4, 3.3), (1.2, 4.1, -5.6), (-0.8, 1.5, 2.2), (0.3, 0.8, -1.9)]
+    rounds = np.stack([
+        np.rint(ndimage.shift(pair.moving.astype(np.float32), np.negative(s), order=1, mode="nearest")).astype(np.uint16)
+        for s in shifts
+    ])  # fmt: skip
+    viewer = napari.Viewer(show=True)
+    viewer.window._qt_window.resize(1500, 1100)
+    ref = viewer.add_image(pair.reference, name="H11R11_beads", scale=(0.2, 0.15, 0.15))
+    mov = viewer.add_image(rounds, name="fov1 rounds", scale=(1.0, 0.2, 0.15, 0.15))
+    _, widget = viewer.window.add_plugin_dock_widget("napari-fidreg", "Fiducial series registration")
+    widget.reference.value, widget.moving.value, widget.block_size.value = ref, [mov], 64
+    widget.run()
+    wait_for(widget)
+    viewer.dims.set_current_step(0, 2)
+    qc = widget.qc_dock()
+    tabs = [qc.tabs.tabText(k) for k in range(qc.tabs.count())]
+    qc.tabs.setCurrentIndex(tabs.index("drift over rounds"))
+    viewer.reset_view()
+    settle()
+    save(viewer.screenshot(canvas_only=False, flash=False), "09_series.png")
+    viewer.close()
 
 
 if __name__ == "__main__":
