@@ -231,12 +231,18 @@ def _aspect(voxel_size) -> float:
 
 
 def _mosaic(reference: dict, before: dict, after: dict, planes, aspect: float) -> tuple[np.ndarray, list[int]]:
-    """The panels as one RGB image (rows: ``planes``), and each row's height."""
-    rows = [_row(reference, before, after, key, aspect if key != "xy" else 1.0) for key in planes]
+    """The panels as one RGB image (rows: ``planes``), and each row's height.
+
+    Every panel is padded to the widest row's panel width, so that the columns line up
+    under their names: a YZ row is as wide as the stack is tall (ny), XY and XZ as it is
+    wide (nx), and a stack of 175 x 104 px would otherwise shift the columns of one row.
+    """
+    width = max(min(reference[k].shape[1], before[k].shape[1], after[k].shape[1]) for k in planes)
+    rows = [_row(reference, before, after, key, aspect if key != "xy" else 1.0, width) for key in planes]
     return _stack(rows, axis=0), [r.shape[0] for r in rows]
 
 
-def _row(reference: dict, before: dict, after: dict, key: str, aspect: float) -> np.ndarray:
+def _row(reference: dict, before: dict, after: dict, key: str, aspect: float, width: int = 0) -> np.ndarray:
     """One row of the mosaic: the three projections (grey) and the two overlays, RGB uint8."""
     r, b, a = reference[key], before[key], after[key]
     shape = tuple(min(x) for x in zip(r.shape, b.shape, a.shape))
@@ -247,6 +253,8 @@ def _row(reference: dict, before: dict, after: dict, key: str, aspect: float) ->
         n = max(1, int(round(shape[0] * aspect)))
         idx = np.minimum((np.arange(n) / aspect).astype(int), shape[0] - 1)
         panels = [p[idx] for p in panels]
+    if width > shape[1]:  # white to the right of a narrower panel, as between panels
+        panels = [np.pad(p, ((0, 0), (0, width - shape[1]), (0, 0)), constant_values=255) for p in panels]
     return _stack(panels, axis=1)
 
 

@@ -122,3 +122,33 @@ def test_cancel_leaves_no_result(make_napari_viewer, qtbot, rounds):
     qtbot.waitUntil(lambda: widget.worker is None, timeout=10_000)
     assert widget.result is None and "cancelled" in widget.status.value
     assert not any(layer.name.endswith("registered") for layer in viewer.layers)
+
+
+def test_the_reference_is_never_a_round_and_what_cannot_fit_is_refused_at_once(make_napari_viewer, qtbot, rounds):
+    """Found by a new user: after changing the reference, the old list still offered it (and
+    registered it onto itself); a block larger than the stacks failed once per round, silently."""
+    ref, movs = rounds
+    viewer = make_napari_viewer()
+    a = viewer.add_image(ref, name="H11")
+    b = viewer.add_image(movs[0], name="H12")
+    widget = SeriesWidget(viewer)
+    widget.reference.value = a
+    assert a not in widget.moving.choices and b in widget.moving.choices
+    widget.moving.value = [b]
+    widget.reference.value = b  # the user changes the reference: the rounds list follows
+    assert b not in widget.moving.choices and a in widget.moving.choices
+    widget.reference.value = a
+    widget.moving.value = [b]
+    widget.block_size.value = 256  # larger than the 128 px stacks
+    widget.run()
+    assert widget.worker is None and "larger than" in widget.last_error
+    widget.voxel_size.value = "0.3,0.1,0.1"
+    widget.block_size.value = 64
+    _run(qtbot, widget)
+    assert widget.result.registrations[0].voxel_size == pytest.approx((0.3, 0.1, 0.1))
+    np.testing.assert_allclose(a.scale, (0.3, 0.1, 0.1))
+    assert not b.visible  # the overlay is the reference and the registered rounds
+    # removing the result layer takes its arrows and the result with it
+    viewer.layers.remove("series registered")
+    assert widget.result is None
+    assert not [layer for layer in viewer.layers if layer.name.startswith("fidreg: series")]

@@ -11,11 +11,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..core.drift import DriftRow
 from ..core.params import Params
 from ..core.progress import Progress
 from ..core.qc import display_bin, projections
 from ..core.register import DEFAULT_WORKERS, iter_register
 from ..core.result import Registration
+from ..core.series import iter_register_series
 from ..core.warp import iter_warp
 from ..figures import QCPanels, qc_panels
 
@@ -100,3 +102,60 @@ def correction_job(moving, registration: Registration, earlier: JobResult, *, wo
     yield Progress(PROJECTION_STAGE, 1, 1)
     return replace(earlier, registration=registration, corrected=corrected, projections=proj,
                    panels=_panels(proj, registration))  # fmt: skip
+
+
+@dataclass
+class SeriesResult:
+    """What a series run hands back: one entry per round, in round order."""
+
+    names: list[str]
+    registrations: list[Registration | None]
+    errors: list[str]
+    corrected: np.ndarray  # (round, z, y, x) on the reference's grid
+    projections: dict  # 'reference' -> projections; 'before'/'after' -> list per round
+    reference_name: str
+    bin: int = 1
+    panels: list | None = None  # the QC dock's figure panels per round (None for a failed round)
+
+    def rows(self) -> list[DriftRow]:
+        return [DriftRow(n, r, e) for n, r, e in zip(self.names, self.registrations, self.errors)]
+
+
+def series_job(
+    reference, rounds, names, params: Params, *, voxel_size=None, reference_name="", workers=DEFAULT_WORKERS
+):
+    """Register every round, correct it into one 4D array, project it for QC; yields
+    :class:`Progress`, returns a :class:`SeriesResult`. Bad input raises here, at the call."""
+    ref = np.asarray(reference)
+    loaders = [lambda r=r: np.asarray(r() if callable(r) else r) for r in rounds]
+    gen = iter_register_series(ref, loaders, params, names=names, voxel_size=voxel_size,
+                               reference_name=reference_name, workers=workers)  # fmt: skip
+    return _series_steps(gen, ref, loaders, names, reference_name, workers)
+
+
+def _series_steps(gen, ref, loaders, names, reference_name, workers):
+    done = yield from gen
+    corrected = np.zeros((len(names), *ref.shape), dtype=ref.dtype)
+    b = display_bin(ref.shape)
+    proj = {"reference": projections(ref, bin=b), "before": [], "after": []}
+    panels = []
+    for i, (rnd, load) in enumerate(zip(done, loaders)):
+        moving = load()
+        if rnd.registration is not None:
+            yield from (t.about(rnd.name) for t in iter_warp(moving, rnd.registration, output_shape=ref.shape,
+                                                              workers=workers, out=corrected[i]))  # fmt: skip
+        if rnd.registration is not None:
+            before, after = projections(moving, bin=b), projections(corrected[i], bin=b)
+            # the QC dock's panels (~0.1 s a round of percentiles and scores): here, not on the GUI thread
+            panels.append(qc_panels(proj["reference"], before, after, voxel_size=rnd.registration.voxel_size,
+                                    planes=DOCK_PLANES))  # fmt: skip
+        else:
+            before = after = None
+            panels.append(None)
+        proj["before"].append(before)
+        proj["after"].append(after)
+        yield Progress("QC projections", i + 1, len(done))
+    return SeriesResult(
+        names=list(names), registrations=[r.registration for r in done], errors=[r.error or "" for r in done],
+        corrected=corrected, projections=proj, reference_name=reference_name, bin=b, panels=panels,
+    )  # fmt: skip

@@ -13,23 +13,19 @@ Save writes every round's result set and the drift table, as the CLI does.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, PushButton, Select, SpinBox
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, LineEdit, ProgressBar, PushButton, Select, SpinBox
 
 from ..core.drift import DriftRow
 from ..core.errors import FidregError
 from ..core.params import Params
 from ..core.progress import Progress
-from ..core.qc import display_bin, projections
-from ..core.register import DEFAULT_WORKERS
-from ..core.result import Registration
-from ..core.series import iter_register_series
-from ..core.warp import iter_warp
 from . import layers as L
+from . import region as R
+from .jobs import SeriesResult, series_job
 
 if TYPE_CHECKING:
     import napari
@@ -37,66 +33,6 @@ if TYPE_CHECKING:
 DRIFT_TAB = "drift over rounds"
 SERIES_PREFIX = f"{L.PREFIX}series "  # the round's block layers: arrows, rejected blocks
 SERIES_ARROWS = f"{SERIES_PREFIX}block shifts"
-
-
-@dataclass
-class SeriesResult:
-    """What a series run hands back: one entry per round, in round order."""
-
-    names: list[str]
-    registrations: list[Registration | None]
-    errors: list[str]
-    corrected: np.ndarray  # (round, z, y, x) on the reference's grid
-    projections: dict  # 'reference' -> projections; 'before'/'after' -> list per round
-    reference_name: str
-    bin: int = 1
-    panels: list | None = None  # the QC dock's figure panels per round (None for a failed round)
-
-    def rows(self) -> list[DriftRow]:
-        return [DriftRow(n, r, e) for n, r, e in zip(self.names, self.registrations, self.errors)]
-
-
-def series_job(
-    reference, rounds, names, params: Params, *, voxel_size=None, reference_name="", workers=DEFAULT_WORKERS
-):
-    """Register every round, correct it into one 4D array, project it for QC; yields
-    :class:`Progress`, returns a :class:`SeriesResult`. Bad input raises here, at the call."""
-    ref = np.asarray(reference)
-    loaders = [lambda r=r: np.asarray(r() if callable(r) else r) for r in rounds]
-    gen = iter_register_series(ref, loaders, params, names=names, voxel_size=voxel_size,
-                               reference_name=reference_name, workers=workers)  # fmt: skip
-    return _series_steps(gen, ref, loaders, names, reference_name, workers)
-
-
-def _series_steps(gen, ref, loaders, names, reference_name, workers):
-    done = yield from gen
-    corrected = np.zeros((len(names), *ref.shape), dtype=ref.dtype)
-    b = display_bin(ref.shape)
-    proj = {"reference": projections(ref, bin=b), "before": [], "after": []}
-    from ..figures import qc_panels  # matplotlib imported in the worker, not on the GUI thread
-    from .jobs import DOCK_PLANES
-
-    panels = []
-    for i, (rnd, load) in enumerate(zip(done, loaders)):
-        moving = load()
-        if rnd.registration is not None:
-            yield from (t.about(rnd.name) for t in iter_warp(moving, rnd.registration, output_shape=ref.shape,
-                                                              workers=workers, out=corrected[i]))  # fmt: skip
-        if rnd.registration is not None:
-            before, after = projections(moving, bin=b), projections(corrected[i], bin=b)
-            # the QC dock's panels (~0.1 s a round of percentiles and scores): here, not on the GUI thread
-            panels.append(qc_panels(proj["reference"], before, after, voxel_size=rnd.registration.voxel_size,
-                                    planes=DOCK_PLANES))  # fmt: skip
-        else:
-            before = after = None
-            panels.append(None)
-        proj["before"].append(before)
-        proj["after"].append(after)
-        yield Progress("QC projections", i + 1, len(done))
-    return SeriesResult(
-        names=list(names), registrations=[r.registration for r in done], errors=[r.error or "" for r in done],
-        corrected=corrected, projections=proj, reference_name=reference_name, bin=b, panels=panels,
-    )  # fmt: skip
 
 
 class SeriesWidget(Container):
@@ -116,6 +52,11 @@ class SeriesWidget(Container):
             label="rounds", choices=self._round_layers,
             tooltip="one 4D (round, z, y, x) layer, or several 3D layers (Ctrl/Shift-click), in round order",
         )  # fmt: skip
+        self.voxel_size = LineEdit(
+            label="voxel size z,y,x (µm)", value="",
+            tooltip="prefilled from the reference layer's scale; empty when unknown. A value typed here is "
+            "applied to the reference and round layers and recorded in every round's result",
+        )  # fmt: skip
         self.block_size = SpinBox(label="block size (0: global only)", min=0, max=4096, step=32, value=0)
         self.run_button = PushButton(text="Register series")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
@@ -127,11 +68,12 @@ class SeriesWidget(Container):
         self.moving.native.setMaximumHeight(110)  # a list of layers, not half the window
         for label in (self.status, self.summary):
             label.native.setWordWrap(True)  # a long summary would widen the dock over the canvas
-        self.extend([self.reference, self.moving, self.block_size, self.run_button, self.cancel_button,
+        self.extend([self.reference, self.moving, self.voxel_size, self.block_size, self.run_button, self.cancel_button,
                      self.progress, self.status, self.summary, self.folder, self.save_button])  # fmt: skip
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self.save_button.changed.connect(self.save)
+        self.reference.changed.connect(self._reference_changed)
         self.viewer.layers.events.inserted.connect(self._refresh)
         self.viewer.layers.events.removed.connect(self._refresh)
         self.viewer.dims.events.current_step.connect(self._on_round_changed)
@@ -155,10 +97,23 @@ class SeriesWidget(Container):
     def _refresh(self, _=None) -> None:
         self.reference.reset_choices()
         self.moving.reset_choices()
+        if self._result_layer is not None and self._result_layer not in self.viewer.layers:
+            self._forget_result()  # its arrows and QC views would describe a layer that is gone
+
+    def _reference_changed(self, _=None) -> None:
+        self.moving.reset_choices()  # the reference is never one of the rounds
+        self.voxel_size.value = R.voxel_size_text(self.reference.value) if self.reference.value is not None else ""
+
+    def _forget_result(self) -> None:
+        self.result, self._result_layer, self._shown = None, None, -1
+        self.summary.value = ""
+        self.save_button.enabled = False
+        for layer in [layer for layer in self.viewer.layers if layer.name.startswith(SERIES_PREFIX)]:
+            self.viewer.layers.remove(layer)
 
     def rounds(self):
         """(sources, names, name of the series) of the chosen rounds; refuses a mix or nothing."""
-        chosen = list(self.moving.value or [])
+        chosen = [layer for layer in (self.moving.value or []) if layer is not self.reference.value]
         if not chosen:
             raise FidregError("choose the rounds: one 4D layer or several 3D layers")
         four = [layer for layer in chosen if layer.ndim == 4]
@@ -177,6 +132,18 @@ class SeriesWidget(Container):
         chosen.sort(key=lambda layer: order[id(layer)])
         return [layer.data for layer in chosen], [layer.name for layer in chosen], "series"
 
+    def _chosen_layers(self) -> list:
+        return [layer for layer in (self.moving.value or []) if layer is not self.reference.value]
+
+    def _check_fit(self, ref, params: Params) -> None:
+        """Every check of a registration, on stand-ins of each round's shape (no data read)."""
+        from ..core.register import iter_register
+
+        shapes = {tuple(layer.data.shape[-3:]) for layer in self._chosen_layers()}
+        stand_in = np.broadcast_to(np.zeros(1, dtype=ref.data.dtype), ref.data.shape)
+        for shape in shapes:
+            iter_register(stand_in, np.broadcast_to(np.zeros(1, dtype=ref.data.dtype), shape), params)
+
     # -- run / cancel --------------------------------------------------------------
     def run(self) -> None:
         if self.worker is not None:
@@ -186,8 +153,12 @@ class SeriesWidget(Container):
             if ref is None:
                 raise FidregError("choose the reference round (a 3D image layer)")
             sources, names, series_name = self.rounds()
-            voxel = _voxel_of(ref)
+            voxel = R.parse_voxel_size(self.voxel_size.value)
+            if voxel is not None:  # the field places the layers in µm, as the registration dock does
+                for layer in [ref, *self._chosen_layers()]:
+                    layer.scale = (*tuple(layer.scale)[:-3], *voxel)
             params = Params(block_size=int(self.block_size.value) or None)
+            self._check_fit(ref, params)  # a block larger than the stacks: refused now, not once per round
             job = series_job(ref.data, sources, names, params, voxel_size=voxel, reference_name=ref.name)
         except FidregError as exc:
             self._error(exc)
@@ -225,12 +196,21 @@ class SeriesWidget(Container):
         self._result_layer = self.viewer.add_image(res.corrected, name=name, scale=(1.0, *g.scale), translate=(0.0, *g.translate),
                               colormap="magenta", blending="additive", metadata={"fidreg_role": "registered"})  # fmt: skip
         ref.colormap, ref.blending = "green", "additive"
+        for layer in self._chosen_layers():
+            layer.visible = False  # the overlay is reference | registered rounds; tick a round to compare
         ok = sum(r is not None for r in res.registrations)
         self.summary.value = f"{ok} of {len(res.names)} rounds registered onto {res.reference_name}" + "".join(
             f"\n  {n}: failed: {e}" for n, e in zip(res.names, res.errors) if e
         )
         self.save_button.enabled = True
+        self._shown = -1
         self._show_round(self.current_round())
+        failed = [n for n, e in zip(res.names, res.errors) if e]
+        if failed:
+            from napari.utils.notifications import show_warning
+
+            show_warning(f"fidreg: {len(failed)} of {len(res.names)} rounds failed ({', '.join(failed[:3])}"
+                         f"{' ...' if len(failed) > 3 else ''}): see the series dock")  # fmt: skip
         self.status.value = f"done in {time.perf_counter() - self._started:.1f} s"
 
     def _finished(self) -> None:
@@ -363,12 +343,6 @@ def _is_image(layer) -> bool:
     from napari.layers import Image
 
     return isinstance(layer, Image) and not getattr(layer, "rgb", False)
-
-
-def _voxel_of(layer):
-    from ..core.io import voxel_size_from_scale
-
-    return voxel_size_from_scale(tuple(layer.scale)[-3:])
 
 
 __all__ = ["SeriesResult", "SeriesWidget", "series_job"]
