@@ -17,6 +17,17 @@ def voxel_size_text(layer) -> str:
     return "" if vs is None else ",".join(f"{v:g}" for v in vs)
 
 
+def fitting_block_size(layer, size: int) -> int:
+    """``size``, or for a stack narrower than it (the Bintu crops are 104 px wide, the default
+    block 128) the largest power of two, at least 16, that fits its y/x extent."""
+    if layer is None or layer.ndim < 2:
+        return size
+    extent = int(min(layer.data.shape[-2:]))
+    if size <= extent:
+        return size
+    return max(16, 2 ** int(np.log2(max(extent, 1))))
+
+
 def parse_voxel_size(text: str) -> tuple[float, float, float] | None:
     """The voxel size (µm) typed as ``z,y,x``, None when empty; a one-line error otherwise."""
     text = str(text).strip()

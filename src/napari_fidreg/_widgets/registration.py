@@ -177,6 +177,7 @@ class RegistrationWidget(SaveApplyMixin, Container):
 
     def _prefill_voxel_size(self, *_) -> None:
         self.voxel_size.value = R.voxel_size_text(self.reference.value)
+        self.block_size.value = R.fitting_block_size(self.reference.value, int(self.block_size.value))
 
     def chosen_voxel_size(self) -> tuple[float, float, float] | None:
         """The voxel size in the field (µm), or None when it is empty."""
