@@ -99,11 +99,11 @@ def drift_figure(rows: list[DriftRow], *, reference: str = "", title: str = "", 
     return fig
 
 
-def drift_png(rows: list[DriftRow], *, reference: str = "", title: str = "") -> bytes:
+def drift_png(rows: list[DriftRow], *, reference: str = "", title: str = "", place_reference: bool = True) -> bytes:
     """PNG bytes of :func:`drift_figure`."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    fig = drift_figure(rows, reference=reference, title=title)
+    fig = drift_figure(rows, reference=reference, title=title, place_reference=place_reference)
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

@@ -116,6 +116,7 @@ class SeriesResult:
     reference_name: str
     bin: int = 1
     panels: list | None = None  # the QC dock's figure panels per round (None for a failed round)
+    from_4d: bool = False  # the rounds of one 4D layer (named after it), not layers of their own
 
     def rows(self) -> list[DriftRow]:
         return [DriftRow(n, r, e) for n, r, e in zip(self.names, self.registrations, self.errors)]

@@ -13,6 +13,7 @@ Save writes every round's result set and the drift table, as the CLI does.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -160,6 +161,7 @@ class SeriesWidget(Container):
             params = Params(block_size=int(self.block_size.value) or None)
             self._check_fit(ref, params)  # a block larger than the stacks: refused now, not once per round
             job = series_job(ref.data, sources, names, params, voxel_size=voxel, reference_name=ref.name)
+            from_4d = any(layer.ndim == 4 for layer in self._chosen_layers())
         except FidregError as exc:
             self._error(exc)
             return
@@ -168,7 +170,7 @@ class SeriesWidget(Container):
         self._started = time.perf_counter()
         self.worker = create_worker(
             lambda: (yield from job), _start_thread=False,
-            _connect={"yielded": self._on_progress, "returned": lambda res: self._on_done(res, ref, series_name),
+            _connect={"yielded": self._on_progress, "returned": lambda res: self._on_done(replace(res, from_4d=from_4d), ref, series_name),
                       "errored": self._failed, "aborted": lambda: setattr(self.status, "value", "cancelled: nothing was changed"),
                       "finished": self._finished},
         )  # fmt: skip
@@ -265,7 +267,7 @@ class SeriesWidget(Container):
         rows, ref_name = res.rows(), res.reference_name
 
         def draw(fig, i=i):
-            drift_figure(rows, reference=ref_name, figure=fig, place_reference=False)
+            drift_figure(rows, reference=ref_name, figure=fig, place_reference=not res.from_4d)
             for ax in fig.axes[:3]:
                 ax.axvline(i, color="orange", lw=1.5, alpha=0.8, zorder=0)  # the round under the slider
 
@@ -314,7 +316,11 @@ class SeriesWidget(Container):
                                   voxel_size=reg.voxel_size)  # fmt: skip
 
                 save_result_set(result_paths(folder, result_name(name)), reg, corrected=res.corrected[i], qc=qc)
-            write_drift(folder, rows, plot=lambda: drift_png(rows, reference=res.reference_name))
+            # rounds of one 4D layer are named after it: their order says nothing of the reference's place
+            by_name = not res.from_4d
+            write_drift(
+                folder, rows, plot=lambda: drift_png(rows, reference=res.reference_name, place_reference=by_name)
+            )
         except (FidregError, OSError) as exc:
             self._error(exc if isinstance(exc, FidregError) else FidregError(f"cannot save into {folder}: {exc}"))
             return
