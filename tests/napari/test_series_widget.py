@@ -112,6 +112,18 @@ def test_several_3d_layers_are_a_series_and_bad_choices_are_refused(make_napari_
     widget.moving.value = [four, layers[0]]
     widget.run()
     assert widget.worker is None and "not both" in widget.last_error
+    # a registration dock's result in the shared QC dock: the series' drift tab goes
+    from napari_fidreg._widgets import RegistrationWidget
+
+    dock = widget.qc_dock()
+    assert "drift over rounds" in [dock.tabs.tabText(k) for k in range(dock.tabs.count())]
+    single = RegistrationWidget(viewer)
+    single.reference.value, single.moving.value = r, layers[0]
+    single.with_blocks.value = False
+    single.run()
+    qtbot.waitUntil(lambda: single.worker is None, timeout=60_000)
+    assert single.result is not None, single.last_error
+    assert "drift over rounds" not in [dock.tabs.tabText(k) for k in range(dock.tabs.count())]
 
 
 def test_cancel_leaves_no_result(make_napari_viewer, qtbot, rounds):

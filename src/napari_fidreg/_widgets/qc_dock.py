@@ -95,11 +95,23 @@ class QCDock(QWidget):
         return tab
 
     def show_result(
-        self, projections: dict, reg: Registration, *, title: str = "", arrow_gain: float = 10.0, panels=None
+        self,
+        projections: dict,
+        reg: Registration,
+        *,
+        title: str = "",
+        arrow_gain: float = 10.0,
+        panels=None,
+        keep_tabs: bool = False,
     ) -> None:
         """Draw the projections (a :class:`~.jobs.JobResult`'s ``projections``) and ``reg``'s block
         shifts. ``panels``: the :class:`~napari_fidreg.figures.QCPanels` of those projections when
-        a worker made them already (~0.1 s that the GUI thread then spares)."""
+        a worker made them already (~0.1 s that the GUI thread then spares). Tabs added by
+        other views (the series dock's drift) are removed unless ``keep_tabs``: they would not be
+        of this result."""
+        if not keep_tabs:  # another view's tab (the series dock's drift) would not be of this result
+            for k in reversed(range(2, self.tabs.count())):
+                self.tabs.removeTab(k)
         p = projections
         if panels is None:
             panels = qc_panels(p["reference"], p["before"], p["after"], voxel_size=reg.voxel_size, planes=DOCK_PLANES)

@@ -261,7 +261,7 @@ class SeriesWidget(Container):
             p = res.projections
             dock.show_result({"reference": p["reference"], "before": p["before"][i], "after": p["after"][i]}, reg,
                              title=f"round {i}: {res.names[i]} onto {res.reference_name}", arrow_gain=L.VECTOR_GAIN,
-                             panels=res.panels[i] if res.panels else None)  # fmt: skip
+                             panels=res.panels[i] if res.panels else None, keep_tabs=True)  # fmt: skip
             self.summary.value = reg.summary()
         tab = self._drift_tab(dock)
         rows, ref_name = res.rows(), res.reference_name
