@@ -86,6 +86,8 @@ def test_a_4d_layer_registers_round_by_round_into_one_layer(make_napari_viewer, 
     # Save: every round's result set and the drift table, as the CLI writes them
     widget.folder.value = tmp_path / "saved"
     widget.save()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    assert "saved 3 rounds" in widget.status.value, widget.last_error
     saved = tmp_path / "saved"
     with open(saved / "drift.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -95,6 +97,13 @@ def test_a_4d_layer_registers_round_by_round_into_one_layer(make_napari_viewer, 
         assert [float(r[k]) for k in ("dz", "dy", "dx")] == d["global_shift"]
         assert (saved / f"{r['moving']}.registered.tif").exists() and (saved / f"{r['moving']}.qc.png").exists()
     assert (saved / "drift.png").exists()
+    # a folder that cannot be written: one notification, no traceback
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    widget.folder.value = blocker / "sub"
+    widget.save()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=30_000)
+    assert widget.last_error.startswith("cannot save into"), widget.last_error
 
 
 def test_several_3d_layers_are_a_series_and_bad_choices_are_refused(make_napari_viewer, qtbot, rounds):

@@ -295,36 +295,21 @@ class SeriesWidget(Container):
     # -- save -------------------------------------------------------------------------------
     def save(self) -> None:
         """Every round's result set (JSON, blocks CSV, corrected stack, QC image) and the drift
-        table and plot, into the chosen folder, named as the CLI names them."""
-        from ..drift_plot import drift_png
-        from ..figures import qc_png
-        from ..outputs import result_name, result_paths, save_result_set, write_drift
-
-        res = self.result
-        if res is None:
+        table and plot, into the chosen folder, named as the CLI names them; on a worker (tens
+        of corrected stacks take a while to write), a progress tick per round."""
+        if self.result is None or self.worker is not None:
             return
-        try:
-            folder = Path(self.folder.value)
-            rows, p = [], res.projections
-            for i, (name, reg) in enumerate(zip(res.names, res.registrations)):
-                rows.append(DriftRow(result_name(name), reg, res.errors[i]))
-                if reg is None:
-                    continue
+        from napari.qt.threading import create_worker
 
-                def qc(_stack, i=i, reg=reg):
-                    return qc_png(p["reference"], p["before"][i], p["after"][i], title=f"{reg.moving} onto {reg.reference}",
-                                  voxel_size=reg.voxel_size)  # fmt: skip
-
-                save_result_set(result_paths(folder, result_name(name)), reg, corrected=res.corrected[i], qc=qc)
-            # rounds of one 4D layer are named after it: their order says nothing of the reference's place
-            by_name = not res.from_4d
-            write_drift(
-                folder, rows, plot=lambda: drift_png(rows, reference=res.reference_name, place_reference=by_name)
-            )
-        except (FidregError, OSError) as exc:
-            self._error(exc if isinstance(exc, FidregError) else FidregError(f"cannot save into {folder}: {exc}"))
-            return
-        self.status.value = f"saved {len(rows)} rounds and drift.csv into {folder}"
+        folder = Path(self.folder.value)
+        job = _save_series(self.result, folder)
+        self.worker = create_worker(
+            lambda: (yield from job), _start_thread=False,
+            _connect={"yielded": self._on_progress, "errored": self._error, "finished": self._finished,
+                      "returned": lambda n: setattr(self.status, "value", f"saved {n} rounds and drift.csv into {folder}")},
+        )  # fmt: skip
+        self._set_running(True)
+        self.worker.start()
 
     def _failed(self, exc: BaseException) -> None:
         """A run that failed leaves nothing of an earlier result behind (it would read as this run's)."""
@@ -343,6 +328,32 @@ class SeriesWidget(Container):
         self.last_error = msg
         self.status.value = f"error: {msg}"
         show_error(f"fidreg: {msg}")
+
+
+def _save_series(res: SeriesResult, folder: Path):
+    """Write every round's result set and the drift table; yields a tick per round, returns the count."""
+    from ..drift_plot import drift_png
+    from ..figures import qc_png
+    from ..outputs import result_name, result_paths, save_result_set, write_drift
+
+    rows, p = [], res.projections
+    try:
+        for i, (name, reg) in enumerate(zip(res.names, res.registrations)):
+            rows.append(DriftRow(result_name(name), reg, res.errors[i]))
+            if reg is not None:
+
+                def qc(_stack, i=i, reg=reg):
+                    return qc_png(p["reference"], p["before"][i], p["after"][i], title=f"{reg.moving} onto {reg.reference}",
+                                  voxel_size=reg.voxel_size)  # fmt: skip
+
+                save_result_set(result_paths(folder, result_name(name)), reg, corrected=res.corrected[i], qc=qc)
+            yield Progress("saving", i + 1, len(res.names))
+        # rounds of one 4D layer are named after it: their order says nothing of the reference's place
+        by_name = not res.from_4d
+        write_drift(folder, rows, plot=lambda: drift_png(rows, reference=res.reference_name, place_reference=by_name))
+    except OSError as exc:  # an unwritable or full folder: one notification
+        raise FidregError(f"cannot save into {folder}: {exc}") from None
+    return len(rows)
 
 
 def _is_image(layer) -> bool:
