@@ -130,3 +130,29 @@ class QCDock(QWidget):
     def has_figure(self) -> bool:
         """Whether the projections tab holds a result (drawn, or to be drawn when shown)."""
         return self.qc._draw is not None
+
+
+def qc_dock_of(viewer) -> QCDock:
+    """The viewer's QC dock, shared by the registration and series docks: added below the
+    canvas the first time, and again if the user closed it (a viewer without a window gets
+    one of its own)."""
+    window = getattr(viewer, "window", None)
+    dock = None if window is None else window.dock_widgets.get(DOCK_NAME)
+    if dock is None:
+        dock = QCDock()
+        if window is not None:
+            window.add_dock_widget(dock, name=DOCK_NAME, area="bottom")
+            _bottom_dock_under_the_canvas(dock.window())
+    return dock
+
+
+def _bottom_dock_under_the_canvas(main) -> None:
+    """Let the side docks keep the window's full height, so that a bottom dock sits under the
+    canvas only: spanning the width, it stacked below the tall registration dock and made
+    the window taller than a laptop screen."""
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QMainWindow
+
+    if isinstance(main, QMainWindow):
+        main.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        main.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)

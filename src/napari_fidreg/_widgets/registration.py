@@ -32,25 +32,13 @@ from ..core.params import Params
 from . import layers as L
 from . import region as R
 from .jobs import JobResult, registration_job
-from .qc_dock import DOCK_NAME, QCDock
+from .qc_dock import QCDock, qc_dock_of
 from .region import SUBVOLUME_LAYER
 from .review import BlockReview
 from .save_apply import SaveApplyMixin, target_layers
 
 if TYPE_CHECKING:
     import napari
-
-
-def _bottom_dock_under_the_canvas(main) -> None:
-    """Let the side docks keep the window's full height, so that a bottom dock sits under the
-    canvas only: spanning the width, it stacked below the tall registration dock and made
-    the window taller than a laptop screen."""
-    from qtpy.QtCore import Qt
-    from qtpy.QtWidgets import QMainWindow
-
-    if isinstance(main, QMainWindow):
-        main.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
-        main.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
 
 
 class RegistrationWidget(SaveApplyMixin, Container):
@@ -317,14 +305,7 @@ class RegistrationWidget(SaveApplyMixin, Container):
 
     def qc_dock(self) -> QCDock:
         """The QC dock (added below the canvas the first time, and again if the user closed it)."""
-        window = getattr(self.viewer, "window", None)
-        dock = None if window is None else window.dock_widgets.get(DOCK_NAME)
-        if dock is None:
-            dock = QCDock()
-            if window is not None:
-                window.add_dock_widget(dock, name=DOCK_NAME, area="bottom")
-                _bottom_dock_under_the_canvas(dock.window())
-        return dock
+        return qc_dock_of(self.viewer)
 
     def _replace_layers(self, data: list[tuple], then=None) -> None:
         """Add result layers, one per turn of the event loop, so that the GUI never stalls for

@@ -114,7 +114,7 @@ class SeriesWidget(Container):
 
     def rounds(self):
         """(sources, names, name of the series) of the chosen rounds; refuses a mix or nothing."""
-        chosen = [layer for layer in (self.moving.value or []) if layer is not self.reference.value]
+        chosen = self._chosen_layers()
         if not chosen:
             raise FidregError("choose the rounds: one 4D layer or several 3D layers")
         four = [layer for layer in chosen if layer.ndim == 4]
@@ -274,16 +274,10 @@ class SeriesWidget(Container):
         tab.show_figure(draw)
 
     def qc_dock(self):
-        """The registration dock's QC dock (made here when that dock is not open)."""
-        from .qc_dock import DOCK_NAME, QCDock
+        """The viewer's QC dock, shared with the registration dock."""
+        from .qc_dock import qc_dock_of
 
-        window = getattr(self.viewer, "window", None)
-        dock = None if window is None else window.dock_widgets.get(DOCK_NAME)
-        if dock is None:
-            dock = QCDock()
-            if window is not None:
-                window.add_dock_widget(dock, name=DOCK_NAME, area="bottom")
-        return dock
+        return qc_dock_of(self.viewer)
 
     def _drift_tab(self, dock):
         tabs = dock.tabs
