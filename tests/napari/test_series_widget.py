@@ -11,7 +11,7 @@ import pytest
 
 from conftest import cached_pair
 from napari_fidreg._widgets import SeriesWidget
-from napari_fidreg.core import register
+from napari_fidreg.core import register, warp
 
 pytestmark = pytest.mark.gui
 SHIFTS = [(0.6, -2.4, 3.3), (1.2, 4.1, -5.6), (-0.8, 1.5, 2.2)]
@@ -173,3 +173,18 @@ def test_the_reference_is_never_a_round_and_what_cannot_fit_is_refused_at_once(m
     viewer.layers.remove("series registered")
     assert widget.result is None
     assert not [layer for layer in viewer.layers if layer.name.startswith("fidreg: series")]
+
+
+def test_the_series_job_reads_each_round_once(rounds):
+    """Corrected and projected from the data its registration read: no second read per round."""
+    from napari_fidreg._widgets.jobs import series_job
+    from napari_fidreg.core import Params
+    from napari_fidreg.core.progress import drain
+
+    ref, movs = rounds
+    reads = []
+    sources = [lambda i=i: reads.append(i) or movs[i] for i in range(len(movs))]
+    res = drain(series_job(ref, sources, ["a", "b", "c"], Params()))
+    assert reads == [0, 1, 2]
+    for i in range(3):
+        np.testing.assert_array_equal(res.corrected[i], warp(movs[i], res.registrations[i], output_shape=ref.shape))

@@ -17,6 +17,7 @@ from ..core.progress import Progress
 from ..core.qc import display_bin, projections
 from ..core.register import DEFAULT_WORKERS, iter_register
 from ..core.result import Registration
+from ..core.series import STAGE as SERIES_STAGE
 from ..core.series import iter_register_series
 from ..core.warp import iter_warp
 from ..figures import QCPanels, qc_panels
@@ -126,37 +127,59 @@ def series_job(
     reference, rounds, names, params: Params, *, voxel_size=None, reference_name="", workers=DEFAULT_WORKERS
 ):
     """Register every round, correct it into one 4D array, project it for QC; yields
-    :class:`Progress`, returns a :class:`SeriesResult`. Bad input raises here, at the call."""
+    :class:`Progress`, returns a :class:`SeriesResult`. Bad input raises here, at the call.
+
+    Each round is corrected and projected as soon as it is registered, from the data its
+    registration read: one read per round, and one round in memory at a time.
+    """
     ref = np.asarray(reference)
-    loaders = [lambda r=r: np.asarray(r() if callable(r) else r) for r in rounds]
-    gen = iter_register_series(ref, loaders, params, names=names, voxel_size=voxel_size,
-                               reference_name=reference_name, workers=workers)  # fmt: skip
-    return _series_steps(gen, ref, loaders, names, reference_name, workers)
+    held: dict[int, np.ndarray] = {}  # the round being registered, kept for its correction
+    done: dict[int, object] = {}  # Round of each finished round (on_round)
+
+    def loader(i, source):
+        def load():
+            held.clear()
+            held[i] = np.asarray(source() if callable(source) else source)
+            return held[i]
+
+        return load
+
+    gen = iter_register_series(
+        ref, [loader(i, r) for i, r in enumerate(rounds)], params, names=names, voxel_size=voxel_size,
+        reference_name=reference_name, workers=workers, on_round=done.__setitem__,
+    )  # fmt: skip
+    return _series_steps(gen, ref, held, done, names, reference_name, workers)
 
 
-def _series_steps(gen, ref, loaders, names, reference_name, workers):
-    done = yield from gen
+def _series_steps(gen, ref, held, done, names, reference_name, workers):
     corrected = np.zeros((len(names), *ref.shape), dtype=ref.dtype)
     b = display_bin(ref.shape)
     proj = {"reference": projections(ref, bin=b), "before": [], "after": []}
     panels = []
-    for i, (rnd, load) in enumerate(zip(done, loaders)):
-        moving = load()
-        if rnd.registration is not None:
+    while True:
+        try:
+            tick = next(gen)
+        except StopIteration as stop:
+            rounds = stop.value
+            break
+        yield tick
+        if tick.stage != SERIES_STAGE or tick.done == 0:
+            continue
+        i = tick.done - 1  # round i is done (on_round ran before this tick)
+        rnd, moving = done[i], held.pop(i, None)
+        if rnd.registration is None:
+            before = after = panel = None
+        else:
             yield from (t.about(rnd.name) for t in iter_warp(moving, rnd.registration, output_shape=ref.shape,
                                                               workers=workers, out=corrected[i]))  # fmt: skip
-        if rnd.registration is not None:
             before, after = projections(moving, bin=b), projections(corrected[i], bin=b)
             # the QC dock's panels (~0.1 s a round of percentiles and scores): here, not on the GUI thread
-            panels.append(qc_panels(proj["reference"], before, after, voxel_size=rnd.registration.voxel_size,
-                                    planes=DOCK_PLANES))  # fmt: skip
-        else:
-            before = after = None
-            panels.append(None)
+            panel = qc_panels(proj["reference"], before, after, voxel_size=rnd.registration.voxel_size,
+                              planes=DOCK_PLANES)  # fmt: skip
         proj["before"].append(before)
         proj["after"].append(after)
-        yield Progress("QC projections", i + 1, len(done))
+        panels.append(panel)
     return SeriesResult(
-        names=list(names), registrations=[r.registration for r in done], errors=[r.error or "" for r in done],
+        names=list(names), registrations=[r.registration for r in rounds], errors=[r.error or "" for r in rounds],
         corrected=corrected, projections=proj, reference_name=reference_name, bin=b, panels=panels,
     )  # fmt: skip
