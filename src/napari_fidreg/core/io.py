@@ -15,7 +15,7 @@ import numpy as np
 import tifffile
 
 from .errors import FidregError
-from .validate import as_volume
+from .validate import as_volume, check_dtype, drop_singletons
 
 TIFF_SUFFIXES = (".tif", ".tiff", ".ome.tif", ".ome.tiff", ".btf")
 ZARR_SUFFIXES = (".ome.zarr", ".zarr")
@@ -132,13 +132,11 @@ def read_stack(path: str | Path, *, lazy: bool = False, series: int | None = Non
 def as_rounds(data, name: str):
     """``data`` as a 4D (round, z, y, x) array: singleton axes beyond four dropped; else refused."""
     shape = tuple(data.shape)
-    while len(data.shape) > 4 and 1 in data.shape:
-        axis = list(data.shape).index(1)
-        data = np.asarray(data).reshape(data.shape[:axis] + data.shape[axis + 1 :])
+    if len(shape) > 4 and 1 in shape:
+        data = drop_singletons(np.asarray(data), 4)
     if len(data.shape) != 4 or min(data.shape) == 0:
         raise FidregError(f"{name}: expected a 4D (round, z, y, x) file of rounds, got shape {shape}")
-    if np.dtype(data.dtype).kind not in "uif":
-        raise FidregError(f"{name}: unsupported data type {data.dtype} (need integers or floats)")
+    check_dtype(data, name)
     return data
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import FidregError
+from .interpolate import linear_taps
 from .result import Registration
 
 MAX_ITERATIONS = 50
@@ -132,10 +133,7 @@ def _as_points(points) -> np.ndarray:
 
 
 def _taps(x: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Lower grid node and upper weight along one axis, held constant beyond the ends."""
-    n = len(centres)
-    if n == 1:
-        return np.zeros(len(x), dtype=np.intp), np.zeros(len(x))
-    pos = np.interp(x, centres, np.arange(n))  # fractional node index, clamped to [0, n-1]
-    i0 = np.minimum(np.floor(pos).astype(np.intp), n - 2)
-    return i0, pos - i0
+    """Lower grid node and upper weight along one axis, held constant beyond the ends: the
+    warp's own taps (:func:`.interpolate.linear_taps`), in float64."""
+    pos = np.interp(x, centres, np.arange(len(centres), dtype=np.float64))  # fractional node index
+    return linear_taps(pos, len(centres))

@@ -20,9 +20,7 @@ def as_volume(data, name: str) -> np.ndarray:
     shape = tuple(arr.shape)
     if (arr.ndim > 3 or arr.ndim == 2) and not hasattr(arr, "reshape"):
         arr = np.asarray(arr)  # a lazy array that cannot drop or add an axis in place (zarr 3)
-    while arr.ndim > 3 and 1 in arr.shape:
-        axis = list(arr.shape).index(1)
-        arr = arr.reshape(arr.shape[:axis] + arr.shape[axis + 1 :])
+    arr = drop_singletons(arr, 3)
     if arr.ndim == 2:
         arr = arr.reshape((1, *arr.shape))
     if arr.ndim != 3:
@@ -31,10 +29,22 @@ def as_volume(data, name: str) -> np.ndarray:
         )
     if min(arr.shape) == 0:
         raise FidregError(f"{name}: stack is empty, shape {shape}")
-    kind = np.dtype(arr.dtype).kind
-    if kind not in "uif":
-        raise FidregError(f"{name}: unsupported data type {arr.dtype} (need integers or floats)")
+    check_dtype(arr, name)
     return arr
+
+
+def drop_singletons(arr, ndim: int):
+    """``arr`` without singleton axes beyond ``ndim`` ((1, 60, 512, 512) -> (60, 512, 512))."""
+    while arr.ndim > ndim and 1 in arr.shape:
+        axis = list(arr.shape).index(1)
+        arr = arr.reshape(arr.shape[:axis] + arr.shape[axis + 1 :])
+    return arr
+
+
+def check_dtype(arr, name: str) -> None:
+    """Refuse what is not integers or floats (booleans, complex, text), naming ``name``."""
+    if np.dtype(arr.dtype).kind not in "uif":
+        raise FidregError(f"{name}: unsupported data type {arr.dtype} (need integers or floats)")
 
 
 def native(planes) -> np.ndarray:
