@@ -11,6 +11,7 @@ from scipy import ndimage
 
 from .interpolate import linear_taps
 from .kernels import bin_planes, normalize_window, subtract_rows
+from .validate import native
 
 _NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
 _NINE = [(0, 0), *_NEIGHBOURS]
@@ -138,14 +139,16 @@ def bin_mean(vol: np.ndarray, factor: int) -> np.ndarray:
 
     One compiled pass over the volume: numpy's strided adds made one pass per offset
     in the bin, over non-contiguous memory along x (12 ms -> ~2 ms for a 68x272x272
-    block binned by 12).
+    block binned by 12). ``vol`` is read in its own dtype (a uint16 stack needs no
+    full-size float copy first: the QC projections bin raw planes).
     """
     if factor == 1:
         return np.array(vol, dtype=np.float32, order="C", copy=True)
-    vol = np.ascontiguousarray(vol, dtype=np.float32)
+    vol = np.ascontiguousarray(native(vol))
     nz, ny, nx = vol.shape
     out = np.zeros((nz, -(-ny // factor), -(-nx // factor)), dtype=np.float32)
-    bin_planes(vol, 0, ny, 0, nx, factor, out, _NO_MIN)
+    # an empty minimum of the input's dtype: for uint16 the coarse scan's compiled signature
+    bin_planes(vol, 0, ny, 0, nx, factor, out, _NO_MIN if vol.dtype == np.float32 else np.zeros((0, 0), vol.dtype))
     out /= bin_counts(ny, factor)[None, :, None] * bin_counts(nx, factor)[None, None, :]
     return out
 

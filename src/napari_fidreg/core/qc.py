@@ -16,8 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .kernels import bin_planes
-from .preprocess import bin_counts, hot_pixel_mask, prepare
+from .preprocess import bin_mean, hot_pixel_mask, prepare
 from .validate import native
 
 DISPLAY_SIZE = 512  # y/x extent the QC projections are reduced to: what a figure panel or a dock shows
@@ -75,19 +74,11 @@ def _reduced(planes, bin: int) -> np.ndarray:
     looked for only in chunks that hold any.
     """
     part = native(planes)
-    if bin == 1:
-        return np.array(part, dtype=np.float32)
-    part = np.ascontiguousarray(part)
-    nz, ny, nx = part.shape
-    counts = bin_counts(ny, bin)[None, :, None] * bin_counts(nx, bin)[None, None, :]
-    out = np.zeros((nz, -(-ny // bin), -(-nx // bin)), dtype=np.float32)
-    bin_planes(part, 0, ny, 0, nx, bin, out, np.zeros((0, 0), dtype=part.dtype))  # the coarse scan's signature
-    out /= counts
-    zeros = part == 0
-    if zeros.any():
-        filled = np.zeros_like(out)
-        bin_planes(np.ascontiguousarray(zeros, dtype=np.uint8), 0, ny, 0, nx, bin, filled, np.zeros((0, 0), np.uint8))
-        out[filled > 0.5 * counts] = 0
+    out = bin_mean(part, bin)
+    if bin > 1:
+        zeros = part == 0
+        if zeros.any():
+            out[bin_mean(zeros.view(np.uint8), bin) > 0.5] = 0
     return out
 
 
