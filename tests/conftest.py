@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 
+import numpy as np
 import pytest
 import tifffile
 
@@ -23,6 +24,30 @@ def cached_pair(shape=(60, 256, 256), shift=(1.3, -4.6, 7.25), seed=0, deformati
     pair.reference.setflags(write=False)
     pair.moving.setflags(write=False)
     return pair
+
+
+def later_round(moving, shift) -> np.ndarray:
+    """The same field in a later round, uint16: ``moving``'s content displaced by ``-shift``, so
+    that ``shift`` is what registering it should report (linear interpolation, edges held)."""
+    from scipy import ndimage
+
+    moved = ndimage.shift(np.asarray(moving, dtype=np.float32), np.negative(shift), order=1, mode="nearest")
+    return np.rint(moved).astype(np.uint16)
+
+
+def open_sample(viewer):
+    """The plugin's sample pair opened in ``viewer``: (reference layer, moving layer)."""
+    from napari_fidreg._sample_data import MOVING_NAME, REFERENCE_NAME
+
+    viewer.open_sample("napari-fidreg", "fiducial_pair")
+    return viewer.layers[REFERENCE_NAME], viewer.layers[MOVING_NAME]
+
+
+def run_dock(qtbot, widget, timeout=60_000):
+    """Click a dock's Run and wait until its worker is done (its inputs were accepted)."""
+    widget.run()
+    assert widget.worker is not None, widget.last_error
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import cached_pair
+from conftest import cached_pair, later_round
 from napari_fidreg.batch import Job, expand_moving, run_batch
 from napari_fidreg.core import FidregError, Params, Progress, write_stack
 from napari_fidreg.pipeline import register_files
@@ -17,16 +17,12 @@ SHIFTS = [(0.6, -2.4, 3.3), (1.2, 4.1, -5.6), (-0.8, 1.5, 2.2)]
 
 @pytest.fixture(scope="module")
 def rounds(tmp_path_factory):
-    from scipy import ndimage
-
     folder = tmp_path_factory.mktemp("rounds")
     base = cached_pair((30, 160, 160), (0, 0, 0), seed=21)
     ref = write_stack(folder / "H0_ref.tif", base.reference)
     movs = []
     for i, shift in enumerate(SHIFTS):
-        # the same field in a later round: its content displaced by -shift
-        moved = ndimage.shift(base.moving.astype(np.float32), np.negative(shift), order=1, mode="nearest")
-        movs.append(write_stack(folder / f"H{i + 1}_beads.tif", np.rint(moved).astype(np.uint16)))
+        movs.append(write_stack(folder / f"H{i + 1}_beads.tif", later_round(base.moving, shift)))
     return ref, movs
 
 

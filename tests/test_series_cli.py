@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import cached_pair
+from conftest import cached_pair, later_round
 from napari_fidreg.core import write_stack
 
 VOXEL = (0.2, 0.15, 0.15)
@@ -26,15 +26,13 @@ def fidreg(*args):
 
 
 def _field(folder, seed):
-    from scipy import ndimage
-
     base = cached_pair((24, 128, 128), (0, 0, 0), seed=seed)
     write_stack(folder / "H2R2_beads.tif", base.reference, voxel_size=VOXEL)
     write_stack(folder / "H2R2_cy5.tif", base.reference // 2, voxel_size=VOXEL)  # another channel
     for name, shift in ROUNDS.items():
-        moved = ndimage.shift(base.moving.astype(np.float32), np.negative(shift), order=1, mode="nearest")
-        write_stack(folder / f"{name}_beads.tif", np.rint(moved).astype(np.uint16), voxel_size=VOXEL)
-        write_stack(folder / f"{name}_cy5.tif", np.rint(moved / 2).astype(np.uint16), voxel_size=VOXEL)
+        moved = later_round(base.moving, shift)
+        write_stack(folder / f"{name}_beads.tif", moved, voxel_size=VOXEL)
+        write_stack(folder / f"{name}_cy5.tif", moved // 2, voxel_size=VOXEL)
     return folder
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import cached_pair
+from conftest import cached_pair, later_round
 from napari_fidreg.core import FidregError, register
 from napari_fidreg.core.drift import DriftRow, drift_csv, natural_key, read_drift_csv
 from napari_fidreg.core.series import iter_register_series, register_series
@@ -13,15 +13,8 @@ SHIFTS = [(0.5, -2.0, 3.0), (-1.0, 1.5, -2.5), (0.0, 3.0, 1.0)]
 
 @pytest.fixture(scope="module")
 def rounds():
-    from scipy import ndimage
-
     base = cached_pair((30, 128, 128), (0, 0, 0), seed=31)
-    movs = [
-        np.rint(ndimage.shift(base.moving.astype(np.float32), np.negative(s), order=1, mode="nearest")).astype(
-            np.uint16
-        )
-        for s in SHIFTS
-    ]
+    movs = [later_round(base.moving, s) for s in SHIFTS]
     return base.reference, movs
 
 

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from conftest import open_sample, run_dock
 from napari_fidreg._sample_data import MOVING_NAME, REFERENCE_NAME
 from napari_fidreg._widgets import RegistrationWidget
 from napari_fidreg._widgets.qc_dock import DOCK_NAME, QCDock
@@ -21,15 +22,8 @@ REGISTERED = f"{MOVING_NAME} registered"
 ARROWS, CROSSES = "fidreg: block shifts (x10)", "fidreg: rejected blocks"
 
 
-def _open_sample(viewer):
-    viewer.open_sample("napari-fidreg", "fiducial_pair")
-    return viewer.layers[REFERENCE_NAME], viewer.layers[MOVING_NAME]
-
-
 def _register(qtbot, widget, timeout=60_000):
-    widget.run()
-    assert widget.worker is not None, widget.last_error
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+    run_dock(qtbot, widget, timeout)
     assert widget.result is not None, widget.last_error
 
 
@@ -42,7 +36,7 @@ def _shot(viewer) -> np.ndarray:
 
 def test_fit_to_view_frames_the_reference_and_the_qc_views_are_in_their_own_dock(make_napari_viewer, qtbot):
     viewer = make_napari_viewer(show=True)
-    ref, _ = _open_sample(viewer)
+    ref, _ = open_sample(viewer)
     widget = RegistrationWidget(viewer)
     _register(qtbot, widget)
     names = [layer.name for layer in viewer.layers]
@@ -90,7 +84,7 @@ def test_fit_to_view_frames_the_reference_and_the_qc_views_are_in_their_own_dock
 def test_the_qc_dock_draws_into_the_canvas(make_napari_viewer, qtbot):
     """What the dock shows is drawn: bright beads and green/magenta overlay pixels on its canvas."""
     viewer = make_napari_viewer(show=True)
-    _open_sample(viewer)
+    open_sample(viewer)
     widget = RegistrationWidget(viewer)
     _register(qtbot, widget)
     tab = widget.qc_dock().qc
@@ -105,7 +99,7 @@ def test_the_qc_dock_draws_into_the_canvas(make_napari_viewer, qtbot):
 
 def test_a_closed_qc_dock_comes_back_at_the_next_run(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
-    _open_sample(viewer)
+    open_sample(viewer)
     widget = RegistrationWidget(viewer)
     widget.with_blocks.value = False
     _register(qtbot, widget)
@@ -123,7 +117,7 @@ def test_a_closed_qc_dock_comes_back_at_the_next_run(make_napari_viewer, qtbot):
 
 def test_the_box_tool_opens_ready_to_draw_and_the_box_shows_on_every_plane(make_napari_viewer, qtbot, tmp_path):
     viewer = make_napari_viewer(show=True)
-    ref, _ = _open_sample(viewer)
+    ref, _ = open_sample(viewer)
     widget = RegistrationWidget(viewer)
     widget.add_subvolume_layer()
     shapes = viewer.layers[SUBVOLUME_LAYER]
@@ -155,7 +149,7 @@ def test_the_box_tool_opens_ready_to_draw_and_the_box_shows_on_every_plane(make_
 
 def test_the_result_text_says_when_the_whole_stack_was_used(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
-    _open_sample(viewer)
+    open_sample(viewer)
     widget = RegistrationWidget(viewer)
     widget.with_blocks.value = False
     _register(qtbot, widget)
@@ -171,7 +165,7 @@ def test_block_arrows_are_lit_on_the_default_plane_in_2d(make_napari_viewer, qtb
     import warnings
 
     viewer = make_napari_viewer(show=True)
-    ref, _ = _open_sample(viewer)
+    ref, _ = open_sample(viewer)
     widget = RegistrationWidget(viewer)
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)  # no deprecated napari API (out_of_slice_display)
@@ -203,7 +197,7 @@ def _click(qtbot, widget, button) -> None:
 
 def test_reject_restore_and_undo_blocks_by_hand(make_napari_viewer, qtbot, tmp_path):
     viewer = make_napari_viewer(show=True)
-    ref, mov = _open_sample(viewer)
+    ref, mov = open_sample(viewer)
     widget = RegistrationWidget(viewer)
     viewer.window.add_dock_widget(widget, name="fidreg")  # docked: Ctrl+Z reaches it
     widget.block_size.value = 64  # 4 x 4 blocks
@@ -265,7 +259,7 @@ def _ctrl():
 
 def test_reject_needs_a_selection_and_a_new_run_forgets_the_undo_stack(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
-    _open_sample(viewer)
+    open_sample(viewer)
     widget = RegistrationWidget(viewer)
     widget.block_size.value = 128
     _register(qtbot, widget)
@@ -286,7 +280,7 @@ def test_a_click_on_a_block_in_the_viewer_selects_its_row(make_napari_viewer, qt
     from qtpy.QtCore import QPoint, Qt
 
     viewer = make_napari_viewer(show=True)
-    _open_sample(viewer)
+    open_sample(viewer)
     widget = RegistrationWidget(viewer)
     widget.block_size.value = 64
     _register(qtbot, widget)
@@ -318,7 +312,7 @@ def test_a_click_on_a_block_in_the_viewer_selects_its_row(make_napari_viewer, qt
 
 def test_rejecting_after_the_moving_layer_was_removed_is_one_notification(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
-    _, mov = _open_sample(viewer)
+    _, mov = open_sample(viewer)
     widget = RegistrationWidget(viewer)
     widget.block_size.value = 128
     _register(qtbot, widget)
@@ -336,7 +330,7 @@ def test_apply_to_a_labels_layer_keeps_the_labels_and_moves_them(make_napari_vie
     from scipy import ndimage
 
     viewer = make_napari_viewer()
-    ref, mov = _open_sample(viewer)
+    ref, mov = open_sample(viewer)
     widget = RegistrationWidget(viewer)
     _register(qtbot, widget)
     beads, n = ndimage.label(mov.data > np.percentile(mov.data, 99.5))

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import cached_pair
+from conftest import cached_pair, later_round, run_dock
 from napari_fidreg._widgets import SeriesWidget
 from napari_fidreg.core import register, warp
 
@@ -20,22 +20,12 @@ VOXEL = (0.2, 0.15, 0.15)
 
 @pytest.fixture(scope="module")
 def rounds():
-    from scipy import ndimage
-
     base = cached_pair((24, 128, 128), (0, 0, 0), seed=61)
-    movs = [
-        np.rint(ndimage.shift(base.moving.astype(np.float32), np.negative(s), order=1, mode="nearest")).astype(
-            np.uint16
-        )
-        for s in SHIFTS
-    ]
-    return base.reference, np.stack(movs)
+    return base.reference, np.stack([later_round(base.moving, s) for s in SHIFTS])
 
 
-def _run(qtbot, widget, timeout=90_000):
-    widget.run()
-    assert widget.worker is not None, widget.last_error
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+def _run(qtbot, widget):
+    run_dock(qtbot, widget, timeout=90_000)
 
 
 def _scene(make_napari_viewer, rounds):

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from conftest import open_sample, run_dock
 from napari_fidreg._sample_data import MOVING_NAME, REFERENCE_NAME, SAMPLE_SHIFT, SAMPLE_VOXEL_SIZE
 from napari_fidreg._widgets import RegistrationWidget
 from napari_fidreg.core import Registration, read_stack
@@ -18,15 +19,8 @@ pytestmark = pytest.mark.gui
 WIDGET = "Fiducial registration"
 
 
-def _open_sample(viewer):
-    viewer.open_sample("napari-fidreg", "fiducial_pair")
-    return viewer.layers[REFERENCE_NAME], viewer.layers[MOVING_NAME]
-
-
 def _register(qtbot, widget, timeout=60_000):
-    widget.run()
-    assert widget.worker is not None, widget.last_error
-    qtbot.waitUntil(lambda: widget.worker is None, timeout=timeout)
+    run_dock(qtbot, widget, timeout)
 
 
 def test_manifest_validates_on_the_installed_plugin():
@@ -53,7 +47,7 @@ def test_widget_is_in_the_layers_register_menu(make_napari_viewer):
 
 def test_sample_register_gives_layers_and_the_true_shift(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
-    ref, mov = _open_sample(viewer)
+    ref, mov = open_sample(viewer)
     _, widget = viewer.window.add_plugin_dock_widget("napari-fidreg", WIDGET)
     # with the sample loaded, the defaults are its reference and moving layers
     assert widget.reference.value is ref and widget.moving.value is mov
@@ -130,7 +124,7 @@ def test_worker_error_becomes_a_notification(make_napari_viewer, qtbot):
 
 def test_bad_parameters_are_refused_before_any_work(make_napari_viewer):
     viewer = make_napari_viewer()
-    ref, mov = _open_sample(viewer)
+    ref, mov = open_sample(viewer)
     widget = RegistrationWidget(viewer)
     widget.block_size.value = 512  # larger than the 256 px sample
     widget.run()
@@ -169,7 +163,7 @@ def test_event_loop_keeps_running_during_a_large_registration(make_napari_viewer
 
 def test_overlay_screenshot_is_not_blank(make_napari_viewer, qtbot):
     viewer = make_napari_viewer(show=True)
-    _open_sample(viewer)
+    open_sample(viewer)
     widget = RegistrationWidget(viewer)
     _register(qtbot, widget)
     for layer in viewer.layers:
@@ -191,7 +185,7 @@ def test_overlay_screenshot_is_not_blank(make_napari_viewer, qtbot):
 
 def test_save_and_reapply_to_another_channel(make_napari_viewer, qtbot, tmp_path):
     viewer = make_napari_viewer()
-    ref, mov = _open_sample(viewer)
+    ref, mov = open_sample(viewer)
     widget = RegistrationWidget(viewer)
     _register(qtbot, widget)
     written = widget.save(tmp_path)
@@ -317,7 +311,7 @@ def test_widget_and_cli_write_the_same_result_set(make_napari_viewer, qtbot, tmp
 
 def test_saving_to_a_folder_that_cannot_be_made_is_one_notification(make_napari_viewer, qtbot, tmp_path):
     viewer = make_napari_viewer()
-    _open_sample(viewer)
+    open_sample(viewer)
     widget = RegistrationWidget(viewer)
     _register(qtbot, widget)
     blocker = tmp_path / "a_file"
@@ -329,7 +323,7 @@ def test_saving_to_a_folder_that_cannot_be_made_is_one_notification(make_napari_
 
 def test_a_failed_run_clears_the_earlier_result_and_a_wrong_shape_is_refused(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
-    ref, mov = _open_sample(viewer)
+    ref, mov = open_sample(viewer)
     widget = RegistrationWidget(viewer)
     _register(qtbot, widget)
     assert widget.shift_label.value and widget.save_button.enabled
@@ -350,7 +344,7 @@ def test_a_failed_run_clears_the_earlier_result_and_a_wrong_shape_is_refused(mak
 
 def test_voxel_size_field_is_prefilled_and_applied(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
-    ref, mov = _open_sample(viewer)
+    ref, mov = open_sample(viewer)
     widget = RegistrationWidget(viewer)
     assert widget.voxel_size.value == "0.2,0.15,0.15"  # from the sample's scale
     # stacks without voxel-size metadata (napari's scale 1, 1, 1): the field is empty...
@@ -374,7 +368,7 @@ def test_voxel_size_field_is_prefilled_and_applied(make_napari_viewer, qtbot):
 
 def test_the_block_table_is_read_only_and_formatted_alike(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
-    _open_sample(viewer)
+    open_sample(viewer)
     widget = RegistrationWidget(viewer)
     _register(qtbot, widget)
     table = widget.table.native
