@@ -24,6 +24,7 @@ from .core.io import read_stack, stem
 from .core.points import map_points
 from .core.progress import ProgressFn, drain
 from .core.result import Registration
+from .core.validate import checked_voxel_size
 from .core.warp import iter_warp
 from .core.writers import atomic_write_text, write_stack
 
@@ -234,9 +235,7 @@ def map_table(
         vs = voxel_size or (reg.voxel_size if reg is not None else None)
         if vs is None:
             raise FidregError("the table is in µm but the voxel size is unknown: give it with --voxel-size Z,Y,X")
-        scale = np.asarray(vs, float)
-        if scale.shape != (3,) or not np.all(np.isfinite(scale)) or scale.min() <= 0:
-            raise FidregError(f"the voxel size must be three positive numbers (z, y, x) in µm, got {vs!r}")
+        scale = np.asarray(checked_voxel_size(vs))
     if reg is not None and len(body):
         pts = map_points(reg, pts / scale, use_blocks=use_blocks) * scale
     out = io.StringIO()

@@ -31,7 +31,7 @@ from .measure import Pair
 from .params import Params, Subvolume, check_subvolume
 from .progress import Progress, Ticker, drain
 from .result import Registration
-from .validate import as_volume
+from .validate import as_volume, checked_voxel_size
 
 DEFAULT_WORKERS = 2
 
@@ -105,9 +105,7 @@ def iter_register(
     if params.block_size is not None:
         bz = params.block_size_z or (region[0][1] - region[0][0])
         grid, grid_shape = tile(region, (bz, params.block_size, params.block_size))  # checks sizes
-    vs = None if voxel_size is None else tuple(float(v) for v in voxel_size)
-    if vs is not None and (len(vs) != 3 or not all(np.isfinite(vs)) or min(vs) <= 0):
-        raise FidregError(f"voxel_size must be three positive numbers (z, y, x), got {voxel_size!r}")
+    vs = checked_voxel_size(voxel_size)
     record = {
         "reference_shape": tuple(int(v) for v in ref.shape),
         "moving_shape": tuple(int(v) for v in mov.shape),

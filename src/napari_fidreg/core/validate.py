@@ -75,3 +75,16 @@ def check_finite_and_varying(vol: np.ndarray, name: str) -> None:
         raise FidregError(f"{name}: contains NaN or infinite values")
     if float(np.ptp(vol)) == 0.0:
         raise FidregError(f"{name}: image is constant (all voxels equal {float(vol.flat[0])}); nothing to register")
+
+
+def checked_voxel_size(voxel_size) -> tuple[float, float, float] | None:
+    """``voxel_size`` as three positive finite floats (z, y, x) in µm, None for None."""
+    if voxel_size is None:
+        return None
+    try:
+        vs = tuple(float(v) for v in voxel_size)
+    except (TypeError, ValueError):
+        vs = ()
+    if len(vs) != 3 or not all(np.isfinite(vs)) or min(vs) <= 0:
+        raise FidregError(f"voxel_size must be three positive numbers (z, y, x), got {voxel_size!r}")
+    return vs  # type: ignore[return-value]
