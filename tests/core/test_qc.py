@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from napari_fidreg.core import alignment_score, projections
-from napari_fidreg.core.qc import ncc, overlay_rgb, stretch
+from napari_fidreg.core.qc import QC_SIZE, Reduction, _reduced, display_bin, ncc, overlay_rgb, stretch
 from napari_fidreg.core.synthetic import fiducial_pair
 
 
@@ -141,3 +141,42 @@ def test_stretch_of_a_constant_or_integer_image():
     np.testing.assert_array_equal(stretch(np.full((4, 5), 9, np.uint16)), np.zeros((4, 5), np.float32))
     out = stretch(np.array([[0, 100], [200, 65535]], np.uint16))
     assert out.dtype.kind == "f" and out[0, 0] == 0 and out[1, 1] == 1
+
+
+@pytest.mark.parametrize("feeds", [[1, 2, 9, 10, 16], [16], list(range(1, 17))])
+def test_a_reduction_fed_as_planes_are_made_gives_the_projections(aligned, feeds):
+    vol = aligned.moving.astype(np.float32)
+    vol[:2, :40] = 0  # a correction's fill in the first planes
+    red = Reduction(vol.shape, 3, chunk=4)
+    for upto in feeds:
+        assert not red.complete
+        red.feed(vol, upto)
+    assert red.complete
+    want = projections(vol, bin=3, chunk=4)
+    got = red.projections()
+    for key in ("xy", "xz", "yz"):
+        np.testing.assert_array_equal(got[key], want[key])
+
+
+def test_a_reduction_refuses_projections_before_every_plane_is_fed(aligned):
+    red = Reduction(aligned.moving.shape, 2)
+    red.feed(aligned.moving, 8)
+    with pytest.raises(ValueError, match="8 of 16 planes"):
+        red.projections()
+
+
+def test_bins_partly_of_fill_average_their_stack_pixels_only():
+    vol = np.full((3, 8, 8), 100, np.uint16)
+    vol[:, :, :1] = 0  # a quarter of each 4x4 bin of the first column of bins is fill
+    vol[:, :3, :] = 0  # the first row of bins: three quarters fill
+    small = _reduced(vol, 4)
+    np.testing.assert_array_equal(small[:, 1, :], 100)  # not diluted to 75
+    np.testing.assert_array_equal(small[:, 0, :], 0)  # mostly fill stays fill
+
+
+def test_display_bin_brings_a_stack_to_the_qc_size():
+    assert display_bin((60, 2048, 2048)) == 6  # the coarse scan's binning
+    assert display_bin((40, 175, 104)) == 1
+    assert display_bin((60, 385, 200)) == 2
+    for shape in ((60, 2048, 2048), (5, 1000, 3000), (1, 384, 384)):
+        assert max(shape[1:]) / display_bin(shape) <= QC_SIZE

@@ -5,7 +5,8 @@ import pytest
 from scipy import ndimage
 
 from conftest import cached_pair
-from napari_fidreg.core import Params, iter_register, register
+from napari_fidreg.core import FidregError, Params, iter_register, projections, register
+from napari_fidreg.core.qc import display_bin, ncc
 
 
 @pytest.mark.parametrize(
@@ -217,3 +218,34 @@ def test_sparse_dim_beads_are_measured_and_their_precision_reported():
     assert np.all(precise_err <= 0.02)
     assert np.all(err <= 3 * np.asarray(reg.global_uncertainty)), (err, reg.global_uncertainty)
     assert np.all(precise_err <= 3 * np.asarray(precise.global_uncertainty))
+
+
+def test_projections_out_gives_the_qc_projections_from_the_registrations_own_read():
+    pair = cached_pair((60, 512, 512), (1.3, -4.6, 7.25), seed=5)
+    out = {}
+    register(pair.reference, pair.moving, block_size=256, projections_out=out)
+    b = out["bin"]
+    assert b == display_bin(pair.reference.shape) == 2
+    for key, vol in (("reference", pair.reference), ("moving", pair.moving)):
+        want = projections(vol, bin=b)  # what the QC would get from a second read of the stack
+        for plane in ("xy", "xz", "yz"):
+            got = out[key][plane]
+            assert got.shape == want[plane].shape
+            assert got.min() >= 0
+            assert ncc(got, want[plane]) > 0.97, (key, plane)
+
+
+@pytest.mark.parametrize(
+    "options", [{"subvolume": ((0, 60), (0, 128), (0, 256))}, {"hot_pixels": False}, {"background": False}]
+)
+def test_projections_out_stays_empty_when_the_scan_does_not_cover_or_clean_like_the_qc(options):
+    pair = cached_pair((60, 256, 256), (1.3, -4.6, 7.25), seed=0)
+    out = {}
+    register(pair.reference, pair.moving, projections_out=out, **options)
+    assert out == {}
+
+
+def test_projections_out_must_be_a_dict():
+    pair = cached_pair((60, 256, 256), (1.3, -4.6, 7.25), seed=0)
+    with pytest.raises(FidregError, match="projections_out must be a dict"):
+        register(pair.reference, pair.moving, projections_out=[])

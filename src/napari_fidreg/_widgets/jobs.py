@@ -50,20 +50,22 @@ def registration_job(
 
     Bad input raises :class:`FidregError` here, at the call, not in the worker.
     """
+    scanned: dict = {}  # the QC projections of both inputs, from the registration's own read
     gen = iter_register(
         reference, moving, params, subvolume=subvolume, voxel_size=voxel_size,
-        reference_name=reference_name, moving_name=moving_name, workers=workers,
+        reference_name=reference_name, moving_name=moving_name, workers=workers, projections_out=scanned,
     )  # fmt: skip
-    return _registration_steps(gen, reference, moving, workers)
+    return _registration_steps(gen, reference, moving, workers, scanned)
 
 
-def _registration_steps(gen, reference, moving, workers):
+def _registration_steps(gen, reference, moving, workers, scanned):
     reg = yield from gen
     corrected = yield from iter_warp(moving, reg, output_shape=reference.shape, workers=workers)
-    proj = {}
-    b = display_bin(reference.shape)  # the CLI's QC image uses the same reduction
+    b = scanned.get("bin") or display_bin(reference.shape)  # the CLI's QC image uses the same reduction
+    proj = {"reference": scanned.get("reference"), "before": scanned.get("moving")}
     for i, (key, vol) in enumerate((("reference", reference), ("before", moving), ("after", corrected))):
-        proj[key] = projections(vol, bin=b)
+        if proj.get(key) is None:
+            proj[key] = projections(vol, bin=b)
         yield Progress(PROJECTION_STAGE, i + 1, 3)
     _preload_layer_modules()
     return JobResult(reg, corrected, proj, b, _panels(proj, reg))

@@ -4,7 +4,9 @@ Each stack is read once, plane by plane (memory-mapped files are read in place):
 that pass yields the minimum over z of the camera frame (for hot pixels) and a
 copy of the region binned in y/x to about ``COARSE_TARGET`` pixels. The binned
 copies are correlated with float32 real FFTs, padded so that large shifts do not
-wrap around; they also rank the blocks by content for the refinement that follows.
+wrap around; they also rank the blocks by content for the refinement that follows,
+and, cleaned, they are the QC projections of the two stacks (:mod:`.qc` bins the same
+way), so that a QC image needs no second read of either stack.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from .kernels import bin_planes
 from .params import Params
 from .preprocess import bin_counts, hot_pixel_mask, neighbour_median, subtract_background
 from .progress import Progress, drain
+from .qc import QC_SIZE, display_bin, max_projections
 from .validate import check_finite_and_varying, native
 
-COARSE_TARGET = 384  # y/x extent of the binned copy used for the coarse shift
+COARSE_TARGET = QC_SIZE  # y/x extent of the binned copy used for the coarse shift (and for QC)
 GLOBAL_BLOCK = 256  # y/x size of the blocks that refine the global shift
 
 Region = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
@@ -39,6 +42,9 @@ class Coarse:
     factor: int  # y/x binning
     hot: np.ndarray | None  # (y, x) hot-pixel mask of the camera frame
     candidates: list[Box]  # the richest full-depth blocks, richest first
+    # cleaned maximum projections of the reference and the moving stack, binned by ``factor``,
+    # when the region is the whole of both stacks and both cleanings are on (else None)
+    projections: tuple[dict, dict] | None = None
 
 
 READ_STAGE = "reading"
@@ -53,7 +59,7 @@ def coarse_shift(ref, mov, region: Region, params: Params, *, workers: int) -> C
 def iter_coarse_shift(ref, mov, region: Region, params: Params, *, workers: int) -> Generator[Progress, None, Coarse]:
     """Generator form of :func:`coarse_shift`: a :class:`Progress` tick per chunk of planes read."""
     extent = [b - a for a, b in region]
-    factor = max(1, int(np.ceil(max(extent[1], extent[2]) / COARSE_TARGET)))
+    factor = display_bin(extent)  # to at most COARSE_TARGET pixels
     scans = [_Scan(v, region, factor) for v in (ref, mov)]
     starts = range(region[0][0], region[0][1], CHUNK)
     with ThreadPoolExecutor(max_workers=min(2, workers)) as pool:  # both stacks read in parallel
@@ -69,6 +75,13 @@ def iter_coarse_shift(ref, mov, region: Region, params: Params, *, workers: int)
         check_finite_and_varying(small, name)
         if params.background:
             subtract_background(small, sigma=params.background_sigma / factor)
+    whole = ref.shape == mov.shape and tuple(map(tuple, region)) == tuple((0, n) for n in ref.shape)
+    # taken before the correlation normalises the copies in place (new arrays, not views)
+    qc = (
+        (max_projections(ref_small), max_projections(mov_small))
+        if whole and params.hot_pixels and params.background
+        else None
+    )
     max_shift = params.max_shift or (extent[0] / 3, extent[1] / 4, extent[2] / 4)
     # rank the blocks before the correlation normalises the binned copies in place
     candidates = richest_blocks(ref_small, region, factor, params.n_global_blocks)
@@ -81,7 +94,7 @@ def iter_coarse_shift(ref, mov, region: Region, params: Params, *, workers: int)
         workers=workers,
     )
     shift = est.shift * np.array([1, factor, factor])
-    return Coarse(shift, est, tuple(float(v) for v in max_shift), factor, hot, candidates)
+    return Coarse(shift, est, tuple(float(v) for v in max_shift), factor, hot, candidates, qc)
 
 
 def scan(vol, region: Region, factor: int, chunk: int = CHUNK) -> tuple[np.ndarray, np.ndarray]:

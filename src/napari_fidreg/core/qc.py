@@ -19,12 +19,17 @@ import numpy as np
 from .preprocess import bin_mean, hot_pixel_mask, prepare
 from .validate import native
 
-DISPLAY_SIZE = 512  # y/x extent the QC projections are reduced to: what a figure panel or a dock shows
+QC_SIZE = 384  # y/x extent the QC projections are reduced to: the coarse scan's binned copies
 
 
 def display_bin(shape) -> int:
-    """The y/x binning that brings a stack of ``shape`` to about ``DISPLAY_SIZE`` pixels."""
-    return max(1, int(round(max(shape[-2], shape[-1]) / DISPLAY_SIZE)))
+    """The y/x binning that brings a stack of ``shape`` to at most ``QC_SIZE`` pixels.
+
+    It is the coarse scan's (:mod:`.coarse`), so that the QC projections of the reference
+    and the moving stack can be taken from the copies the registration has already read
+    and cleaned (see ``projections_out`` of :func:`~napari_fidreg.core.register`).
+    """
+    return max(1, -(-max(int(shape[-2]), int(shape[-1])) // QC_SIZE))
 
 
 def projections(
@@ -45,24 +50,79 @@ def projections(
     # on two threads (the binning kernel releases the GIL; reading a memmap is I/O)
     with ThreadPoolExecutor(max_workers=2) as pool:
         small = np.concatenate(list(pool.map(lambda z: _reduced(vol[z : z + chunk], bin), range(0, nz, chunk))), axis=0)
-    if clean:
-        filled = small == 0  # the fill of a corrected stack
-        mask = None
-        if nz >= 3:
-            zmin = np.where(filled, np.inf, small).min(axis=0)  # zeros ignored
-            zmin[~np.isfinite(zmin)] = 0
-            mask = hot_pixel_mask(zmin)
-        for z in range(0, nz, chunk):
-            part, fill = small[z : z + chunk], filled[z : z + chunk]
-            if fill.any():
-                # Give the fill a neutral value so it does not pull the background envelope down.
-                for i in range(part.shape[0]):
-                    inside = part[i][~fill[i]]
-                    part[i][fill[i]] = np.median(inside) if inside.size else 0
-            part[...] = prepare(part, hot_mask=mask, background=True, background_sigma=max(background_sigma / bin, 1.0))
-        np.maximum(small, 0, out=small)
-        small[filled] = 0
-    return {"xy": small.max(axis=0), "xz": small.max(axis=1), "yz": small.max(axis=2)}
+    if not clean:
+        return max_projections(small, clip=False)
+    return cleaned_projections(small, bin=bin, background_sigma=background_sigma, chunk=chunk)
+
+
+class Reduction:
+    """A stack reduced for its QC projections a chunk of planes at a time, as its planes are made.
+
+    The correction feeds it each plane as soon as it is written (:meth:`feed` after each
+    tick of :func:`~napari_fidreg.core.warp.iter_warp`), while the plane is still in
+    memory: the QC image then needs no second read of the corrected stack (at 2048^2
+    that read-back and its reduction were ~0.5 s of the CLI's default job).
+    """
+
+    def __init__(self, shape, bin: int, *, chunk: int = 8):
+        nz, ny, nx = (int(v) for v in shape)
+        self.small = np.zeros((nz, -(-ny // bin), -(-nx // bin)), dtype=np.float32)
+        self.bin, self.chunk, self.done = int(bin), int(chunk), 0
+
+    @property
+    def complete(self) -> bool:
+        return self.done == self.small.shape[0]
+
+    def feed(self, vol, upto: int) -> None:
+        """Reduce planes ``[done, upto)`` of ``vol`` that fill a chunk (or end the stack)."""
+        nz = self.small.shape[0]
+        while self.done < upto and (upto - self.done >= self.chunk or upto >= nz):
+            z1 = min(self.done + self.chunk, upto)
+            self.small[self.done : z1] = _reduced(vol[self.done : z1], self.bin)
+            self.done = z1
+
+    def projections(self, *, background_sigma: float = 8.0) -> dict[str, np.ndarray]:
+        """The cleaned projections of the whole stack, as :func:`projections` gives them."""
+        if not self.complete:
+            raise ValueError(f"only {self.done} of {self.small.shape[0]} planes were fed")
+        return cleaned_projections(self.small, bin=self.bin, background_sigma=background_sigma, chunk=self.chunk)
+
+
+def cleaned_projections(
+    small: np.ndarray, *, bin: int, background_sigma: float = 8.0, chunk: int = 8
+) -> dict[str, np.ndarray]:
+    """Projections of a reduced float32 stack (modified in place) after cleaning it.
+
+    Hot pixels (from the minimum over z, zeros ignored) replaced, then the background
+    removed, a chunk of planes at a time; zeros (a correction's fill) stay zero.
+    """
+    nz = small.shape[0]
+    filled = small == 0  # the fill of a corrected stack
+    mask = None
+    if nz >= 3:
+        zmin = np.where(filled, np.inf, small).min(axis=0)  # zeros ignored
+        zmin[~np.isfinite(zmin)] = 0
+        mask = hot_pixel_mask(zmin)
+    for z in range(0, nz, chunk):
+        part, fill = small[z : z + chunk], filled[z : z + chunk]
+        if fill.any():
+            # Give the fill a neutral value so it does not pull the background envelope down.
+            for i in range(part.shape[0]):
+                inside = part[i][~fill[i]]
+                part[i][fill[i]] = np.median(inside) if inside.size else 0
+        part[...] = prepare(part, hot_mask=mask, background=True, background_sigma=max(background_sigma / bin, 1.0))
+    small[filled] = 0
+    return max_projections(small)
+
+
+def max_projections(small: np.ndarray, *, clip: bool = True) -> dict[str, np.ndarray]:
+    """'xy', 'xz', 'yz' maximum projections of a (reduced) stack; negatives (noise left by the
+    background subtraction) clipped to 0 with ``clip``."""
+    p = {"xy": small.max(axis=0), "xz": small.max(axis=1), "yz": small.max(axis=2)}
+    if clip:
+        for v in p.values():
+            np.maximum(v, 0, out=v)
+    return p
 
 
 def _reduced(planes, bin: int) -> np.ndarray:
@@ -71,14 +131,19 @@ def _reduced(planes, bin: int) -> np.ndarray:
     Binned from the stack's own dtype by the compiled kernel, without a full-size float
     copy first (that copy and a float copy of the fill mask were 3/4 of the QC image's
     time at 2048^2: 0.87 -> 0.2 s a stack); the fill (zeros of a corrected stack) is
-    looked for only in chunks that hold any.
+    looked for only in chunks that hold any. A bin partly of fill averages its stack
+    pixels only: diluted by the fill, the bins along the edge of a plane's fill pulled
+    the background envelope down and showed as a bright curve in the cleaned projection.
     """
     part = native(planes)
     out = bin_mean(part, bin)
     if bin > 1:
         zeros = part == 0
         if zeros.any():
-            out[bin_mean(zeros.view(np.uint8), bin) > 0.5] = 0
+            fill = bin_mean(zeros.view(np.uint8), bin)
+            partial = (fill > 0) & (fill <= 0.5)
+            out[partial] /= 1 - fill[partial]
+            out[fill > 0.5] = 0
     return out
 
 

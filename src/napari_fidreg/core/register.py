@@ -56,6 +56,14 @@ def register(reference, moving, params: Params | None = None, **options: Any) ->
         Recorded in the result.
     workers : int, keyword-only
         Threads for FFTs and block work (default 2). Does not change the result.
+    projections_out : dict, optional, keyword-only
+        When given, and the registration covers the whole of both stacks (same shape,
+        no ``subvolume``) with hot pixels and background removed, it receives
+        ``'reference'`` and ``'moving'``: the cleaned maximum projections of the two
+        stacks (:func:`~napari_fidreg.core.qc.projections` dicts) made from the binned
+        copies that the registration reads anyway, and ``'bin'``, their y/x binning
+        (:func:`~napari_fidreg.core.qc.display_bin`). A QC image drawn from them costs
+        no second read of either stack. Left empty otherwise.
 
     Returns
     -------
@@ -81,6 +89,7 @@ def iter_register(
     reference_name: str = "",
     moving_name: str = "",
     workers: int = DEFAULT_WORKERS,
+    projections_out: dict | None = None,
     **overrides: Any,
 ) -> Generator[Progress, None, Registration]:
     """Generator form of :func:`register` (same arguments): yields :class:`Progress`, returns the result.
@@ -99,6 +108,8 @@ def iter_register(
         )
     if not isinstance(workers, (int, np.integer)) or isinstance(workers, bool) or workers < 1:
         raise FidregError(f"workers must be an integer >= 1, got {workers!r}")
+    if projections_out is not None and not isinstance(projections_out, dict):
+        raise FidregError(f"projections_out must be a dict or None, got {type(projections_out).__name__}")
     sub = None if subvolume is None else check_subvolume(subvolume)
     region = _region(ref.shape, mov.shape, sub)
     grid, grid_shape = [], (0, 0, 0)
@@ -114,7 +125,7 @@ def iter_register(
         "reference": reference_name,
         "moving": moving_name,
     }
-    return _run(_Checked(ref, mov, params, region, grid, grid_shape, workers, record))
+    return _run(_Checked(ref, mov, params, region, grid, grid_shape, workers, record, projections_out))
 
 
 @dataclass(frozen=True)
@@ -129,6 +140,7 @@ class _Checked:
     grid_shape: tuple[int, int, int]
     workers: int
     record: dict  # fields of the Registration that are known before any work
+    projections_out: dict | None = None  # receives the coarse scan's QC projections
 
 
 def _run(job: _Checked) -> Generator[Progress, None, Registration]:
@@ -141,6 +153,8 @@ def _run(job: _Checked) -> Generator[Progress, None, Registration]:
         )
     yield Progress(READ_STAGE, 0, 1)  # at once: a GUI shows that work has started
     coarse = yield from iter_coarse_shift(ref, mov, job.region, params, workers=workers)
+    if job.projections_out is not None and coarse.projections is not None:
+        job.projections_out.update(reference=coarse.projections[0], moving=coarse.projections[1], bin=coarse.factor)
     if coarse.estimate.at_limit:
         warnings.append(
             f"the coarse shift {np.round(coarse.shift, 1).tolist()} is at the search limit "
