@@ -1,10 +1,13 @@
-"""The figures (matplotlib, off-screen): the QC image and the dock's QC figure are one drawing;
-the block map marks what was rejected, and by whom."""
+"""The figures, off-screen: the QC image (Pillow, no matplotlib) has the layout and the text of the
+dock's QC figure (matplotlib); the block map marks what was rejected, and by whom."""
 
 from __future__ import annotations
 
 import functools
 import io
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 
@@ -12,7 +15,17 @@ from conftest import cached_pair
 from napari_fidreg.core import register, warp
 from napari_fidreg.core.block_grid import reject_blocks
 from napari_fidreg.core.qc import display_bin, projections
-from napari_fidreg.figures import QC_COLUMNS, block_map_figure, qc_figure, qc_panels, qc_png
+from napari_fidreg.figures import (
+    GAP,
+    PNG_LEFT,
+    PNG_TOP,
+    PNG_WIDTH,
+    QC_COLUMNS,
+    block_map_figure,
+    qc_figure,
+    qc_panels,
+    qc_png,
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -35,11 +48,13 @@ def test_the_png_is_the_figure_with_xy_and_xz_rows():
     png = qc_png(*proj, title="mov onto ref", voxel_size=(0.2, 0.15, 0.15))
     img = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
     h, w = img.shape[:2]
-    # the panels drawn 1:1, repeated by a whole factor to about 15 in at 100 dpi, + the row names
+    # the panels drawn 1:1, repeated by a whole factor to about PNG_WIDTH px, below the title band
+    # and right of the row names
     mosaic = qc_panels(*proj, voxel_size=(0.2, 0.15, 0.15)).mosaic
-    m = 1500 // mosaic.shape[1]
-    assert w == mosaic.shape[1] * m + 40 and h == mosaic.shape[0] * m + 75 and 1200 < w <= 1540
-    np.testing.assert_array_equal(img[75:, 40:], np.repeat(np.repeat(mosaic, m, 0), m, 1))  # nothing resampled
+    m = PNG_WIDTH // mosaic.shape[1]
+    assert w == mosaic.shape[1] * m + PNG_LEFT and h == mosaic.shape[0] * m + PNG_TOP and 1200 < w <= PNG_WIDTH + 40
+    np.testing.assert_array_equal(img[PNG_TOP:, PNG_LEFT:], np.repeat(np.repeat(mosaic, m, 0), m, 1))  # not resampled
+    assert qc_png(*proj, title="mov onto ref", voxel_size=(0.2, 0.15, 0.15)) == png  # the same bytes each time
     fig = qc_figure(*proj, title="mov onto ref", voxel_size=(0.2, 0.15, 0.15))
     texts = _texts(fig)
     for name in (*QC_COLUMNS, "XY", "XZ", "mov onto ref"):
@@ -50,6 +65,86 @@ def test_the_png_is_the_figure_with_xy_and_xz_rows():
     # one image in one axes, three rows high now: taller by the YZ row and a gap
     (a,), (b,) = fig.axes[0].images, three.axes[0].images
     assert b.get_array().shape[0] > a.get_array().shape[0] and b.get_array().shape[1] == a.get_array().shape[1]
+
+
+# projections of a stack 1368 px wide binned by 4 (as display_bin does), made without a stack
+PROJECTIONS = textwrap.dedent("""
+    import numpy as np
+
+    def planes(seed, shift=0):
+        rng = np.random.default_rng(seed)
+        xy = rng.random((60, 342), dtype=np.float32)
+        xy[20:23, 100 + shift : 103 + shift] = 20.0  # a bead
+        return {"xy": xy, "xz": rng.random((12, 342), dtype=np.float32), "yz": rng.random((12, 60), dtype=np.float32)}
+
+    proj = planes(0), planes(1, shift=5), planes(0)
+""")
+
+
+def test_the_png_is_drawn_without_matplotlib_and_five_342_px_panels_are_not_halved():
+    from PIL import Image
+
+    code = PROJECTIONS + textwrap.dedent("""
+        import sys
+        from napari_fidreg.figures import qc_png
+
+        png = qc_png(*proj, title="H2R2 onto H1R1", voxel_size=(0.3, 0.108, 0.108))
+        assert "matplotlib" not in sys.modules, "qc_png imported matplotlib"
+        sys.stdout.buffer.write(png)
+    """)
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert run.returncode == 0, run.stderr.decode()
+    img = Image.open(io.BytesIO(run.stdout))
+    assert img.format == "PNG" and img.mode == "RGB"
+    namespace: dict = {}
+    exec(PROJECTIONS, namespace)
+    mosaic = qc_panels(*namespace["proj"], voxel_size=(0.3, 0.108, 0.108)).mosaic
+    assert mosaic.shape[1] == 5 * 342 + 4 * GAP <= PNG_WIDTH
+    assert img.size == (mosaic.shape[1] + PNG_LEFT, mosaic.shape[0] + PNG_TOP)  # 1:1, not halved
+    np.testing.assert_array_equal(np.asarray(img)[PNG_TOP:, PNG_LEFT:], mosaic)
+
+
+def test_the_png_has_its_title_score_line_and_names_over_their_panels():
+    from PIL import Image
+
+    _, proj = result()
+    panels = qc_panels(*proj)
+    m = PNG_WIDTH // panels.mosaic.shape[1]
+    heights, gap = [x * m for x in panels.heights], panels.gap * m
+    panel_w = (panels.mosaic.shape[1] * m - 4 * gap) / 5
+
+    def dark(png, below=100):
+        grey = np.asarray(Image.open(io.BytesIO(png)).convert("L")).astype(int)
+        return grey < below
+
+    with_title, without = dark(qc_png(*proj, title="mov onto ref")), dark(qc_png(*proj))
+    band = with_title[:PNG_TOP]
+    # the title: dark pixels in its line, about the middle of the image, and none without a title
+    title_rows = slice(8, 30)
+    ys, xs = np.nonzero(band[title_rows])
+    assert len(xs) > 50 and abs(xs.mean() - band.shape[1] / 2) < 40
+    assert not without[title_rows].any()
+    # a file name beyond ASCII is drawn too (in DejaVu Sans, where Pillow's own font has no µ)
+    assert dark(qc_png(*proj, title="Zählung 0.5µm onto ref"))[title_rows].sum() > 50
+    # the score line: dark grey, below the title and above the column names
+    score = np.asarray(Image.open(io.BytesIO(qc_png(*proj)))).astype(int)[33:48]
+    assert (np.abs(score - 64).max(axis=2) < 30).sum() > 100
+    # each column name: dark pixels just above its panel, centred on it, none over the gaps
+    names = band[50:PNG_TOP]
+    for col in range(5):
+        x0 = PNG_LEFT + col * (panel_w + gap)
+        ys, xs = np.nonzero(names[:, int(x0) : int(x0 + panel_w)])
+        assert len(xs) > 30, QC_COLUMNS[col]
+        assert abs(xs.mean() - panel_w / 2) < 10, (QC_COLUMNS[col], xs.mean(), panel_w / 2)
+        if col:
+            assert not names[:, int(x0 - gap) : int(x0)].any()
+    assert not names[:, :PNG_LEFT].any()
+    # each row name: right-aligned just left of its row, centred on it
+    y0 = PNG_TOP
+    for hh in heights:
+        ys, xs = np.nonzero(with_title[int(y0) : int(y0 + hh), :PNG_LEFT])
+        assert len(xs) > 20 and PNG_LEFT - 12 < xs.max() < PNG_LEFT - 2 and abs(ys.mean() - hh / 2) < 4
+        y0 += hh + gap
 
 
 def test_the_block_map_marks_blocks_rejected_by_the_engine_and_by_hand():

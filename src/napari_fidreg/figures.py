@@ -1,11 +1,13 @@
-"""Figures drawn from the engine's numbers (matplotlib): the QC figure and the block-shift map.
+"""Figures drawn from the engine's numbers: the QC figure and its PNG, and the block-shift map.
 
-Kept outside ``core/`` so that the engine never imports a plotting library;
-matplotlib is imported only when a figure is drawn. Each function draws on a
-``Figure`` it is given (the napari QC dock's Qt canvas) or on one of its own with the
-Agg canvas (the QC image that the CLI and the dock's Save write), never through
-``pyplot`` or ``matplotlib.use``, so drawing one changes nothing for the rest of the
-process (napari's Qt canvas included). The dock and the PNG draw the same figure.
+Kept outside ``core/`` so that the engine never imports a plotting library. The QC
+panels are one RGB image made in numpy (:func:`qc_panels`). The napari QC dock draws
+them with matplotlib on the ``Figure`` it is given (its Qt canvas; :func:`draw_qc`),
+as the block map is drawn, never through ``pyplot`` or ``matplotlib.use``, so drawing
+one changes nothing for the rest of the process (napari's Qt canvas included); matplotlib
+is imported only then. The QC image that the CLI and the dock's Save write
+(:func:`qc_png`) is the same layout drawn with Pillow: the panels pasted 1:1 and the
+same text around them, without importing matplotlib (0.2 s of import in a fresh process).
 """
 
 from __future__ import annotations
@@ -23,7 +25,16 @@ QC_COLUMNS = ("reference", "moving (before)", "moving (after)", "overlay before"
 PLANE_LABELS = {"xy": "XY", "xz": "XZ", "yz": "YZ"}
 PLANE_NOTES = {"xy": "XY over z", "xz": "XZ over y", "yz": "YZ over x"}
 GAP = 6  # px between panels
-WIDTH_IN, TOP_IN, LEFT_IN = 15.0, 0.75, 0.4  # the PNG's image width and margins (inches)
+TOP_IN, LEFT_IN = 0.75, 0.4  # draw_qc's margins for the title band and the row names (inches)
+# the PNG: panels up to PNG_WIDTH px wide drawn 1:1 (five 342-px panels of a 1368-px stack, binned
+# by 4, fit), below a band of PNG_TOP px and right of a margin of PNG_LEFT px (draw_qc's at 100 dpi)
+PNG_WIDTH, PNG_TOP, PNG_LEFT = 1800, 75, 40
+# type sizes in px: draw_qc's (11, 9, 10, 9 pt at 100 dpi) and a px more, as Pillow's Aileron is
+# smaller than matplotlib's DejaVu at a size; the band's two lines centred at PNG_TITLE_Y and
+# PNG_SCORE_Y, and the column and row names PNG_PAD px from their panels
+PNG_TITLE, PNG_SCORE, PNG_COLUMN, PNG_ROW = 16, 13, 15, 14
+PNG_TITLE_Y, PNG_SCORE_Y, PNG_PAD = 19, 40, 7
+SCORE_GREY = (64, 64, 64)  # draw_qc's "0.25"
 
 
 @dataclass
@@ -66,26 +77,70 @@ def qc_panels(reference: dict, before: dict, after: dict, *, voxel_size=None, pl
 
 
 def qc_png(reference: dict, before: dict, after: dict, *, title: str = "", voxel_size=None) -> bytes:
-    """PNG bytes of :func:`qc_figure` with XY and XZ rows, at a size that fits the panels.
+    """PNG bytes of :func:`qc_figure`'s layout with XY and XZ rows, drawn with Pillow.
 
-    The panels are laid out as one image (numpy) in one axes: ten axes cost 0.1 s to
-    make and draw, a third of the QC image's time on a small stack.
+    The panels (:func:`qc_panels`, resized in numpy to about ``PNG_WIDTH`` px) are pasted
+    1:1 below a band with the title and the score line, the column names centred above
+    their columns and the row names right-aligned left of their rows, as :func:`draw_qc`
+    lays them out. No matplotlib: its import was 0.2 s of every fresh CLI process, and its
+    drawing and resampling most of the rest. Deterministic (same inputs, same bytes).
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from PIL import Image, ImageDraw
 
-    # Drawn 1:1 (panels resized in numpy, nearest on the canvas): matplotlib's resampling of
-    # the image to the figure was most of the PNG's time (0.77 s at 2048^2, 0.23 s a Bintu
-    # round), and PNG compression most of the rest.
-    dpi = 100
-    panels = qc_panels(reference, before, after, voxel_size=voxel_size).resized(int(WIDTH_IN * dpi))
-    h, w = panels.mosaic.shape[:2]
-    fig = Figure(figsize=(w / dpi + LEFT_IN, h / dpi + TOP_IN), dpi=dpi)
-    FigureCanvasAgg(fig)
-    draw_qc(panels, title=title, figure=fig, interpolation="nearest")
+    panels = qc_panels(reference, before, after, voxel_size=voxel_size).resized(PNG_WIDTH)
+    mosaic, gap = panels.mosaic, panels.gap
+    h, w = mosaic.shape[:2]
+    img = Image.new("RGB", (w + PNG_LEFT, h + PNG_TOP), "white")
+    img.paste(Image.fromarray(np.ascontiguousarray(mosaic, dtype=np.uint8)), (PNG_LEFT, PNG_TOP))  # RGB
+    draw = ImageDraw.Draw(img)
+    width = w + PNG_LEFT
+    notes = ", ".join(PLANE_NOTES[p] for p in panels.planes)
+    score = (
+        f"alignment score (cleaned projections) before {panels.score_before:.3f} -> after {panels.score_after:.3f};"
+        f"   maximum projections: {notes}"
+    )
+    for text, y, size, fill in ((title, PNG_TITLE_Y, PNG_TITLE, "black"), (score, PNG_SCORE_Y, PNG_SCORE, SCORE_GREY)):
+        if text:  # centred on the image as draw_qc's fig.text, smaller type where a long title would not fit
+            draw.text((width / 2, y), text, fill=fill, font=_fitted_font(text, size, width - 8), anchor="mm")
+    panel_w = (w - 4 * gap) / 5
+    for col, name in enumerate(QC_COLUMNS):  # the bottom of the name (descenders) PNG_PAD above the panels
+        x = PNG_LEFT + col * (panel_w + gap) + panel_w / 2
+        draw.text((x, PNG_TOP - PNG_PAD), name, fill="black", font=_font(PNG_COLUMN, name), anchor="md")
+    y0 = PNG_TOP
+    for key, hh in zip(panels.planes, panels.heights):
+        label = PLANE_LABELS[key]
+        draw.text((PNG_LEFT - PNG_PAD, y0 + hh / 2), label, fill="black", font=_font(PNG_ROW, label), anchor="rm")
+        y0 += hh + gap
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", pil_kwargs={"compress_level": 1})
+    img.save(buf, format="png", compress_level=1)
     return buf.getvalue()
+
+
+def _fitted_font(text: str, size: int, width: float):
+    """The font of :func:`_font` at ``size`` px, or smaller (down to 8 px) until ``text`` fits in ``width``."""
+    font = _font(size, text)
+    while size > 8 and font.getlength(text) > width:
+        size -= 1
+        font = _font(size, text)
+    return font
+
+
+def _font(size: int, text: str = ""):
+    """Pillow's own TrueType font (Aileron, ASCII) at ``size`` px; for ``text`` beyond ASCII (a
+    file name with an accent or a µ), DejaVu Sans, matplotlib's font, when its file is there.
+    Loaded for each call (26 us), never shared, so that threads drawing QC images share no font."""
+    from PIL import ImageFont
+
+    if not text.isascii():
+        import importlib.util
+        from pathlib import Path
+
+        spec = importlib.util.find_spec("matplotlib")  # finds the package without importing it
+        for folder in (spec.submodule_search_locations or []) if spec else []:
+            path = Path(folder) / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
+            if path.is_file():
+                return ImageFont.truetype(str(path), size)
+    return ImageFont.load_default(size=size)
 
 
 def qc_figure(
