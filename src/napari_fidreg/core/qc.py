@@ -153,8 +153,10 @@ def ncc(a: np.ndarray, b: np.ndarray) -> float:
     b = np.asarray(b, dtype=np.float64).ravel()
     a = a - a.mean()
     b = b - b.mean()
-    denom = float(np.sqrt(np.dot(a, a) * np.dot(b, b)))
-    return float(np.dot(a, b) / denom) if denom > 0 else 0.0
+    # einsum, not np.dot (BLAS): OpenBLAS wakes its threads for a dot of this size, which cost
+    # 9 ms a call instead of 0.03 ms while the block threads held the cores
+    denom = float(np.sqrt(np.einsum("i,i->", a, a) * np.einsum("i,i->", b, b)))
+    return float(np.einsum("i,i->", a, b) / denom) if denom > 0 else 0.0
 
 
 def alignment_score(reference, image, **kwargs) -> float:
