@@ -255,6 +255,32 @@ def fresh(cmd: list[str], repeats: int) -> tuple[list[float], float]:
     return times, rss
 
 
+STARTUP = (
+    ("start-up, fresh process: `python -c pass`", "pass"),
+    ("start-up: `import napari_fidreg.cli` (numpy, scipy.fft, scipy.ndimage, numba, tifffile)", "import napari_fidreg.cli"),
+    ("start-up: the import + the first call of the compiled kernels (a 16×64² pair registered with "
+     "32² blocks and corrected)",
+     "import napari_fidreg.cli\nimport numpy as np\nfrom napari_fidreg.core import register, warp\n"
+     "rng = np.random.default_rng(0)\nref = rng.poisson(100, (16, 64, 64)).astype(np.uint16)\n"
+     "warp(np.roll(ref, 2, 2), register(ref, np.roll(ref, 2, 2), block_size=32))"),
+    ("start-up: matplotlib's Agg figure (imported for the drift plot of a series only)",
+     "from matplotlib.figure import Figure\nfrom matplotlib.backends.backend_agg import FigureCanvasAgg"),
+)  # fmt: skip
+
+
+def startup_rows(repeats: int) -> list:
+    """Fresh-process wall times of the start-up steps (each row includes the ones above it)."""
+    rows = []
+    for what, code in STARTUP:
+        times = []
+        for _ in range(max(repeats, 3)):
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+            times.append(time.perf_counter() - t0)
+        rows.append((what, times, 0.0, "", None))
+    return rows
+
+
 def fidreg_cmd(*args) -> list[str]:
     return [sys.executable, "-m", "napari_fidreg.cli", "register", *map(str, args), "-q"]
 
@@ -322,6 +348,8 @@ def bench_users(args, rows: list) -> None:
                      "per stack, defaults", [per_cli], 0.0, "the library's read + register per stack (warm)",
                      per_cli / np.median(lib)))  # fmt: skip
         rows.append(("library: read + register per stack (warm)", lib, 0.0, "", None))
+
+    rows += startup_rows(args.repeats)
 
     if args.napari:
         res = subprocess.run(
