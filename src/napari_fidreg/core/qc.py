@@ -106,10 +106,12 @@ def cleaned_projections(
     for z in range(0, nz, chunk):
         part, fill = small[z : z + chunk], filled[z : z + chunk]
         if fill.any():
-            # Give the fill a neutral value so it does not pull the background envelope down.
-            for i in range(part.shape[0]):
+            # Give the fill a neutral value so it does not pull the background envelope down:
+            # the median of a sample of the plane's other pixels (a full median per plane was
+            # half of the QC's time for a small stack, where most planes hold some fill)
+            for i in np.nonzero(fill.reshape(len(fill), -1).any(axis=1))[0]:
                 inside = part[i][~fill[i]]
-                part[i][fill[i]] = np.median(inside) if inside.size else 0
+                part[i][fill[i]] = np.median(inside[:: max(1, inside.size // 4096)]) if inside.size else 0
         part[...] = prepare(part, hot_mask=mask, background=True, background_sigma=max(background_sigma / bin, 1.0))
     small[filled] = 0
     return max_projections(small)
