@@ -1,4 +1,4 @@
-"""Many rounds: dask threads and a real LocalCluster on localhost give the serial results."""
+"""Many rounds: threads side by side and a real LocalCluster on localhost give the serial results."""
 
 import json
 import subprocess
@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import cached_pair, later_round
-from napari_fidreg.batch import Job, expand_moving, run_batch
-from napari_fidreg.core import FidregError, Params, Progress, write_stack
+from napari_fidreg import batch
+from napari_fidreg.batch import Job, expand_moving, run_batch, threads_per_stack
+from napari_fidreg.core import FidregError, Params, Progress, read_stack, write_stack
 from napari_fidreg.pipeline import register_files
 
 SHIFTS = [(0.6, -2.4, 3.3), (1.2, 4.1, -5.6), (-0.8, 1.5, 2.2)]
@@ -51,7 +52,7 @@ def test_localcluster_equals_serial(rounds, tmp_path):
         np.testing.assert_allclose([x["shift"] for x in a["blocks"]], [x["shift"] for x in b["blocks"]], atol=1e-9)
 
 
-@pytest.mark.parametrize("workers", [1, 2])  # 2 cores: dask threads side by side / one after the other here
+@pytest.mark.parametrize("workers", [1, 2, None])  # 2 cores: side by side / one after the other / chosen
 def test_threads_equal_serial_and_progress(rounds, tmp_path, workers):
     ref, movs = rounds
     params = Params()
@@ -67,6 +68,18 @@ def test_threads_equal_serial_and_progress(rounds, tmp_path, workers):
     # each stack's own ticks come through, said of its name, and each outcome once as it finishes
     assert {t.item for t in ticks if t.stage == "reading"} == {m.stem for m in movs}
     assert sorted(finished) == [(i, str(m)) for i, m in enumerate(movs)]
+
+
+def test_small_stacks_run_side_by_side_with_a_thread_each_unless_told(rounds, tmp_path, monkeypatch):
+    ref, movs = rounds
+    jobs = _jobs(ref, movs, tmp_path)
+    assert threads_per_stack(jobs) == 1  # 30 x 160 x 160: small, one per core
+    assert threads_per_stack(jobs[:1]) == 2  # a single stack gets every thread
+    broken = tmp_path / "H9_broken.tif"
+    broken.write_bytes(b"II*\x00 not really a tiff")
+    assert threads_per_stack([*jobs, Job(ref, broken, tmp_path)]) == 1  # it fails in its own task
+    monkeypatch.setattr(batch, "SMALL_STACK", 30 * 160 * 160 - 1)
+    assert threads_per_stack(jobs) == 2  # large stacks: one at a time, every thread each
 
 
 def test_a_bad_stack_fails_alone(rounds, tmp_path):
@@ -126,3 +139,19 @@ def test_a_folder_flags_the_stack_of_another_field_or_channel(tmp_path):
     blocks = res.stdout.split("H1_")
     flagged = next(b for b in blocks if b.startswith("other"))
     assert "LOW CONFIDENCE" in flagged and "LOW CONFIDENCE" not in next(b for b in blocks if b.startswith("beads"))
+
+
+def test_the_reference_is_read_once_for_the_stacks_that_share_it_and_again_once_changed(rounds, tmp_path):
+    from napari_fidreg import pipeline
+
+    ref, movs = rounds
+    own = write_stack(tmp_path / "H0_ref.tif", read_stack(ref).data)
+    first = pipeline._reference_stack(own, None)
+    assert pipeline._reference_stack(own, None) is first  # the next stack of the batch
+    a = register_files(own, movs[0], tmp_path / "a", Params(), write_qc=False, write_stack_file=False)[0]
+    # the reference file replaced by another round: read again, and the shift is measured against it
+    write_stack(own, later_round(read_stack(ref).data, (0.0, 3.0, -2.0)))
+    assert pipeline._reference_stack(own, None) is not first
+    b = register_files(own, movs[0], tmp_path / "b", Params(), write_qc=False, write_stack_file=False)[0]
+    # the reference moved by -(0, 3, -2): the moving stack must move the same way to follow it
+    np.testing.assert_allclose(np.subtract(b.global_shift, a.global_shift), (0.0, -3.0, 2.0), atol=0.1)
