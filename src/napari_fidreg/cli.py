@@ -195,9 +195,10 @@ def _add_registration_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workers",
         type=int,
-        default=DEFAULT_WORKERS,
+        default=None,
         metavar="N",
-        help="threads per registration (default %(default)s)",
+        help=f"threads per registration (default {DEFAULT_WORKERS}; 1 for a batch of small stacks, "
+        "which then run side by side, one per core)",
     )
 
 
@@ -287,7 +288,7 @@ def _cmd_register(args) -> int:
 
     params = params_from_args(args)
     report = Reporter(args.quiet)
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise FidregError(f"--workers must be at least 1, got {args.workers}")
     if args.cluster is not None:
         preflight.parse_cluster(args.cluster)
