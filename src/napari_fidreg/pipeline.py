@@ -14,7 +14,6 @@ from typing import TypeVar
 
 from .core.errors import FidregError
 from .core.io import Stack, read_stack, series_count
-from .core.kernels import start_up
 from .core.params import Params, Subvolume
 from .core.progress import Progress, ProgressFn, drain
 from .core.qc import Reduction, display_bin, projections
@@ -58,7 +57,6 @@ def register_files(
         raise FidregError(f"stack_format must be 'tif' or 'zarr', got {stack_format!r}")
     paths = result_paths(out_dir, result_name(moving), stack_format=stack_format)
     outputs_are_not_inputs(paths.members(), [reference, moving])
-    _start_kernels()
     # memory-mapped where the file allows; ``series`` concerns multi-series files only
     ref = _reference_stack(reference, series)
     mov = read_stack(moving, lazy=True, series=series if series_count(moving) > 1 else None)
@@ -123,22 +121,8 @@ def register_files(
     return reg, written
 
 
-_state_lock = threading.Lock()  # the process-wide state below, shared by a batch's threads
-_kernels_started: list = []
-
-
-def _start_kernels() -> None:
-    """Numba's one-time set-up on a background thread, once per process: it overlaps the
-    decoding of compressed inputs (0.2 s of a fresh CLI run); with memory-mapped inputs the
-    first kernel call simply waits for it."""
-    with _state_lock:
-        if _kernels_started:
-            return
-        _kernels_started.append(True)
-    threading.Thread(target=start_up, name="fidreg-kernels", daemon=True).start()
-
-
 _last_reference: list = []  # [(key, Stack)]: the reference of the previous call
+_reference_lock = threading.Lock()
 
 
 def _reference_stack(path: Path, series: int | None) -> Stack:
@@ -147,11 +131,11 @@ def _reference_stack(path: Path, series: int | None) -> Stack:
     (path, size and modification time), is not read again; the last one is kept, no more."""
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns, series)
-    with _state_lock:
+    with _reference_lock:
         if _last_reference and _last_reference[0][0] == key:
             return _last_reference[0][1]
     stack = read_stack(path, lazy=True, series=series if series_count(path) > 1 else None)
-    with _state_lock:
+    with _reference_lock:
         _last_reference[:] = [(key, stack)]
     return stack
 

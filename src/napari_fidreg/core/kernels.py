@@ -222,14 +222,3 @@ def sample_plane_nearest(src, z, z_offset, sz, sy, sx, fill, out):  # pragma: no
             yi = min(max(int(np.floor(ys + 0.5)), 0), ny - 1)
             xi = min(max(int(np.floor(xs + 0.5)), 0), nx - 1)
             out[y, x] = src[zi, yi, xi]
-
-
-def start_up() -> None:
-    """Do numba's one-time set-up now (its first dispatch in a process: ~0.2 s of typing and
-    target registries, scipy.linalg among them), by loading one kernel from the cache.
-
-    Called on a background thread while a compressed stack is decoded (tifffile's codecs
-    release the GIL), so that the set-up overlaps the decoding instead of following it.
-    """
-    planes = np.zeros((1, 2, 2), np.uint16)
-    bin_planes(planes, 0, 2, 0, 2, 1, np.zeros((1, 2, 2), np.float32), np.zeros((2, 2), np.uint16))
