@@ -32,9 +32,8 @@ from typing import Any
 from .core.drift import natural_key
 from .core.errors import FidregError
 from .core.io import TIFF_SUFFIXES, is_zarr, stack_header, stem
-from .core.params import Params
+from .core.params import DEFAULT_WORKERS, Params
 from .core.progress import Progress, ProgressFn
-from .core.register import DEFAULT_WORKERS
 from .core.series import Round
 
 STAGE = "stacks registered"

@@ -17,9 +17,8 @@ from pathlib import Path
 
 from . import __version__
 from .core.errors import FidregError
-from .core.params import NAMES, Params, parse_subvolume
+from .core.params import DEFAULT_WORKERS, NAMES, Params, parse_subvolume
 from .core.progress import Progress
-from .core.register import DEFAULT_WORKERS
 
 
 class _ArgumentParser(argparse.ArgumentParser):

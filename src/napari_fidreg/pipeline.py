@@ -14,10 +14,10 @@ from typing import TypeVar
 
 from .core.errors import FidregError
 from .core.io import Stack, read_stack, series_count
-from .core.params import Params, Subvolume
+from .core.params import DEFAULT_WORKERS, Params, Subvolume
 from .core.progress import Progress, ProgressFn, drain
 from .core.qc import Reduction, display_bin, projections
-from .core.register import DEFAULT_WORKERS, iter_register
+from .core.register import iter_register
 from .core.result import Registration
 from .core.warp import iter_warp
 from .outputs import STACK_FORMATS, result_name, result_paths, save_result_set

@@ -12,10 +12,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..core.drift import DriftRow
-from ..core.params import Params
+from ..core.params import DEFAULT_WORKERS, Params
 from ..core.progress import Progress
 from ..core.qc import display_bin, projections
-from ..core.register import DEFAULT_WORKERS, iter_register
+from ..core.register import iter_register
 from ..core.result import Registration
 from ..core.series import STAGE as SERIES_STAGE
 from ..core.series import iter_register_series

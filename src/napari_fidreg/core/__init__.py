@@ -27,18 +27,37 @@ the moving stack to align it onto the reference (scikit-image's convention); axe
 are (z, y, x).
 """
 
-from .errors import FidregError
-from .io import Stack, read_stack
-from .params import Params
-from .points import map_points
-from .progress import Progress
-from .qc import alignment_score, projections
-from .register import iter_register, register
-from .result import SIGN_CONVENTION, Block, Registration
-from .series import Round, iter_register_series, register_series
-from .warp import iter_warp, warp
-from .writers import write_stack
+from __future__ import annotations
 
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING
+
+# Each name is imported from its module when first used (PEP 562): a command or a napari
+# reader that needs only the TIFF reader does not pay for scipy and numba (0.5 s), and
+# ``fidreg --help`` starts in a tenth of that.
+_EXPORTS = {
+    "SIGN_CONVENTION": "result",
+    "Block": "result",
+    "FidregError": "errors",
+    "Params": "params",
+    "Progress": "progress",
+    "Registration": "result",
+    "Round": "series",
+    "Stack": "io",
+    "alignment_score": "qc",
+    "iter_register": "register",
+    "iter_register_series": "series",
+    "iter_warp": "warp",
+    "map_points": "points",
+    "projections": "qc",
+    "read_stack": "io",
+    "register": "register",
+    "register_series": "series",
+    "warp": "warp",
+    "write_stack": "writers",
+}
 __all__ = [
     "SIGN_CONVENTION",
     "Block",
@@ -59,4 +78,46 @@ __all__ = [
     "register_series",
     "warp",
     "write_stack",
-]
+]  # the keys of _EXPORTS (a test keeps them so)
+
+if TYPE_CHECKING:  # what type checkers and editors see
+    from .errors import FidregError
+    from .io import Stack, read_stack
+    from .params import Params
+    from .points import map_points
+    from .progress import Progress
+    from .qc import alignment_score, projections
+    from .register import iter_register, register
+    from .result import SIGN_CONVENTION, Block, Registration
+    from .series import Round, iter_register_series, register_series
+    from .warp import iter_warp, warp
+    from .writers import write_stack
+
+
+class _Package(types.ModuleType):
+    """This package, with one rule: importing the submodule ``register`` or ``warp`` does not
+    bind it over the function of the same name (Python binds an imported submodule as an
+    attribute of its package; the eager ``from .register import register`` used to bind the
+    function back right after)."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == name:
+            return  # the name is the function's; the module stays in sys.modules
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def __getattr__(name: str):
+    try:
+        module = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -20,6 +20,7 @@ import numpy as np
 from .errors import FidregError
 
 Subvolume = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
+DEFAULT_WORKERS = 2  # threads per registration or correction (a keyword of the calls, not a Params field)
 
 
 @dataclass(frozen=True)

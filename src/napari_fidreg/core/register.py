@@ -28,12 +28,10 @@ from .coarse import READ_STAGE, iter_coarse_shift
 from .errors import FidregError
 from .global_shift import refine_global_shift
 from .measure import Pair
-from .params import Params, Subvolume, check_subvolume
+from .params import DEFAULT_WORKERS, Params, Subvolume, check_subvolume
 from .progress import Progress, Ticker, drain
 from .result import Registration
 from .validate import as_volume, checked_voxel_size
-
-DEFAULT_WORKERS = 2
 
 
 def register(reference, moving, params: Params | None = None, **options: Any) -> Registration:

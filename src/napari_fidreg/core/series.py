@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import FidregError
-from .params import Params
+from .params import DEFAULT_WORKERS, Params
 from .progress import Progress, drain
-from .register import DEFAULT_WORKERS, iter_register
+from .register import iter_register
 from .result import Registration
 from .validate import as_volume
 
