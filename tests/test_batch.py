@@ -155,3 +155,16 @@ def test_the_reference_is_read_once_for_the_stacks_that_share_it_and_again_once_
     b = register_files(own, movs[0], tmp_path / "b", Params(), write_qc=False, write_stack_file=False)[0]
     # the reference moved by -(0, 3, -2): the moving stack must move the same way to follow it
     np.testing.assert_allclose(np.subtract(b.global_shift, a.global_shift), (0.0, -3.0, 2.0), atol=0.1)
+
+
+def test_an_interrupted_batch_starts_no_further_stack(rounds, tmp_path):
+    ref, movs = rounds
+    jobs = [Job(ref, m, tmp_path / f"run{k}") for k, m in enumerate(movs * 4)]  # 12 stacks, two at a time
+
+    def stop(i, outcome):
+        raise KeyboardInterrupt  # what Ctrl-C raises in the waiting thread
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(jobs, Params(), options={"write_qc": False, "write_stack_file": False}, on_outcome=stop)
+    written = list(tmp_path.glob("run*/*.shifts.json"))
+    assert 1 <= len(written) <= 3, written  # the stacks that were running, not the whole queue

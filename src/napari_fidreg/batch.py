@@ -265,7 +265,8 @@ def _run_threads(args, n: int, progress: ProgressFn, finished) -> None:
         with lock:  # ticks come from the worker threads
             progress(tick)
 
-    with ThreadPoolExecutor(max_workers=n) as pool:
+    pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="fidreg-stack")
+    try:
         futures = {
             pool.submit(register_task, job, p, {**o, "progress": job.said(said)}): k
             for k, (job, p, o) in enumerate(args)
@@ -273,6 +274,10 @@ def _run_threads(args, n: int, progress: ProgressFn, finished) -> None:
         for future in as_completed(futures):
             with lock:
                 finished(futures[future], future.result())
+    finally:
+        # on Ctrl-C (or an error in ``finished``) the stacks not yet started are dropped: only
+        # those running finish, instead of the whole queue
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _run_distributed(args, scheduler: str, workers: int, finished) -> None:
