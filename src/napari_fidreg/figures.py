@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .core.block_grid import BY_HAND
-from .core.qc import alignment_score, overlay_rgb, stretch
+from .core.qc import alignment_score, data_pixels, overlay_rgb, stretch
 
 QC_COLUMNS = ("reference", "moving (before)", "moving (after)", "overlay before", "overlay after")
 # row names short and level, so that a flat XZ or YZ row holds its name; the title says what they are
@@ -71,9 +71,11 @@ class QCPanels:
 def qc_panels(reference: dict, before: dict, after: dict, *, voxel_size=None, planes=("xy", "xz")) -> QCPanels:
     """The panels of :func:`qc_figure` from :func:`napari_fidreg.core.qc.projections` dicts."""
     mosaic, heights = _mosaic(reference, before, after, tuple(planes), _aspect(voxel_size))
+    where = data_pixels(after)  # both scores on the pixels where the corrected stack has data
     return QCPanels(
-        mosaic, heights, tuple(planes), alignment_score(reference, before), alignment_score(reference, after)
-    )
+        mosaic, heights, tuple(planes), alignment_score(reference, before, where=where),
+        alignment_score(reference, after, where=where),
+    )  # fmt: skip
 
 
 def qc_png(reference: dict, before: dict, after: dict, *, title: str = "", voxel_size=None) -> bytes:

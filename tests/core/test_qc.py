@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from napari_fidreg.core import alignment_score, projections
-from napari_fidreg.core.qc import QC_SIZE, Reduction, _reduced, display_bin, ncc, overlay_rgb, stretch
+from napari_fidreg.core.qc import QC_SIZE, Reduction, _reduced, data_pixels, display_bin, ncc, overlay_rgb, stretch
 from napari_fidreg.core.synthetic import fiducial_pair
 
 
@@ -180,3 +180,21 @@ def test_display_bin_brings_a_stack_to_the_qc_size():
     assert display_bin((60, 385, 200)) == 2
     for shape in ((60, 2048, 2048), (5, 1000, 3000), (1, 384, 384)):
         assert max(shape[1:]) / display_bin(shape) <= QC_SIZE
+
+
+def test_scores_compare_the_pixels_where_the_corrected_stack_has_data():
+    from napari_fidreg.core import register, warp
+
+    pair = fiducial_pair((20, 96, 96), (0.4, 0.3, -0.2), seed=8)
+    reg = register(pair.reference, pair.moving)
+    ref, before = projections(pair.reference), projections(pair.moving)
+    after = projections(warp(pair.moving, reg))
+    where = data_pixels(after)
+    # a z shift of 0.4 leaves one edge plane without a source: fill, a black row in XZ
+    edge = 0 if reg.global_shift[0] > 0 else -1
+    assert not where["xz"][edge].any() and where["xz"][5, 2:-2].all()  # (and a strip at an x edge)
+    assert where["xy"].mean() > 0.85  # the rims that the y/x shift left without a source, no more
+    assert alignment_score(ref, after, where=where) > alignment_score(ref, before, where=where)
+    # without the mask the fill row counts against the correction
+    assert alignment_score(ref, after) < alignment_score(ref, after, where=where)
+    assert data_pixels(projections(pair.moving[:1])) is None  # a single plane: no such test

@@ -5,8 +5,9 @@ that pass yields the minimum over z of the camera frame (for hot pixels) and a
 copy of the region binned in y/x to about ``COARSE_TARGET`` pixels. The binned
 copies are correlated with float32 real FFTs, padded so that large shifts do not
 wrap around; they also rank the blocks by content for the refinement that follows,
-and, cleaned, they are the QC projections of the two stacks (:mod:`.qc` bins the same
-way), so that a QC image needs no second read of either stack.
+and, cleaned for QC like any stack (:func:`.qc.cleaned_projections`), they give the QC
+projections of the two stacks (:mod:`.qc` bins the same way), so that a QC image needs no
+second read of either stack.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .kernels import bin_planes
 from .params import Params
 from .preprocess import bin_counts, hot_pixel_mask, neighbour_median, subtract_background
 from .progress import Progress, drain
-from .qc import QC_SIZE, display_bin, max_projections
+from .qc import QC_SIZE, cleaned_projections, display_bin
 from .validate import check_finite_and_varying, native
 
 COARSE_TARGET = QC_SIZE  # y/x extent of the binned copy used for the coarse shift (and for QC)
@@ -42,8 +43,8 @@ class Coarse:
     factor: int  # y/x binning
     hot: np.ndarray | None  # (y, x) hot-pixel mask of the camera frame
     candidates: list[Box]  # the richest full-depth blocks, richest first
-    # cleaned maximum projections of the reference and the moving stack, binned by ``factor``,
-    # when the region is the whole of both stacks and both cleanings are on (else None)
+    # the QC projections of the reference and the moving stack, binned by ``factor``, when
+    # asked for and the region is the whole of both stacks (else None)
     projections: tuple[dict, dict] | None = None
 
 
@@ -56,8 +57,16 @@ def coarse_shift(ref, mov, region: Region, params: Params, *, workers: int) -> C
     return drain(iter_coarse_shift(ref, mov, region, params, workers=workers))
 
 
-def iter_coarse_shift(ref, mov, region: Region, params: Params, *, workers: int) -> Generator[Progress, None, Coarse]:
-    """Generator form of :func:`coarse_shift`: a :class:`Progress` tick per chunk of planes read."""
+def iter_coarse_shift(
+    ref, mov, region: Region, params: Params, *, workers: int, keep_projections: bool = False
+) -> Generator[Progress, None, Coarse]:
+    """Generator form of :func:`coarse_shift`: a :class:`Progress` tick per chunk of planes read.
+
+    With ``keep_projections``, the result also holds the QC projections of both stacks (see
+    :class:`Coarse`), made from copies of the binned copies before the registration's own
+    cleaning: they are cleaned exactly as :func:`.qc.projections` cleans any stack, the
+    corrected one included, so that the QC compares like with like.
+    """
     extent = [b - a for a, b in region]
     factor = display_bin(extent)  # to at most COARSE_TARGET pixels
     scans = [_Scan(v, region, factor) for v in (ref, mov)]
@@ -67,6 +76,8 @@ def iter_coarse_shift(ref, mov, region: Region, params: Params, *, workers: int)
             list(pool.map(_Scan.read, scans, (z, z)))
             yield Progress(READ_STAGE, i + 1, len(starts))
     (zmin_ref, ref_small), (zmin_mov, mov_small) = (sc.result() for sc in scans)
+    whole = ref.shape == mov.shape and tuple(map(tuple, region)) == tuple((0, n) for n in ref.shape)
+    raw = (ref_small.copy(), mov_small.copy()) if keep_projections and whole else None
     hot = camera_hot_pixels((zmin_ref, zmin_mov), params.hot_pixel_threshold) if params.hot_pixels else None
     if hot is not None and hot.any():
         for vol, small in ((ref, ref_small), (mov, mov_small)):
@@ -75,13 +86,7 @@ def iter_coarse_shift(ref, mov, region: Region, params: Params, *, workers: int)
         check_finite_and_varying(small, name)
         if params.background:
             subtract_background(small, sigma=params.background_sigma / factor)
-    whole = ref.shape == mov.shape and tuple(map(tuple, region)) == tuple((0, n) for n in ref.shape)
-    # taken before the correlation normalises the copies in place (new arrays, not views)
-    qc = (
-        (max_projections(ref_small), max_projections(mov_small))
-        if whole and params.hot_pixels and params.background
-        else None
-    )
+    qc = None if raw is None else tuple(cleaned_projections(r, bin=factor) for r in raw)
     max_shift = params.max_shift or (extent[0] / 3, extent[1] / 4, extent[2] / 4)
     # rank the blocks before the correlation normalises the binned copies in place
     candidates = richest_blocks(ref_small, region, factor, params.n_global_blocks)

@@ -56,12 +56,11 @@ def register(reference, moving, params: Params | None = None, **options: Any) ->
         Threads for FFTs and block work (default 2). Does not change the result.
     projections_out : dict, optional, keyword-only
         When given, and the registration covers the whole of both stacks (same shape,
-        no ``subvolume``) with hot pixels and background removed, it receives
-        ``'reference'`` and ``'moving'``: the cleaned maximum projections of the two
-        stacks (:func:`~napari_fidreg.core.qc.projections` dicts) made from the binned
-        copies that the registration reads anyway, and ``'bin'``, their y/x binning
-        (:func:`~napari_fidreg.core.qc.display_bin`). A QC image drawn from them costs
-        no second read of either stack. Left empty otherwise.
+        no ``subvolume``), it receives ``'reference'`` and ``'moving'``: the QC
+        projections of the two stacks, as :func:`~napari_fidreg.core.qc.projections`
+        makes them, from the binned copies that the registration reads anyway, and
+        ``'bin'``, their y/x binning (:func:`~napari_fidreg.core.qc.display_bin`). A QC
+        image drawn from them costs no second read of either stack. Left empty otherwise.
 
     Returns
     -------
@@ -150,7 +149,8 @@ def _run(job: _Checked) -> Generator[Progress, None, Registration]:
             f"reference {ref.shape} and moving {mov.shape} differ in shape: registered on their common region"
         )
     yield Progress(READ_STAGE, 0, 1)  # at once: a GUI shows that work has started
-    coarse = yield from iter_coarse_shift(ref, mov, job.region, params, workers=workers)
+    keep = job.projections_out is not None
+    coarse = yield from iter_coarse_shift(ref, mov, job.region, params, workers=workers, keep_projections=keep)
     if job.projections_out is not None and coarse.projections is not None:
         job.projections_out.update(reference=coarse.projections[0], moving=coarse.projections[1], bin=coarse.factor)
     if coarse.estimate.at_limit:
