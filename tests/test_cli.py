@@ -63,6 +63,39 @@ def test_several_moving_stacks_and_progress_on_stderr(tmp_path, tiff_pair):
     assert (tmp_path / "o" / "round2.shifts.json").exists() and (tmp_path / "o" / "round3.shifts.json").exists()
 
 
+def test_on_a_terminal_results_never_run_into_the_progress_line(tmp_path, tiff_pair):
+    """stdout and stderr on one real pseudo-terminal, stacks run side by side (the default for
+    small stacks): every line a user sees reads whole."""
+    import os
+    import pty
+    import re
+
+    ref, mov, pair = tiff_pair
+    movs = [mov] + [write_stack(tmp_path / f"round{i}.tif", pair.moving) for i in (3, 4, 5)]
+    main, sub = pty.openpty()
+    cmd = [sys.executable, "-m", "napari_fidreg.cli", "register", ref, *movs, "--out", tmp_path / "o", "--no-stack"]
+    proc = subprocess.Popen(list(map(str, cmd)), stdout=sub, stderr=sub, close_fds=True)
+    os.close(sub)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main, 65536)
+        except OSError:  # the other end closed: the process is done
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert proc.wait(timeout=300) == 0
+    screen = b"".join(chunks).decode()
+    # what a terminal shows of each line: the text after its last carriage return
+    shown = [re.sub(r"\x1b\[K", "", line.split("\r")[-1]) for line in screen.replace("\r\n", "\n").split("\n")]
+    results = [line for line in shown if "shift (dz, dy, dx)" in line]
+    assert len(results) == 4
+    assert all(re.match(r"round\d: shift \(dz, dy, dx\)", line) for line in results), results
+    assert re.search(r"\[[123]/4\] round\d: ", screen)  # the batch's count leads the progress line
+    assert shown[-2].startswith("4 of 4 stacks registered"), shown[-3:]
+
+
 @pytest.mark.parametrize(
     "args,msg",
     [

@@ -207,31 +207,55 @@ def params_from_args(args: argparse.Namespace) -> Params:
 
 class Reporter:
     """Progress on stderr: a redrawn line on a terminal; otherwise (a log file, a batch
-    system) one line per stack and stage, however the ticks of parallel stacks interleave."""
+    system) one line per stack and stage, however the ticks of parallel stacks interleave.
+
+    On a terminal the line starts with the batch's count (``[3/19]``) and shows the stack
+    that ticked last (stacks run side by side take turns); :meth:`clear` wipes it before a
+    result line is printed, so that results never run into it.
+    """
+
+    COUNT = "stacks registered"
 
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
         self.tty = sys.stderr.isatty()
         self._said: set[str] = set()
+        self._count = ""
+        self._drawn = False
 
     def __call__(self, tick: Progress) -> None:
         if self.quiet:
+            return
+        if tick.stage == self.COUNT:
+            self._count = f"[{tick.done}/{tick.total}] "
+            if not self.tty:
+                sys.stderr.write(f"{tick.done} of {tick.total} {self.COUNT}\n")
+                sys.stderr.flush()
             return
         label = tick.label
         if self.tty:
             width = 30
             filled = int(width * tick.done / max(tick.total, 1))
-            sys.stderr.write(f"\r{label:<40.40} [{'#' * filled}{'.' * (width - filled)}] {tick.done}/{tick.total}")
-            if tick.finished:
-                sys.stderr.write("\n")
+            # \033[K clears what a longer earlier line left (a "5/5" over "1/19" read "5/59")
+            text = f"{self._count}{label:<40.40} [{'#' * filled}{'.' * (width - filled)}] {tick.done}/{tick.total}"
+            sys.stderr.write(f"\r{text}\033[K")
             sys.stderr.flush()
+            self._drawn = True
         elif label not in self._said:
             sys.stderr.write(f"{label} ...\n")
             sys.stderr.flush()
             self._said.add(label)
 
+    def clear(self) -> None:
+        """Wipe the progress line (on a terminal) before something else is printed."""
+        if self._drawn:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            self._drawn = False
+
     def info(self, text: str) -> None:
         if not self.quiet:
+            self.clear()
             sys.stderr.write(text + "\n")
 
 
@@ -323,6 +347,7 @@ def _cmd_register(args) -> int:
     failures, kept = [0], [0]
 
     def said(field, outcome) -> None:  # a summary line as each stack finishes
+        report.clear()
         prefix = f"[{field.name}] " if len(fields) > 1 else ""
         if outcome.ok:
             kept[0] += outcome.kept
@@ -341,6 +366,7 @@ def _cmd_register(args) -> int:
         fields, params, scheduler=args.scheduler or args.cluster, options=options,
         progress=report, on_outcome=said, skip_existing=args.skip_existing, plots=not args.no_qc,
     )  # fmt: skip
+    report.clear()
     if total > 1:
         with_table = [f for f in fields if len(f.movings) > 1]
         where = ", ".join(str(f.out_dir / "drift.csv") for f in with_table[:3]) + (
