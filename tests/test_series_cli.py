@@ -101,6 +101,15 @@ def test_skip_existing_resumes_a_batch(experiment, tmp_path):
         assert after[f"{name}.shifts.json"] == before[f"{name}.shifts.json"]
     assert (out / "H3R3_beads.registered.tif").exists()
     assert [r["moving"] for r in _table(out / "drift.csv")] == ["H1R1_beads", "H3R3_beads", "H10R10_beads"]
+    # files in a shell's order (H10 before H1): the table is still in round order
+    shell = sorted(str(q) for q in fov.glob("*_beads.tif") if q.name != "H2R2_beads.tif")
+    assert "H10R10" in shell[0]
+    assert fidreg("register", fov / "H2R2_beads.tif", *shell, "--out", tmp_path / "shell", "--no-qc").returncode == 0
+    assert [r["moving"] for r in _table(tmp_path / "shell" / "drift.csv")] == [
+        "H1R1_beads",
+        "H3R3_beads",
+        "H10R10_beads",
+    ]
     # other parameters: nothing is kept
     res = fidreg(*args, "--skip-existing", "--max-local-shift", "3")
     assert res.returncode == 0 and "kept" not in res.stdout

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .batch import Job, Outcome, expand_moving, run_batch, stacks_in
-from .core.drift import DriftRow
+from .core.drift import DriftRow, natural_key
 from .core.errors import FidregError
 from .core.io import stem
 from .core.params import Params
@@ -39,10 +39,10 @@ class Field:
     outcomes: dict[int, Outcome] = field(default_factory=dict)
 
     def rows(self) -> list[DriftRow]:
-        """The drift table so far: the rounds done, in round order."""
-        return [
-            DriftRow(stem(self.movings[i]), o.registration, o.error or "") for i, o in sorted(self.outcomes.items())
-        ]
+        """The drift table so far: the rounds done, in round order (natural order of their names,
+        however the files were given: a shell's ``H*.tif`` lists H10 before H2)."""
+        rows = [DriftRow(stem(self.movings[i]), o.registration, o.error or "") for i, o in self.outcomes.items()]
+        return sorted(rows, key=lambda row: natural_key(row.moving))
 
     @property
     def finished(self) -> bool:
