@@ -17,6 +17,7 @@ from napari_fidreg.core.block_grid import reject_blocks
 from napari_fidreg.core.qc import display_bin, projections
 from napari_fidreg.figures import (
     GAP,
+    PNG_EDGE,
     PNG_LEFT,
     PNG_TOP,
     PNG_WIDTH,
@@ -52,8 +53,11 @@ def test_the_png_is_the_figure_with_xy_and_xz_rows():
     # and right of the row names
     mosaic = qc_panels(*proj, voxel_size=(0.2, 0.15, 0.15)).mosaic
     m = PNG_WIDTH // mosaic.shape[1]
-    assert w == mosaic.shape[1] * m + PNG_LEFT and h == mosaic.shape[0] * m + PNG_TOP and 1200 < w <= PNG_WIDTH + 40
-    np.testing.assert_array_equal(img[PNG_TOP:, PNG_LEFT:], np.repeat(np.repeat(mosaic, m, 0), m, 1))  # not resampled
+    assert w == mosaic.shape[1] * m + PNG_LEFT + PNG_EDGE and h == mosaic.shape[0] * m + PNG_TOP + PNG_EDGE
+    assert 1200 < w <= PNG_WIDTH + 48
+    shown = img[PNG_TOP : h - PNG_EDGE, PNG_LEFT : w - PNG_EDGE]
+    np.testing.assert_array_equal(shown, np.repeat(np.repeat(mosaic, m, 0), m, 1))  # not resampled
+    assert (img[h - PNG_EDGE :] == 255).all() and (img[:, w - PNG_EDGE :] == 255).all()  # a white edge
     assert qc_png(*proj, title="mov onto ref", voxel_size=(0.2, 0.15, 0.15)) == png  # the same bytes each time
     fig = qc_figure(*proj, title="mov onto ref", voxel_size=(0.2, 0.15, 0.15))
     texts = _texts(fig)
@@ -100,8 +104,8 @@ def test_the_png_is_drawn_without_matplotlib_and_five_342_px_panels_are_not_halv
     exec(PROJECTIONS, namespace)
     mosaic = qc_panels(*namespace["proj"], voxel_size=(0.3, 0.108, 0.108)).mosaic
     assert mosaic.shape[1] == 5 * 342 + 4 * GAP <= PNG_WIDTH
-    assert img.size == (mosaic.shape[1] + PNG_LEFT, mosaic.shape[0] + PNG_TOP)  # 1:1, not halved
-    np.testing.assert_array_equal(np.asarray(img)[PNG_TOP:, PNG_LEFT:], mosaic)
+    assert img.size == (mosaic.shape[1] + PNG_LEFT + PNG_EDGE, mosaic.shape[0] + PNG_TOP + PNG_EDGE)  # 1:1
+    np.testing.assert_array_equal(np.asarray(img)[PNG_TOP:-PNG_EDGE, PNG_LEFT:-PNG_EDGE], mosaic)
 
 
 def test_the_png_has_its_title_score_line_and_names_over_their_panels():

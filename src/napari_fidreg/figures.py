@@ -29,6 +29,7 @@ TOP_IN, LEFT_IN = 0.75, 0.4  # draw_qc's margins for the title band and the row 
 # the PNG: panels up to PNG_WIDTH px wide drawn 1:1 (five 342-px panels of a 1368-px stack, binned
 # by 4, fit), below a band of PNG_TOP px and right of a margin of PNG_LEFT px (draw_qc's at 100 dpi)
 PNG_WIDTH, PNG_TOP, PNG_LEFT = 1800, 75, 40
+PNG_EDGE = 8  # white right of and below the panels, so that the last ones do not look cut off
 # type sizes in px: draw_qc's (11, 9, 10, 9 pt at 100 dpi) and a px more, as Pillow's Aileron is
 # smaller than matplotlib's DejaVu at a size; the band's two lines centred at PNG_TITLE_Y and
 # PNG_SCORE_Y, and the column and row names PNG_PAD px from their panels
@@ -92,10 +93,10 @@ def qc_png(reference: dict, before: dict, after: dict, *, title: str = "", voxel
     panels = qc_panels(reference, before, after, voxel_size=voxel_size).resized(PNG_WIDTH)
     mosaic, gap = panels.mosaic, panels.gap
     h, w = mosaic.shape[:2]
-    img = Image.new("RGB", (w + PNG_LEFT, h + PNG_TOP), "white")
+    img = Image.new("RGB", (w + PNG_LEFT + PNG_EDGE, h + PNG_TOP + PNG_EDGE), "white")
     img.paste(Image.fromarray(np.ascontiguousarray(mosaic, dtype=np.uint8)), (PNG_LEFT, PNG_TOP))  # RGB
     draw = ImageDraw.Draw(img)
-    width = w + PNG_LEFT
+    width = img.width
     notes = ", ".join(PLANE_NOTES[p] for p in panels.planes)
     score = (
         f"alignment score (cleaned projections) before {panels.score_before:.3f} -> after {panels.score_after:.3f};"
