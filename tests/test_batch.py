@@ -146,12 +146,16 @@ def test_the_reference_is_read_once_for_the_stacks_that_share_it_and_again_once_
 
     ref, movs = rounds
     own = write_stack(tmp_path / "H0_ref.tif", read_stack(ref).data)
-    first = pipeline._reference_stack(own, None)
-    assert pipeline._reference_stack(own, None) is first  # the next stack of the batch
+    first, qc = pipeline._reference_stack(own, None)
+    assert pipeline._reference_stack(own, None)[0] is first  # the next stack of the batch
+    register_files(own, movs[1], tmp_path / "q", Params(), write_stack_file=False)
+    kept = qc["reference"]  # its QC projections, made by the first stack's registration
+    register_files(own, movs[2], tmp_path / "q", Params(), write_stack_file=False)
+    assert qc["reference"] is kept  # and not made again by the next
     a = register_files(own, movs[0], tmp_path / "a", Params(), write_qc=False, write_stack_file=False)[0]
     # the reference file replaced by another round: read again, and the shift is measured against it
     write_stack(own, later_round(read_stack(ref).data, (0.0, 3.0, -2.0)))
-    assert pipeline._reference_stack(own, None) is not first
+    assert pipeline._reference_stack(own, None)[0] is not first
     b = register_files(own, movs[0], tmp_path / "b", Params(), write_qc=False, write_stack_file=False)[0]
     # the reference moved by -(0, 3, -2): the moving stack must move the same way to follow it
     np.testing.assert_allclose(np.subtract(b.global_shift, a.global_shift), (0.0, -3.0, 2.0), atol=0.1)

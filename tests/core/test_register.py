@@ -245,6 +245,20 @@ def test_projections_out_stays_empty_when_the_scan_covers_part_of_the_stacks():
         np.testing.assert_allclose(out["reference"]["xy"], projections(pair.reference)["xy"], rtol=1e-5, atol=1e-2)
 
 
+def test_projections_out_keeps_the_reference_projections_it_already_holds_at_that_bin():
+    pair = cached_pair((60, 256, 256), (1.3, -4.6, 7.25), seed=0)
+    earlier = {"xy": np.ones((256, 256), np.float32)}  # stands for an earlier stack's
+    out = {"reference": earlier, "bin": 1}
+    register(pair.reference, pair.moving, projections_out=out)
+    assert out["reference"] is earlier and out["bin"] == 1 and "xz" in out["moving"]
+    out = {"reference": earlier, "bin": 3}  # made at another binning: made again
+    register(pair.reference, pair.moving, projections_out=out)
+    assert out["reference"] is not earlier and out["bin"] == 1
+    out = {"reference": earlier, "bin": 1}  # a part of the stacks: nothing, and the old ones gone
+    register(pair.reference, pair.moving, projections_out=out, subvolume=((0, 60), (0, 128), (0, 256)))
+    assert out == {}
+
+
 def test_projections_out_must_be_a_dict():
     pair = cached_pair((60, 256, 256), (1.3, -4.6, 7.25), seed=0)
     with pytest.raises(FidregError, match="projections_out must be a dict"):

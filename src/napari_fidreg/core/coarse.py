@@ -43,9 +43,9 @@ class Coarse:
     factor: int  # y/x binning
     hot: np.ndarray | None  # (y, x) hot-pixel mask of the camera frame
     candidates: list[Box]  # the richest full-depth blocks, richest first
-    # the QC projections of the reference and the moving stack, binned by ``factor``, when
-    # asked for and the region is the whole of both stacks (else None)
-    projections: tuple[dict, dict] | None = None
+    # the QC projections of the reference and the moving stack (each None unless asked for),
+    # binned by ``factor``, when the region is the whole of both stacks (else None)
+    projections: tuple[dict | None, dict | None] | None = None
 
 
 READ_STAGE = "reading"
@@ -58,11 +58,12 @@ def coarse_shift(ref, mov, region: Region, params: Params, *, workers: int) -> C
 
 
 def iter_coarse_shift(
-    ref, mov, region: Region, params: Params, *, workers: int, keep_projections: bool = False
+    ref, mov, region: Region, params: Params, *, workers: int, keep_projections: tuple[bool, bool] = (False, False)
 ) -> Generator[Progress, None, Coarse]:
     """Generator form of :func:`coarse_shift`: a :class:`Progress` tick per chunk of planes read.
 
-    With ``keep_projections``, the result also holds the QC projections of both stacks (see
+    With ``keep_projections`` (reference, moving), the result also holds the QC projections of
+    those stacks (see
     :class:`Coarse`), made from copies of the binned copies before the registration's own
     cleaning: they are cleaned exactly as :func:`.qc.projections` cleans any stack, the
     corrected one included, so that the QC compares like with like.
@@ -77,7 +78,7 @@ def iter_coarse_shift(
             yield Progress(READ_STAGE, i + 1, len(starts))
     (zmin_ref, ref_small), (zmin_mov, mov_small) = (sc.result() for sc in scans)
     whole = ref.shape == mov.shape and tuple(map(tuple, region)) == tuple((0, n) for n in ref.shape)
-    raw = (ref_small.copy(), mov_small.copy()) if keep_projections and whole else None
+    raw = [s.copy() if keep and whole else None for s, keep in zip((ref_small, mov_small), keep_projections)]
     hot = camera_hot_pixels((zmin_ref, zmin_mov), params.hot_pixel_threshold) if params.hot_pixels else None
     if hot is not None and hot.any():
         for vol, small in ((ref, ref_small), (mov, mov_small)):
@@ -86,7 +87,7 @@ def iter_coarse_shift(
         check_finite_and_varying(small, name)
         if params.background:
             subtract_background(small, sigma=params.background_sigma / factor)
-    qc = None if raw is None else tuple(cleaned_projections(r, bin=factor) for r in raw)
+    qc = None if not whole else tuple(None if r is None else cleaned_projections(r, bin=factor) for r in raw)
     max_shift = params.max_shift or (extent[0] / 3, extent[1] / 4, extent[2] / 4)
     # rank the blocks before the correlation normalises the binned copies in place
     candidates = richest_blocks(ref_small, region, factor, params.n_global_blocks)

@@ -30,6 +30,7 @@ from .global_shift import refine_global_shift
 from .measure import Pair
 from .params import DEFAULT_WORKERS, Params, Subvolume, check_subvolume
 from .progress import Progress, Ticker, drain
+from .qc import display_bin
 from .result import Registration
 from .validate import as_volume, checked_voxel_size
 
@@ -61,6 +62,8 @@ def register(reference, moving, params: Params | None = None, **options: Any) ->
         makes them, from the binned copies that the registration reads anyway, and
         ``'bin'``, their y/x binning (:func:`~napari_fidreg.core.qc.display_bin`). A QC
         image drawn from them costs no second read of either stack. Left empty otherwise.
+        A ``'reference'`` it already holds with the same ``'bin'`` (the same reference's,
+        from the previous stack of a batch) is kept, not made again.
 
     Returns
     -------
@@ -149,10 +152,17 @@ def _run(job: _Checked) -> Generator[Progress, None, Registration]:
             f"reference {ref.shape} and moving {mov.shape} differ in shape: registered on their common region"
         )
     yield Progress(READ_STAGE, 0, 1)  # at once: a GUI shows that work has started
-    keep = job.projections_out is not None
+    out = job.projections_out
+    factor = display_bin([b - a for a, b in job.region])  # the coarse scan's
+    known = out is not None and out.get("bin") == factor and out.get("reference") is not None
+    keep = (out is not None and not known, out is not None)
     coarse = yield from iter_coarse_shift(ref, mov, job.region, params, workers=workers, keep_projections=keep)
-    if job.projections_out is not None and coarse.projections is not None:
-        job.projections_out.update(reference=coarse.projections[0], moving=coarse.projections[1], bin=coarse.factor)
+    if out is not None:
+        if coarse.projections is None:
+            out.clear()  # part of the stacks only: no QC projections (nor an earlier stack's)
+        else:
+            reference, moving = coarse.projections
+            out.update(reference=out["reference"] if known else reference, moving=moving, bin=coarse.factor)
     if coarse.estimate.at_limit:
         warnings.append(
             f"the coarse shift {np.round(coarse.shift, 1).tolist()} is at the search limit "
