@@ -26,8 +26,8 @@ PLANE_LABELS = {"xy": "XY", "xz": "XZ", "yz": "YZ"}
 PLANE_NOTES = {"xy": "XY over z", "xz": "XZ over y", "yz": "YZ over x"}
 GAP = 6  # px between panels
 TOP_IN, LEFT_IN = 0.75, 0.4  # draw_qc's margins for the title band and the row names (inches)
-# the PNG: panels up to PNG_WIDTH px wide drawn 1:1 (five 342-px panels of a 1368-px stack, binned
-# by 4, fit), below a band of PNG_TOP px and right of a margin of PNG_LEFT px (draw_qc's at 100 dpi)
+# the PNG: panels up to PNG_WIDTH px wide drawn 1:1 (five 342-px panels of a 2048-px stack, binned
+# by 6, fit), below a band of PNG_TOP px and right of a margin of PNG_LEFT px (draw_qc's at 100 dpi)
 PNG_WIDTH, PNG_TOP, PNG_LEFT = 1800, 75, 40
 PNG_EDGE = 8  # white right of and below the panels, so that the last ones do not look cut off
 # type sizes in px: draw_qc's (11, 9, 10, 9 pt at 100 dpi) and a px more, as Pillow's Aileron is
@@ -49,6 +49,14 @@ class QCPanels:
     score_before: float  # alignment score of the cleaned projections
     score_after: float
     gap: float = GAP  # between panels, in mosaic pixels
+
+    def score_line(self) -> str:
+        """The line under the title, the same in the dock and the PNG."""
+        notes = ", ".join(PLANE_NOTES[p] for p in self.planes)
+        return (
+            f"alignment score (cleaned projections) before {self.score_before:.3f} -> after {self.score_after:.3f};"
+            f"   maximum projections: {notes}"
+        )
 
     def resized(self, width: int) -> QCPanels:
         """The panels at about ``width`` pixels: repeated by an integer factor (crisp beads) or
@@ -97,11 +105,7 @@ def qc_png(reference: dict, before: dict, after: dict, *, title: str = "", voxel
     img.paste(Image.fromarray(np.ascontiguousarray(mosaic, dtype=np.uint8)), (PNG_LEFT, PNG_TOP))  # RGB
     draw = ImageDraw.Draw(img)
     width = img.width
-    notes = ", ".join(PLANE_NOTES[p] for p in panels.planes)
-    score = (
-        f"alignment score (cleaned projections) before {panels.score_before:.3f} -> after {panels.score_after:.3f};"
-        f"   maximum projections: {notes}"
-    )
+    score = panels.score_line()
     for text, y, size, fill in ((title, PNG_TITLE_Y, PNG_TITLE, "black"), (score, PNG_SCORE_Y, PNG_SCORE, SCORE_GREY)):
         if text:  # centred on the image as draw_qc's fig.text, smaller type where a long title would not fit
             draw.text((width / 2, y), text, fill=fill, font=_fitted_font(text, size, width - 8), anchor="mm")
@@ -168,7 +172,6 @@ def draw_qc(panels: QCPanels, *, title: str = "", figure=None, interpolation: st
     from matplotlib.figure import Figure
 
     mosaic, heights, planes = panels.mosaic, panels.heights, panels.planes
-    score_b, score_a = panels.score_before, panels.score_after
     fig = Figure() if figure is None else figure
     fig.clear()
     fig.patch.set_facecolor("white")
@@ -193,9 +196,7 @@ def draw_qc(panels: QCPanels, *, title: str = "", figure=None, interpolation: st
     fig.text(0.5, 1 - 0.22 * top_in / TOP_IN / h_in, title, ha="center", va="center", fontsize=11 * k)
     fig.text(
         0.5, 1 - 0.44 * top_in / TOP_IN / h_in,
-        f"alignment score (cleaned projections) before {score_b:.3f} -> after {score_a:.3f};   "
-        "maximum projections: " + ", ".join(PLANE_NOTES[p] for p in planes),
-        ha="center", va="center", fontsize=9 * k, color="0.25",
+        panels.score_line(), ha="center", va="center", fontsize=9 * k, color="0.25",
     )  # fmt: skip
     return fig
 
