@@ -87,11 +87,12 @@ def register_files(
     if scanned.get("reference") is not None:
         ref_qc.update(reference=scanned["reference"], bin=scanned["bin"])
     b = scanned.get("bin") or display_bin(ref.data.shape)
-    reduction = Reduction(ref.data.shape, b) if write_qc and mov.ndim == 3 else None
+    # fed by the stack's writing: without a stack file (--no-stack) the QC projects the in-memory correction
+    reduction = Reduction(ref.data.shape, b) if write_qc and write_stack_file and mov.ndim == 3 else None
 
     def correct(out=None):
         gen = iter_warp(mov.data, reg, output_shape=ref.data.shape, use_blocks=use_blocks, workers=workers, out=out)
-        if reduction is not None and out is not None:
+        if reduction is not None and out is not None:  # out: the file being written
             gen = _feeding(gen, out, reduction)
         with _out_of_memory_hint("correcting the stack", "--no-stack, or --subvolume"):
             return drain(gen, report)
