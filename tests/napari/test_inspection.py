@@ -27,6 +27,16 @@ def _register(qtbot, widget, timeout=60_000):
     assert widget.result is not None, widget.last_error
 
 
+def _global_only_run(make_napari_viewer, qtbot):
+    """The sample in a new viewer, registered from the dock with the global shift only."""
+    viewer = make_napari_viewer()
+    open_sample(viewer)
+    widget = RegistrationWidget(viewer)
+    widget.with_blocks.value = False
+    _register(qtbot, widget)
+    return viewer, widget
+
+
 def _shot(viewer) -> np.ndarray:
     return viewer.screenshot(canvas_only=True, flash=False)[..., :3].astype(int)
 
@@ -98,11 +108,7 @@ def test_the_qc_dock_draws_into_the_canvas(make_napari_viewer, qtbot):
 
 
 def test_a_closed_qc_dock_comes_back_at_the_next_run(make_napari_viewer, qtbot):
-    viewer = make_napari_viewer()
-    open_sample(viewer)
-    widget = RegistrationWidget(viewer)
-    widget.with_blocks.value = False
-    _register(qtbot, widget)
+    viewer, widget = _global_only_run(make_napari_viewer, qtbot)
     first = viewer.window.dock_widgets[DOCK_NAME]
     assert first.block_map.drawn_figure().texts[0].get_text() == "global shift only: no blocks"
     viewer.window.remove_dock_widget(first)  # what the dock's close button does
@@ -148,11 +154,7 @@ def test_the_box_tool_opens_ready_to_draw_and_the_box_shows_on_every_plane(make_
 
 
 def test_the_result_text_says_when_the_whole_stack_was_used(make_napari_viewer, qtbot):
-    viewer = make_napari_viewer()
-    open_sample(viewer)
-    widget = RegistrationWidget(viewer)
-    widget.with_blocks.value = False
-    _register(qtbot, widget)
+    _, widget = _global_only_run(make_napari_viewer, qtbot)
     assert "region: the whole stack" in widget.shift_label.value
 
 
