@@ -273,6 +273,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     # What a damaged file makes the libraries say on the side: the one error line says it better.
     logging.getLogger("tifffile").setLevel(logging.CRITICAL)
+    # zarr reads chunks on its own asyncio loop: when one chunk is corrupt, the reads still in
+    # flight are left at exit and asyncio logs them with tracebacks ("Task was destroyed but it
+    # is pending!"), now and then, after the one error line (seen once in CI)
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     warnings.filterwarnings("ignore", category=RuntimeWarning)
     try:
         if args.command == "register":
