@@ -7,23 +7,20 @@ registers, corrects and writes the result set (:mod:`.outputs`).
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
 
 from .core.errors import FidregError
 from .core.io import Stack, read_stack, series_count
 from .core.params import DEFAULT_WORKERS, Params, Subvolume
-from .core.progress import Progress, ProgressFn, drain
+from .core.progress import ProgressFn, drain
 from .core.qc import Reduction, display_bin, projections
 from .core.register import iter_register
 from .core.result import Registration
 from .core.warp import iter_warp
 from .outputs import STACK_FORMATS, result_name, result_paths, save_result_set
 from .preflight import outputs_are_not_inputs
-
-T = TypeVar("T")
 
 
 def register_files(
@@ -91,9 +88,15 @@ def register_files(
     reduction = Reduction(ref.data.shape, b) if write_qc and write_stack_file and mov.ndim == 3 else None
 
     def correct(out=None):
-        gen = iter_warp(mov.data, reg, output_shape=ref.data.shape, use_blocks=use_blocks, workers=workers, out=out)
-        if reduction is not None and out is not None:  # out: the file being written
-            gen = _feeding(gen, out, reduction)
+        gen = iter_warp(
+            mov.data,
+            reg,
+            output_shape=ref.data.shape,
+            use_blocks=use_blocks,
+            workers=workers,
+            out=out,
+            on_plane=reduction.add_plane if reduction is not None and out is not None else None,  # out: the file
+        )
         with _out_of_memory_hint("correcting the stack", "--no-stack, or --subvolume"):
             return drain(gen, report)
 
@@ -143,18 +146,6 @@ def _reference_stack(path: Path, series: int | None) -> tuple[Stack, dict]:
     with _reference_lock:
         _last_reference[:] = [(key, stack, qc)]
     return stack, qc
-
-
-def _feeding(ticks: Generator[Progress, None, T], out, reduction: Reduction) -> Generator[Progress, None, T]:
-    """The warp's ticks, each first handing the planes finished so far (``tick.done``: the
-    warp yields in plane order) to ``reduction``, while they are still in memory."""
-    while True:
-        try:
-            tick = next(ticks)
-        except StopIteration as stop:
-            return stop.value
-        reduction.feed(out, tick.done)
-        yield tick
 
 
 @contextmanager

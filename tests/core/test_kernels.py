@@ -5,7 +5,15 @@ import pytest
 from scipy import ndimage
 
 from napari_fidreg.core.interpolate import linear_taps
-from napari_fidreg.core.kernels import bin_planes, normalize_window, sample_plane, sample_plane_yx, subtract_rows
+from napari_fidreg.core.kernels import (
+    bin_data,
+    bin_planes,
+    box_extreme,
+    normalize_window,
+    sample_plane,
+    sample_plane_yx,
+    subtract_rows,
+)
 
 NO_MIN = np.zeros((0, 0), dtype=np.float32)
 
@@ -25,6 +33,37 @@ def binned_sums(planes, y0, y1, x0, x1, factor):
             xs = slice(x0 + bx * factor, min(x0 + (bx + 1) * factor, x1))
             out[:, by, bx] = planes[:, ys, xs].sum(axis=(1, 2), dtype=np.float64)
     return out
+
+
+@pytest.mark.parametrize("half", [1, 2, 4, 9])
+@pytest.mark.parametrize("use_max", [False, True])
+def test_box_extreme_is_ndimage_s_minimum_or_maximum_filter(rng, half, use_max):
+    vol = rng.normal(100, 20, (3, 13, 17)).astype(np.float32)
+    want = (ndimage.maximum_filter if use_max else ndimage.minimum_filter)(vol, size=(1, 2 * half + 1, 2 * half + 1),
+                                                                           mode="nearest")  # fmt: skip
+    got = np.empty_like(vol)
+    box_extreme(vol, half, use_max, got)
+    np.testing.assert_array_equal(got, want)
+    box_extreme(vol, half, use_max, vol)  # in place
+    np.testing.assert_array_equal(vol, want)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32, np.uint8])
+@pytest.mark.parametrize("shape,factor", [((3, 12, 16), 4), ((3, 13, 11), 4), ((2, 12, 16), 1), ((2, 7, 9), 16)])
+def test_bin_data_averages_the_non_zero_pixels_of_each_bin(rng, dtype, shape, factor):
+    planes = rng.integers(1, 200, shape).astype(dtype)
+    planes[rng.random(shape) < 0.3] = 0  # fill scattered over the bins, some bins mostly fill
+    planes[0, :5, :] = 0  # whole bins of fill
+    nz, ny, nx = shape
+    got = np.full((nz, -(-ny // factor), -(-nx // factor)), np.nan, np.float32)  # every bin written
+    bin_data(planes, factor, got)
+    for by in range(got.shape[1]):
+        for bx in range(got.shape[2]):
+            cell = planes[:, by * factor : (by + 1) * factor, bx * factor : (bx + 1) * factor].reshape(nz, -1)
+            data = cell != 0
+            mean = cell.sum(axis=1, dtype=np.float64) / np.maximum(data.sum(axis=1), 1)
+            want = np.where(2 * (~data).sum(axis=1) <= cell.shape[1], mean, 0.0)
+            np.testing.assert_allclose(got[:, by, bx], want, rtol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [np.uint16, np.float32])

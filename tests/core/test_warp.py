@@ -5,7 +5,9 @@ from scipy import ndimage
 from conftest import cached_pair
 from napari_fidreg.core import Registration, register, warp
 from napari_fidreg.core.errors import FidregError
+from napari_fidreg.core.progress import drain
 from napari_fidreg.core.qc import alignment_score
+from napari_fidreg.core.warp import iter_warp
 
 
 def test_global_warp_equals_ndimage_linear_shift():
@@ -132,3 +134,12 @@ def test_nearest_on_a_block_field_and_through_the_slab_path():
     np.testing.assert_array_equal(warp(big_endian, reg, order=0), out)
     with pytest.raises(FidregError, match="order must be 1"):
         warp(labels, reg, order=3)
+
+
+def test_the_warp_hands_each_corrected_plane_to_on_plane():
+    vol = (np.random.default_rng(2).random((9, 30, 28)) * 1000).astype(np.uint16)
+    made = {}
+    out = drain(iter_warp(vol, (0.5, -1.25, 2.0), workers=2, on_plane=lambda z, p: made.update({z: p.copy()})))
+    assert sorted(made) == list(range(out.shape[0]))
+    for z, plane in made.items():
+        np.testing.assert_array_equal(plane, out[z])

@@ -45,6 +45,89 @@ def bin_planes(planes, y0, y1, x0, x1, factor, small, zmin):  # pragma: no cover
 
 
 @numba.njit(nogil=True, cache=True)
+def bin_data(planes, factor, out):  # pragma: no cover - compiled
+    """``out[z, by, bx]`` = mean of the non-zero pixels of each ``factor`` x ``factor`` bin of
+    ``planes[z]``, or 0 where more than half of the bin is zero (a correction's fill).
+
+    The QC projections' reduction in one pass: the bin's sum and its count of zeros
+    together, where numpy took a comparison, a test and a second binning (60 -> 27 ms
+    for 8 planes of 2048^2 binned by 6, and no 32 MiB mask). A ragged edge bin counts
+    the pixels it has.
+    """
+    nz, ny, nx = planes.shape
+    nby, nbx = out.shape[1], out.shape[2]
+    sums = np.empty(nbx, np.float64)
+    zeros = np.empty(nbx, np.int64)
+    for z in range(nz):
+        for by in range(nby):
+            y0 = by * factor
+            y1 = min(y0 + factor, ny)
+            sums[:] = 0.0
+            zeros[:] = 0
+            for y in range(y0, y1):
+                row = planes[z, y]
+                for b in range(nbx):
+                    x0 = b * factor
+                    acc = np.float32(0)
+                    n0 = 0
+                    for x in range(x0, min(x0 + factor, nx)):
+                        v = row[x]
+                        acc += v
+                        n0 += v == 0
+                    sums[b] += acc
+                    zeros[b] += n0
+            for b in range(nbx):
+                n = (y1 - y0) * (min(b * factor + factor, nx) - b * factor)
+                out[z, by, b] = sums[b] / (n - zeros[b]) if 2 * zeros[b] <= n else 0.0
+
+
+@numba.njit(nogil=True, cache=True)
+def box_extreme(vol, half, use_max, out):  # pragma: no cover - compiled
+    """``out[z]`` = the minimum (``use_max``: maximum) of ``vol[z]`` over a (2 ``half`` + 1)^2
+    window in y/x, edges repeated (``scipy.ndimage``'s ``mode="nearest"``); ``out`` may be ``vol``.
+
+    Separable (along x, then along y), each pass a run of contiguous element-wise
+    min/max that the compiler vectorises. It replaces ``ndimage.grey_opening`` and
+    ``minimum_filter``, which hold the GIL (serialising the block threads) and took
+    45 ms of the 127 ms that cleaning a 60x342x342 QC stack cost.
+    """
+    nz, ny, nx = vol.shape
+    padded = np.empty(nx + 2 * half, vol.dtype)
+    rows = np.empty((ny, nx), vol.dtype)
+    for z in range(nz):
+        for y in range(ny):
+            src = vol[z, y]
+            for x in range(nx):
+                padded[half + x] = src[x]
+            for i in range(half):
+                padded[i] = src[0]
+                padded[half + nx + i] = src[nx - 1]
+            acc = rows[y]
+            for x in range(nx):
+                acc[x] = padded[x]
+            for k in range(1, 2 * half + 1):
+                if use_max:
+                    for x in range(nx):
+                        acc[x] = max(acc[x], padded[x + k])
+                else:
+                    for x in range(nx):
+                        acc[x] = min(acc[x], padded[x + k])
+        for y in range(ny):
+            dst = out[z, y]
+            first = rows[max(y - half, 0)]
+            for x in range(nx):
+                dst[x] = first[x]
+            for j in range(max(y - half, 0) + 1, min(y + half + 1, ny)):
+                r = rows[j]
+                if use_max:
+                    for x in range(nx):
+                        dst[x] = max(dst[x], r[x])
+                else:
+                    for x in range(nx):
+                        dst[x] = min(dst[x], r[x])
+
+
+@numba.njit(nogil=True, cache=True)
 def subtract_rows(block, rows, i0, i1, w):  # pragma: no cover - compiled
     """``block[z, y, :] -= (1 - w[y]) * rows[z, i0[y], :] + w[y] * rows[z, i1[y], :]``."""
     nz, ny, nx = block.shape

@@ -10,7 +10,7 @@ import numpy as np
 from scipy import ndimage
 
 from .interpolate import linear_taps
-from .kernels import bin_planes, normalize_window, subtract_rows
+from .kernels import bin_planes, box_extreme, normalize_window, subtract_rows
 from .validate import native
 
 _NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
@@ -51,7 +51,7 @@ def hot_pixel_mask(zmin: np.ndarray, *, threshold: float = 8.0) -> np.ndarray:
     -------
     (y, x) bool array
     """
-    zmin = np.asarray(zmin, dtype=np.float32)
+    zmin = np.ascontiguousarray(zmin, dtype=np.float32)
     ny, nx = zmin.shape
     # The robust noise of (pixel - 3x3 median) from a sample of pixels, and the exact
     # 3x3 median only where the pixel stands out of its neighbourhood's minimum: a full
@@ -63,7 +63,8 @@ def hot_pixel_mask(zmin: np.ndarray, *, threshold: float = 8.0) -> np.ndarray:
     resid_sample = zmin[sy, sx] - _median9(zmin, sy, sx)
     mad = float(np.median(np.abs(resid_sample - np.median(resid_sample))))
     sigma = max(1.4826 * mad, 1e-6 * max(float(np.abs(zmin).max()), 1.0))
-    floor = ndimage.minimum_filter(zmin, size=3, mode="nearest")
+    floor = np.empty_like(zmin)  # its 3x3 minimum
+    box_extreme(zmin[None], 1, False, floor[None])
     cy, cx = np.nonzero(zmin - floor > threshold * sigma)
     mask = np.zeros((ny, nx), dtype=bool)
     if cy.size == 0:
@@ -129,8 +130,10 @@ def background_envelope(small: np.ndarray, sigma: float) -> np.ndarray:
     maximum filter) follows the lower envelope but, unlike a minimum filter alone,
     leaves linear gradients unbiased.
     """
-    size = 2 * int(np.ceil(1.5 * sigma)) + 1
-    env = ndimage.grey_opening(small, size=(1, size, size), mode="nearest")
+    half = int(np.ceil(1.5 * sigma))  # a (2 half + 1)^2 square, as ndimage.grey_opening's size
+    env = np.empty_like(small, dtype=np.float32)
+    box_extreme(np.ascontiguousarray(small, dtype=np.float32), half, False, env)  # erosion,
+    box_extreme(env, half, True, env)  # then dilation: the opening
     return ndimage.gaussian_filter(env, sigma=(0, sigma, sigma), mode="nearest")
 
 

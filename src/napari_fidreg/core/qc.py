@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .preprocess import bin_mean, hot_pixel_mask, prepare
+from .kernels import bin_data
+from .preprocess import hot_pixel_mask, prepare
 from .validate import native
 
 QC_SIZE = 384  # y/x extent the QC projections are reduced to: the coarse scan's binned copies
@@ -56,36 +57,36 @@ def projections(
 
 
 class Reduction:
-    """A stack reduced for its QC projections a chunk of planes at a time, as its planes are made.
+    """A stack reduced for its QC projections plane by plane, as its planes are made.
 
-    The correction feeds it each plane as soon as it is written (:meth:`feed` after each
-    tick of :func:`~napari_fidreg.core.warp.iter_warp`), while the plane is still in
-    memory: the QC image then needs no second read of the corrected stack (at 2048^2
-    that read-back and its reduction were ~0.5 s of the CLI's default job).
+    The correction hands it each plane as soon as the plane is computed (``on_plane`` of
+    :func:`~napari_fidreg.core.warp.iter_warp`), in the warp's own thread while the plane
+    is still in cache: the QC image then needs no second read of the corrected stack,
+    and the reduction runs in parallel on the warp's threads. At 2048^2, reducing the
+    written file chunk by chunk in the main thread was ~1 s of the CLI's default job.
     """
 
-    def __init__(self, shape, bin: int, *, chunk: int = 8):
+    def __init__(self, shape, bin: int):
         nz, ny, nx = (int(v) for v in shape)
         self.small = np.zeros((nz, -(-ny // bin), -(-nx // bin)), dtype=np.float32)
-        self.bin, self.chunk, self.done = int(bin), int(chunk), 0
+        self.bin = int(bin)
+        self._made = np.zeros(nz, dtype=bool)  # one flag a plane: threads write their own
 
     @property
     def complete(self) -> bool:
-        return self.done == self.small.shape[0]
+        return bool(self._made.all())
 
-    def feed(self, vol, upto: int) -> None:
-        """Reduce planes ``[done, upto)`` of ``vol`` that fill a chunk (or end the stack)."""
-        nz = self.small.shape[0]
-        while self.done < upto and (upto - self.done >= self.chunk or upto >= nz):
-            z1 = min(self.done + self.chunk, upto)
-            self.small[self.done : z1] = _reduced(vol[self.done : z1], self.bin)
-            self.done = z1
+    def add_plane(self, z: int, plane: np.ndarray) -> None:
+        """Reduce plane ``z`` (y, x) of the stack; safe to call from several threads at once."""
+        bin_data(np.ascontiguousarray(native(plane))[None], self.bin, self.small[z : z + 1])
+        self._made[z] = True
 
-    def projections(self, *, background_sigma: float = 8.0) -> dict[str, np.ndarray]:
+    def projections(self, *, background_sigma: float = 8.0, chunk: int = 8) -> dict[str, np.ndarray]:
         """The cleaned projections of the whole stack, as :func:`projections` gives them."""
         if not self.complete:
-            raise ValueError(f"only {self.done} of {self.small.shape[0]} planes were fed")
-        return cleaned_projections(self.small, bin=self.bin, background_sigma=background_sigma, chunk=self.chunk)
+            made, nz = int(self._made.sum()), self.small.shape[0]
+            raise ValueError(f"only {made} of {nz} planes were reduced")
+        return cleaned_projections(self.small, bin=self.bin, background_sigma=background_sigma, chunk=chunk)
 
 
 def cleaned_projections(
@@ -130,22 +131,16 @@ def max_projections(small: np.ndarray, *, clip: bool = True) -> dict[str, np.nda
 def _reduced(planes, bin: int) -> np.ndarray:
     """Planes as float32, each ``bin`` x ``bin`` pixels averaged (mostly-fill bins stay fill).
 
-    Binned from the stack's own dtype by the compiled kernel, without a full-size float
-    copy first (that copy and a float copy of the fill mask were 3/4 of the QC image's
-    time at 2048^2: 0.87 -> 0.2 s a stack); the fill (zeros of a corrected stack) is
-    looked for only in chunks that hold any. A bin partly of fill averages its stack
-    pixels only: diluted by the fill, the bins along the edge of a plane's fill pulled
-    the background envelope down and showed as a bright curve in the cleaned projection.
+    One compiled pass from the stack's own dtype (:func:`~.kernels.bin_data`), with no
+    full-size float copy or fill mask. A bin partly of fill (zeros of a corrected stack)
+    averages its stack pixels only: diluted by the fill, the bins along the edge of a
+    plane's fill pulled the background envelope down and showed as a bright curve in
+    the cleaned projection.
     """
-    part = native(planes)
-    out = bin_mean(part, bin)
-    if bin > 1:
-        zeros = part == 0
-        if zeros.any():
-            fill = bin_mean(zeros.view(np.uint8), bin)
-            partial = (fill > 0) & (fill <= 0.5)
-            out[partial] /= 1 - fill[partial]
-            out[fill > 0.5] = 0
+    part = np.ascontiguousarray(native(planes))
+    nz, ny, nx = part.shape
+    out = np.empty((nz, -(-ny // bin), -(-nx // bin)), dtype=np.float32)
+    bin_data(part, int(bin), out)
     return out
 
 

@@ -12,7 +12,7 @@ clipped to their range).
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -147,11 +147,22 @@ def warp(
 
 
 def iter_warp(
-    moving, registration_or_shift, *, output_shape=None, fill_value=0.0, use_blocks=True, workers=2, out=None, order=1
+    moving,
+    registration_or_shift,
+    *,
+    output_shape=None,
+    fill_value=0.0,
+    use_blocks=True,
+    workers=2,
+    out=None,
+    order=1,
+    on_plane: Callable[[int, np.ndarray], None] | None = None,
 ) -> Generator[Progress, None, np.ndarray]:
     """Generator form of :func:`warp`: yields a :class:`Progress` per plane, returns the corrected stack.
 
     ``out`` may be a preallocated array (a memmap, say) of ``output_shape``.
+    ``on_plane(z, plane)``, when given, is called in the worker thread with each corrected
+    (y, x) plane as soon as it is made (while it is in cache), from several threads at once.
     """
     src = as_volume(moving, "image to correct")
     if isinstance(registration_or_shift, Registration):
@@ -229,6 +240,8 @@ def iter_warp(
                     sample_plane(slab, float(z), float(a), sz, sy, sx, fill, lo, hi, is_int, buf)
         if not direct:
             out[z] = buf
+        if on_plane is not None:
+            on_plane(z, buf)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for i, _ in enumerate(pool.map(plane, range(shape[0]))):
