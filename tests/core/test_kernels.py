@@ -9,6 +9,7 @@ from napari_fidreg.core.kernels import (
     bin_data,
     bin_planes,
     box_extreme,
+    median9_at,
     normalize_window,
     sample_plane,
     sample_plane_yx,
@@ -33,6 +34,17 @@ def binned_sums(planes, y0, y1, x0, x1, factor):
             xs = slice(x0 + bx * factor, min(x0 + (bx + 1) * factor, x1))
             out[:, by, bx] = planes[:, ys, xs].sum(axis=(1, 2), dtype=np.float64)
     return out
+
+
+@pytest.mark.parametrize("values", ["distinct", "ties"])
+def test_median9_at_is_the_3x3_median_with_edges_repeated(rng, values):
+    shape = (40, 57)
+    img = (rng.normal(100, 20, shape) if values == "distinct" else rng.integers(0, 4, shape)).astype(np.float32)
+    want = ndimage.median_filter(img, size=3, mode="nearest")
+    ys, xs = np.divmod(np.arange(img.size), img.shape[1])
+    got = np.empty(img.size, np.float32)
+    median9_at(img, ys, xs, got)
+    np.testing.assert_array_equal(got.reshape(img.shape), want)
 
 
 @pytest.mark.parametrize("half", [1, 2, 4, 9])

@@ -128,6 +128,44 @@ def box_extreme(vol, half, use_max, out):  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True)
+def median9_at(img, ys, xs, out):  # pragma: no cover - compiled
+    """``out[i]`` = the median of the 3x3 neighbourhood (centre included, edges repeated) of
+    ``img`` at (``ys[i]``, ``xs[i]``).
+
+    The hot-pixel test's median, by the 19 compare-exchanges of a median-of-9 network
+    (branch-free min/max; Paeth's, as in N. Devillard's "Fast median search"): numpy's
+    gathers and median over a (9, n) stack took 16 ms for a 256^2 frame, 100 ms at 2048^2.
+    """
+    ny, nx = img.shape
+    for i in range(ys.shape[0]):
+        y, x = ys[i], xs[i]
+        ym, yp = max(y - 1, 0), min(y + 1, ny - 1)
+        xm, xp = max(x - 1, 0), min(x + 1, nx - 1)
+        p0, p1, p2 = img[ym, xm], img[ym, x], img[ym, xp]
+        p3, p4, p5 = img[y, xm], img[y, x], img[y, xp]
+        p6, p7, p8 = img[yp, xm], img[yp, x], img[yp, xp]
+        p1, p2 = min(p1, p2), max(p1, p2)
+        p4, p5 = min(p4, p5), max(p4, p5)
+        p7, p8 = min(p7, p8), max(p7, p8)
+        p0, p1 = min(p0, p1), max(p0, p1)
+        p3, p4 = min(p3, p4), max(p3, p4)
+        p6, p7 = min(p6, p7), max(p6, p7)
+        p1, p2 = min(p1, p2), max(p1, p2)
+        p4, p5 = min(p4, p5), max(p4, p5)
+        p7, p8 = min(p7, p8), max(p7, p8)
+        p3 = max(p0, p3)
+        p5 = min(p5, p8)
+        p4, p7 = min(p4, p7), max(p4, p7)
+        p6 = max(p3, p6)
+        p4 = max(p1, p4)
+        p2 = min(p2, p5)
+        p4 = min(p4, p7)
+        p4, p2 = min(p4, p2), max(p4, p2)
+        p4 = max(p6, p4)
+        out[i] = min(p4, p2)
+
+
+@numba.njit(nogil=True, cache=True)
 def subtract_rows(block, rows, i0, i1, w):  # pragma: no cover - compiled
     """``block[z, y, :] -= (1 - w[y]) * rows[z, i0[y], :] + w[y] * rows[z, i1[y], :]``."""
     nz, ny, nx = block.shape

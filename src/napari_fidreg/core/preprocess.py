@@ -10,11 +10,10 @@ import numpy as np
 from scipy import ndimage
 
 from .interpolate import linear_taps
-from .kernels import bin_planes, box_extreme, normalize_window, subtract_rows
+from .kernels import bin_planes, box_extreme, median9_at, normalize_window, subtract_rows
 from .validate import native
 
 _NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
-_NINE = [(0, 0), *_NEIGHBOURS]
 _NO_MIN = np.zeros((0, 0), dtype=np.float32)  # bin_planes without the minimum over z
 
 
@@ -77,8 +76,10 @@ def hot_pixel_mask(zmin: np.ndarray, *, threshold: float = 8.0) -> np.ndarray:
 
 
 def _median9(img: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    """3x3 median (centre included) at the given pixels."""
-    return neighbour_median(lambda yy, xx: img[yy, xx], ys, xs, img.shape, _NINE)
+    """3x3 median (centre included) at the given pixels of a float32 frame."""
+    out = np.empty(len(ys), dtype=np.float32)
+    median9_at(img, np.asarray(ys, dtype=np.int64), np.asarray(xs, dtype=np.int64), out)
+    return out
 
 
 def replace_hot_pixels(vol: np.ndarray, mask: np.ndarray) -> np.ndarray:
