@@ -100,9 +100,9 @@ def subtract_background(vol: np.ndarray, *, sigma: float = 8.0) -> np.ndarray:
 
     The background is the lower envelope of each plane (a grey opening wider than
     a fiducial) smoothed with a Gaussian of ``sigma`` pixels. It is estimated on a
-    copy binned to ~1.5 ``sigma`` (the envelope is smooth at that scale; the filters
-    are the costly part and hold the GIL, which serialises the block threads) and
-    interpolated back linearly. Using the lower envelope rather than a plain blur
+    copy binned to ~1.5 ``sigma`` (the envelope is smooth at that scale, and the filters
+    are the costly part; scipy's Gaussian holds the GIL, which serialises the block
+    threads) and interpolated back linearly. Using the lower envelope rather than a plain blur
     keeps bright fiducials from raising their own background. The result is
     unclipped (noise stays centred).
     """
