@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import cached_pair, later_round
-from napari_fidreg.core import FidregError, register
+from napari_fidreg.core import FidregError, projections, register
 from napari_fidreg.core.drift import DriftRow, drift_csv, natural_key, read_drift_csv
 from napari_fidreg.core.series import iter_register_series, register_series
 
@@ -60,6 +60,20 @@ def test_a_bad_round_fails_alone_a_bad_reference_stops_at_once(rounds):
         register_series(np.zeros_like(ref), movs)  # constant: refused once, not once per round
     with pytest.raises(FidregError, match="2 names for 3 rounds"):
         register_series(ref, movs, names=["a", "b"])
+
+
+def test_projections_out_holds_each_rounds_qc_projections_in_on_round(rounds):
+    ref, movs = rounds
+    out, seen = {}, []
+    bad = np.zeros_like(movs[0])  # fails in its scan (constant), after the round before it set 'moving'
+    register_series(ref, [movs[0], bad, movs[1]], projections_out=out,
+                    on_round=lambda i, r: seen.append(out.get("moving")))  # fmt: skip
+    assert seen[1] is None  # a failed round leaves no projections, not the round before's
+    for got, mov in ((seen[0], movs[0]), (seen[2], movs[1])):
+        want = projections(mov, bin=out["bin"])
+        for key in ("xy", "xz", "yz"):
+            np.testing.assert_array_equal(got[key], want[key])
+    np.testing.assert_array_equal(out["reference"]["xy"], projections(ref, bin=out["bin"])["xy"])
 
 
 def test_stopping_the_generator_stops_within_a_round(rounds):

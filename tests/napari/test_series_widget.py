@@ -11,7 +11,7 @@ import pytest
 
 from conftest import cached_pair, later_round, run_dock
 from napari_fidreg._widgets import SeriesWidget
-from napari_fidreg.core import register, warp
+from napari_fidreg.core import projections, register, warp
 
 pytestmark = pytest.mark.gui
 SHIFTS = [(0.6, -2.4, 3.3), (1.2, 4.1, -5.6), (-0.8, 1.5, 2.2)]
@@ -178,3 +178,9 @@ def test_the_series_job_reads_each_round_once(rounds):
     assert reads == [0, 1, 2]
     for i in range(3):
         np.testing.assert_array_equal(res.corrected[i], warp(movs[i], res.registrations[i], output_shape=ref.shape))
+        # the QC projections from the registration's scan and the warp's planes: those of the arrays
+        for key, got, vol in (("before", res.projections["before"][i], movs[i]),
+                              ("after", res.projections["after"][i], res.corrected[i])):  # fmt: skip
+            want = projections(vol, bin=res.bin)
+            for plane in ("xy", "xz", "yz"):
+                np.testing.assert_array_equal(got[plane], want[plane], err_msg=f"{key} {plane} of round {i}")

@@ -14,7 +14,7 @@ import numpy as np
 from ..core.drift import DriftRow
 from ..core.params import DEFAULT_WORKERS, Params
 from ..core.progress import Progress
-from ..core.qc import display_bin, projections
+from ..core.qc import Reduction, display_bin, projections
 from ..core.register import iter_register
 from ..core.result import Registration
 from ..core.series import STAGE as SERIES_STAGE
@@ -146,17 +146,27 @@ def series_job(
 
         return load
 
+    # The QC projections of each round from its registration's own read ('moving', kept by
+    # on_round), those of the reference once (made in the worker, by _series_steps)
+    scanned: dict = {}
+    before: dict[int, dict | None] = {}
+
+    def on_round(i, rnd):
+        done[i] = rnd
+        before[i] = scanned.get("moving") if scanned.get("bin") == display_bin(ref.shape) else None
+
     gen = iter_register_series(
         ref, [loader(i, r) for i, r in enumerate(rounds)], params, names=names, voxel_size=voxel_size,
-        reference_name=reference_name, workers=workers, on_round=done.__setitem__,
+        reference_name=reference_name, workers=workers, on_round=on_round, projections_out=scanned,
     )  # fmt: skip
-    return _series_steps(gen, ref, held, done, names, reference_name, workers)
+    return _series_steps(gen, ref, scanned, held, done, before, names, reference_name, workers)
 
 
-def _series_steps(gen, ref, held, done, names, reference_name, workers):
+def _series_steps(gen, ref, scanned, held, done, scanned_before, names, reference_name, workers):
     corrected = np.zeros((len(names), *ref.shape), dtype=ref.dtype)
     b = display_bin(ref.shape)
-    proj = {"reference": projections(ref, bin=b), "before": [], "after": []}
+    scanned.update(reference=projections(ref, bin=b), bin=b)  # before the first round's scan
+    proj = {"reference": scanned["reference"], "before": [], "after": []}
     panels = []
     while True:
         try:
@@ -172,9 +182,14 @@ def _series_steps(gen, ref, held, done, names, reference_name, workers):
         if rnd.registration is None:
             before = after = panel = None
         else:
+            reduction = Reduction(ref.shape, b)  # the corrected round's, as the warp makes its planes
             yield from (t.about(rnd.name) for t in iter_warp(moving, rnd.registration, output_shape=ref.shape,
-                                                              workers=workers, out=corrected[i]))  # fmt: skip
-            before, after = projections(moving, bin=b), projections(corrected[i], bin=b)
+                                                              workers=workers, out=corrected[i],
+                                                              on_plane=reduction.add_plane))  # fmt: skip
+            before = scanned_before.get(i)
+            if before is None:  # a round of another shape (registered on the common region)
+                before = projections(moving, bin=b)
+            after = reduction.projections()
             # the QC dock's panels (~0.1 s a round of percentiles and scores): here, not on the GUI thread
             panel = qc_panels(proj["reference"], before, after, voxel_size=rnd.registration.voxel_size,
                               planes=DOCK_PLANES)  # fmt: skip

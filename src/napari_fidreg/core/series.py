@@ -61,6 +61,11 @@ def register_series(reference, movings: Sequence[Any], params: Params | None = N
         results, update a drift table ...).
     reference_name, subvolume, voxel_size, workers : keyword-only
         As for :func:`napari_fidreg.core.register`, shared by every round.
+    projections_out : dict, optional, keyword-only
+        As for :func:`napari_fidreg.core.register`, shared by every round: the reference's
+        QC projections are made once, and ``'moving'`` holds those of the round last
+        registered (read it in ``on_round``); emptied for a round that covers part of
+        the stacks only, or that failed.
 
     Returns
     -------
@@ -82,6 +87,7 @@ def iter_register_series(
     subvolume=None,
     voxel_size=None,
     workers: int = DEFAULT_WORKERS,
+    projections_out: dict | None = None,
     **overrides: Any,
 ) -> Generator[Progress, None, list[Round]]:
     """Generator form of :func:`register_series`: yields :class:`Progress`, returns the rounds.
@@ -99,7 +105,8 @@ def iter_register_series(
     params = (params or Params()).with_(**overrides) if overrides else (params or Params())
     as_volume(reference, "reference")  # a bad reference is refused before any round starts
     options = dict(
-        reference_name=reference_name, subvolume=subvolume, voxel_size=voxel_size, workers=workers
+        reference_name=reference_name, subvolume=subvolume, voxel_size=voxel_size, workers=workers,
+        projections_out=projections_out,
     )  # fmt: skip
     return _run(reference, movings, params, labels, on_round, options)
 
@@ -123,6 +130,8 @@ def _run(reference, movings, params, labels, on_round, options) -> Generator[Pro
             if text.startswith("reference"):  # it would stop every round the same way
                 raise
             result = Round(name, error=text)
+            if options["projections_out"] is not None:  # no projections of a round that failed
+                options["projections_out"].pop("moving", None)
         rounds.append(result)
         if on_round is not None:
             on_round(i, result)
