@@ -60,6 +60,23 @@ def test_box_extreme_is_ndimage_s_minimum_or_maximum_filter(rng, half, use_max):
     np.testing.assert_array_equal(vol, want)
 
 
+@pytest.mark.parametrize("shape", [(1, 1, 1), (2, 1, 5), (1, 4, 1), (1, 2, 3)])
+def test_the_new_kernels_on_frames_of_a_pixel_or_a_line(rng, shape):
+    vol = rng.normal(100, 20, shape).astype(np.float32)
+    for half in (1, 3):
+        got = np.empty_like(vol)
+        box_extreme(vol, half, False, got)
+        np.testing.assert_array_equal(got, ndimage.minimum_filter(vol, size=(1, 2 * half + 1, 2 * half + 1),
+                                                                  mode="nearest"))  # fmt: skip
+    ys, xs = np.divmod(np.arange(shape[1] * shape[2]), shape[2])
+    med = np.empty(ys.size, np.float32)
+    median9_at(vol[0], ys, xs, med)
+    np.testing.assert_array_equal(med.reshape(shape[1:]), ndimage.median_filter(vol[0], size=3, mode="nearest"))
+    small = np.empty((shape[0], 1, 1), np.float32)
+    bin_data(vol, 8, small)  # one bin larger than the frame: its mean
+    np.testing.assert_allclose(small[:, 0, 0], vol.mean(axis=(1, 2)), rtol=1e-6)
+
+
 @pytest.mark.parametrize("dtype", [np.uint16, np.float32, np.uint8])
 @pytest.mark.parametrize("shape,factor", [((3, 12, 16), 4), ((3, 13, 11), 4), ((2, 12, 16), 1), ((2, 7, 9), 16)])
 def test_bin_data_averages_the_non_zero_pixels_of_each_bin(rng, dtype, shape, factor):
