@@ -118,8 +118,22 @@ def qc_png(reference: dict, before: dict, after: dict, *, title: str = "", voxel
         label = PLANE_LABELS[key]
         draw.text((PNG_LEFT - PNG_PAD, y0 + hh / 2), label, fill="black", font=_font(PNG_ROW, label), anchor="rm")
         y0 += hh + gap
+    return _png_bytes(np.asarray(img))
+
+
+def _png_bytes(rgb: np.ndarray) -> bytes:
+    """An RGB image as PNG: libpng through imagecodecs (a TIFF dependency already), zlib level 1,
+    each row filtered by its left neighbour. Pillow's encoder chooses a filter for every row
+    by trying all five: twice the time (18 -> 9 ms for a Bintu round's image, 46 -> 22 ms at
+    2048^2) for files 10 % smaller. Pillow's when the imagecodecs build has no PNG codec."""
+    import imagecodecs
+
+    if imagecodecs.PNG.available:
+        return bytes(imagecodecs.png_encode(rgb, level=1, filter=imagecodecs.PNG.FILTER.SUB))
+    from PIL import Image
+
     buf = io.BytesIO()
-    img.save(buf, format="png", compress_level=1)
+    Image.fromarray(rgb).save(buf, format="png", compress_level=1)
     return buf.getvalue()
 
 
