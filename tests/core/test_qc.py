@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from napari_fidreg.core import alignment_score, projections
+from napari_fidreg.core.preprocess import bin_mean
 from napari_fidreg.core.qc import QC_SIZE, Reduction, _reduced, data_pixels, display_bin, ncc, overlay_rgb, stretch
 from napari_fidreg.core.synthetic import fiducial_pair
 
@@ -160,12 +161,38 @@ def test_a_reduction_fed_as_planes_are_made_gives_the_projections(aligned, order
         np.testing.assert_array_equal(got[key], want[key])
 
 
+def test_a_reduction_refuses_a_plane_that_is_not_one_of_its_stack(aligned):
+    red = Reduction(aligned.moving.shape, 2)
+    for z, plane in ((-1, aligned.moving[0]), (16, aligned.moving[0]), (0, aligned.moving[0, :95])):
+        with pytest.raises(ValueError, match="is not a plane of this 16x96x96 stack"):
+            red.add_plane(z, plane)
+    assert not red._made.any()
+
+
 def test_a_reduction_refuses_projections_before_every_plane_is_fed(aligned):
     red = Reduction(aligned.moving.shape, 2)
     for z in range(8):
         red.add_plane(z, aligned.moving[z])
     with pytest.raises(ValueError, match="8 of 16 planes"):
         red.projections()
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32, np.float64, np.int16, np.uint8])
+@pytest.mark.parametrize("bin", [1, 3, 6])
+def test_the_reduction_rounds_as_the_coarse_scan_s_binning(dtype, bin):
+    """bin_data against bin_mean's arithmetic (the coarse scan's: float32 row sums, sum / n,
+    then / (1 - fill)), to the bit: a rounding difference can flip a hot-pixel decision."""
+    rng = np.random.default_rng(7)
+    vol = (rng.gamma(2.0, 30.0, (5, 37, 41)) * (1.37 if np.dtype(dtype).kind == "f" else 1)).astype(dtype)
+    vol[1, :9, :] = 0  # fill: whole bins, and partly filled bins along its edge
+    vol[2][rng.random((37, 41)) < 0.2] = 0
+    want = bin_mean(vol, bin)
+    if bin > 1:
+        fill = bin_mean((vol == 0).view(np.uint8), bin)
+        partial = (fill > 0) & (fill <= 0.5)
+        want[partial] /= 1 - fill[partial]
+        want[fill > 0.5] = 0
+    np.testing.assert_array_equal(_reduced(vol, bin), want)
 
 
 def test_bins_partly_of_fill_average_their_stack_pixels_only():

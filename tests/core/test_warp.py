@@ -143,3 +143,23 @@ def test_the_warp_hands_each_corrected_plane_to_on_plane():
     assert sorted(made) == list(range(out.shape[0]))
     for z, plane in made.items():
         np.testing.assert_array_equal(plane, out[z])
+
+
+@pytest.mark.parametrize("src,dst", [(np.float32, np.uint16), (np.float16, np.float16), (np.uint16, np.uint8)])
+def test_on_plane_sees_the_values_stored_when_the_output_has_another_dtype(src, dst):
+    vol = (np.random.default_rng(3).random((6, 20, 24)) * 300).astype(src)
+    out = np.zeros(vol.shape, dst)  # not written in place: the plane is cast first
+    made = {}
+    drain(iter_warp(vol, (0.25, 1.5, -2.0), out=out, on_plane=lambda z, p: made.update({z: p.copy()})))
+    for z, plane in made.items():
+        assert plane.dtype == out.dtype
+        np.testing.assert_array_equal(plane, out[z])
+
+
+def test_stopping_the_warp_drops_the_planes_not_started():
+    vol = np.random.default_rng(4).random((400, 64, 64)).astype(np.float32)
+    made = []
+    gen = iter_warp(vol, (0.5, 0.5, 0.5), workers=1, on_plane=lambda z, p: made.append(z))
+    next(gen)
+    gen.close()  # a Cancel: at most the planes already running finish
+    assert len(made) < 50, len(made)

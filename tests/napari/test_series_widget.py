@@ -165,6 +165,27 @@ def test_the_reference_is_never_a_round_and_what_cannot_fit_is_refused_at_once(m
     assert not [layer for layer in viewer.layers if layer.name.startswith("fidreg: series")]
 
 
+def test_the_series_job_s_qc_projections_are_those_of_the_arrays_when_binned_and_of_other_dtypes():
+    """Rounds binned for QC (400 px: bin 2), float rounds onto a uint16 reference: 'before' from
+    the scan equals projecting the round, 'after' from the warp's planes equals projecting what
+    is stored in the 4D result."""
+    from napari_fidreg._widgets.jobs import series_job
+    from napari_fidreg.core import Params
+    from napari_fidreg.core.progress import drain
+
+    base = cached_pair((20, 400, 400), (0, 0, 0), seed=41)
+    movs = [later_round(base.moving, (0.0, 1.5, -2.0)).astype(np.float32) * np.float32(1.37),
+            later_round(base.moving, (0.5, -1.0, 1.0))]  # fmt: skip
+    res = drain(series_job(base.reference, movs, ["f", "u"], Params()))
+    assert res.bin == 2
+    for i, mov in enumerate(movs):
+        for key, got, vol in (("before", res.projections["before"][i], mov),
+                              ("after", res.projections["after"][i], res.corrected[i])):  # fmt: skip
+            want = projections(vol, bin=res.bin)
+            for plane in ("xy", "xz", "yz"):
+                np.testing.assert_array_equal(got[plane], want[plane], err_msg=f"{key} {plane} of round {i}")
+
+
 def test_the_series_job_reads_each_round_once(rounds):
     """Corrected and projected from the data its registration read: no second read per round."""
     from napari_fidreg._widgets.jobs import series_job

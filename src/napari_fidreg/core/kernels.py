@@ -50,35 +50,43 @@ def bin_data(planes, factor, out):  # pragma: no cover - compiled
     ``planes[z]``, or 0 where more than half of the bin is zero (a correction's fill).
 
     The QC projections' reduction in one pass: the bin's sum and its count of zeros
-    together, where numpy took a comparison, a test and a second binning (60 -> 27 ms
+    together, where numpy took a comparison, a test and a second binning (60 -> 30 ms
     for 8 planes of 2048^2 binned by 6, and no 32 MiB mask). A ragged edge bin counts
-    the pixels it has.
+    the pixels it has. The arithmetic is :func:`bin_planes`' and then the mean's, in
+    float32 and in the same order (row sums added row by row, then ``sum / n``, then
+    ``/ (1 - fill)``), so that the binned copies equal the coarse scan's to the bit: the
+    QC's 'before' comes from the scan, its 'after' from here.
     """
     nz, ny, nx = planes.shape
     nby, nbx = out.shape[1], out.shape[2]
-    sums = np.empty(nbx, np.float64)
+    sums = np.empty(nbx, np.float32)
     zeros = np.empty(nbx, np.int64)
     for z in range(nz):
         for by in range(nby):
             y0 = by * factor
             y1 = min(y0 + factor, ny)
-            sums[:] = 0.0
+            sums[:] = 0
             zeros[:] = 0
             for y in range(y0, y1):
                 row = planes[z, y]
                 for b in range(nbx):
-                    x0 = b * factor
                     acc = np.float32(0)
                     n0 = 0
-                    for x in range(x0, min(x0 + factor, nx)):
-                        v = row[x]
-                        acc += v
-                        n0 += v == 0
+                    for x in range(b * factor, min(b * factor + factor, nx)):
+                        acc += row[x]
+                        n0 += row[x] == 0
                     sums[b] += acc
                     zeros[b] += n0
             for b in range(nbx):
-                n = (y1 - y0) * (min(b * factor + factor, nx) - b * factor)
-                out[z, by, b] = sums[b] / (n - zeros[b]) if 2 * zeros[b] <= n else 0.0
+                n = np.float32((y1 - y0) * (min(b * factor + factor, nx) - b * factor))
+                mean = sums[b] / n
+                fill = np.float32(zeros[b]) / n
+                if fill > 0.5:
+                    out[z, by, b] = 0
+                elif fill > 0:
+                    out[z, by, b] = mean / (np.float32(1) - fill)
+                else:
+                    out[z, by, b] = mean
 
 
 @numba.njit(nogil=True, cache=True)

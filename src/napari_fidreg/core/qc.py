@@ -69,7 +69,7 @@ class Reduction:
     def __init__(self, shape, bin: int):
         nz, ny, nx = (int(v) for v in shape)
         self.small = np.zeros((nz, -(-ny // bin), -(-nx // bin)), dtype=np.float32)
-        self.bin = int(bin)
+        self.bin, self.plane_shape = int(bin), (ny, nx)
         self._made = np.zeros(nz, dtype=bool)  # one flag a plane: threads write their own
 
     @property
@@ -78,7 +78,11 @@ class Reduction:
 
     def add_plane(self, z: int, plane: np.ndarray) -> None:
         """Reduce plane ``z`` (y, x) of the stack; safe to call from several threads at once."""
-        bin_data(np.ascontiguousarray(native(plane))[None], self.bin, self.small[z : z + 1])
+        nz, plane = self.small.shape[0], np.ascontiguousarray(native(plane))
+        if not 0 <= int(z) < nz or plane.shape != self.plane_shape:
+            ny, nx = self.plane_shape
+            raise ValueError(f"plane {z} of shape {plane.shape} is not a plane of this {nz}x{ny}x{nx} stack")
+        bin_data(plane[None], self.bin, self.small[z : z + 1])
         self._made[z] = True
 
     def projections(self, *, background_sigma: float = 8.0, chunk: int = 8) -> dict[str, np.ndarray]:

@@ -63,9 +63,10 @@ def register_series(reference, movings: Sequence[Any], params: Params | None = N
         As for :func:`napari_fidreg.core.register`, shared by every round.
     projections_out : dict, optional, keyword-only
         As for :func:`napari_fidreg.core.register`, shared by every round: the reference's
-        QC projections are made once, and ``'moving'`` holds those of the round last
-        registered (read it in ``on_round``); emptied for a round that covers part of
-        the stacks only, or that failed.
+        QC projections are kept from round to round (made again after a round that covers
+        part of the stacks only, which empties the dict), and ``'moving'`` holds those of
+        the round last registered (read it in ``on_round``); a round that failed leaves no
+        ``'moving'``.
 
     Returns
     -------

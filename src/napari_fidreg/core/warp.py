@@ -162,7 +162,8 @@ def iter_warp(
 
     ``out`` may be a preallocated array (a memmap, say) of ``output_shape``.
     ``on_plane(z, plane)``, when given, is called in the worker thread with each corrected
-    (y, x) plane as soon as it is made (while it is in cache), from several threads at once.
+    (y, x) plane as soon as it is stored (while it is in cache), from several threads at once;
+    ``plane`` holds the values as stored in ``out`` (in its dtype).
     """
     src = as_volume(moving, "image to correct")
     if isinstance(registration_or_shift, Registration):
@@ -238,12 +239,19 @@ def iter_warp(
                     sample_plane_yx(slab, float(z - a), zs_base, y0, x0, fy, fx, inside, fill, lo, hi, is_int, buf)
                 else:
                     sample_plane(slab, float(z), float(a), sz, sy, sx, fill, lo, hi, is_int, buf)
-        if not direct:
+        if not direct:  # cast here, so that on_plane sees the values stored
+            dtype = getattr(out, "dtype", buf.dtype)
+            buf = buf if buf.dtype == dtype else buf.astype(dtype)
             out[z] = buf
         if on_plane is not None:
             on_plane(z, buf)
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
         for i, _ in enumerate(pool.map(plane, range(shape[0]))):
             yield Progress(STAGE, i + 1, shape[0])
+    finally:
+        # stopped early (a Cancel, Ctrl-C): the planes not started are dropped here, not left to
+        # the finaliser of map's iterator (which cancels them only once it is collected)
+        pool.shutdown(wait=True, cancel_futures=True)
     return out
