@@ -240,9 +240,13 @@ def iter_warp(
                 else:
                     sample_plane(slab, float(z), float(a), sz, sy, sx, fill, lo, hi, is_int, buf)
         if not direct:  # cast here, so that on_plane sees the values stored
-            dtype = getattr(out, "dtype", buf.dtype)
-            buf = buf if buf.dtype == dtype else buf.astype(dtype)
-            out[z] = buf
+            dtype = np.dtype(getattr(out, "dtype", buf.dtype))
+            if buf.dtype != dtype and dtype.kind in "ui":
+                # into integers of another type (a series round onto a reference of another
+                # dtype): rounded and clipped as the kernels do, not truncated or wrapped
+                info = np.iinfo(dtype)
+                buf = np.clip(np.floor(buf + 0.5) if buf.dtype.kind == "f" else buf, info.min, info.max)
+            out[z] = buf = buf.astype(dtype, copy=False)
         if on_plane is not None:
             on_plane(z, buf)
 
