@@ -1,3 +1,5 @@
+import threading
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -164,8 +166,17 @@ def test_on_plane_sees_the_values_stored_when_the_output_has_another_dtype(src, 
 
 def test_stopping_the_warp_drops_the_planes_not_started():
     vol = np.random.default_rng(4).random((400, 64, 64)).astype(np.float32)
-    made = []
-    gen = iter_warp(vol, (0.5, 0.5, 0.5), workers=1, on_plane=lambda z, p: made.append(z))
-    next(gen)
-    gen.close()  # a Cancel: at most the planes already running finish
-    assert len(made) < 50, len(made)
+    made, running, release = [], threading.Event(), threading.Event()
+
+    def on_plane(z, plane):
+        made.append(z)
+        if z >= 1:  # hold the worker in plane 1 until the generator is being closed
+            running.set()
+            release.wait(10)
+
+    gen = iter_warp(vol, (0.5, 0.5, 0.5), workers=1, on_plane=on_plane)
+    next(gen)  # plane 0 done
+    assert running.wait(10)  # plane 1 running, 398 queued
+    threading.Timer(0.2, release.set).start()
+    gen.close()  # a Cancel: plane 1 finishes, the queued ones are dropped
+    assert made == [0, 1]
