@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import open_sample, run_dock
+from conftest import cached_pair, open_sample, run_dock
 from napari_fidreg._sample_data import MOVING_NAME, REFERENCE_NAME, SAMPLE_SHIFT, SAMPLE_VOXEL_SIZE
 from napari_fidreg._widgets import RegistrationWidget
 from napari_fidreg.core import Registration, read_stack
@@ -379,3 +379,20 @@ def test_the_block_table_is_read_only_and_formatted_alike(make_napari_viewer, qt
         delegate, locale = table.itemDelegate(), table.locale()
         texts = [delegate.displayText(table.item(r, cols[name]).text(), locale) for r in range(table.rowCount())]
         assert texts and all(re.match(pattern, t) for t in texts), (name, texts)
+
+
+def test_the_registration_job_s_qc_projections_are_those_of_the_arrays():
+    """'before' from the registration's scan, 'after' from the warp's planes, binned for QC (400 px:
+    bin 2), a float moving stack: equal to projecting the arrays, with no second pass over either."""
+    from napari_fidreg._widgets.jobs import registration_job
+    from napari_fidreg.core import Params, projections
+    from napari_fidreg.core.progress import drain
+
+    pair = cached_pair((20, 400, 400), (0.5, -1.5, 2.0), seed=43)
+    moving = pair.moving.astype(np.float32) * np.float32(1.37)
+    res = drain(registration_job(pair.reference, moving, Params()))
+    assert res.projection_bin == 2
+    for key, vol in (("reference", pair.reference), ("before", moving), ("after", res.corrected)):
+        want = projections(vol, bin=2)
+        for plane in ("xy", "xz", "yz"):
+            np.testing.assert_array_equal(res.projections[key][plane], want[plane], err_msg=f"{key} {plane}")

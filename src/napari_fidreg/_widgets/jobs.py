@@ -60,12 +60,20 @@ def registration_job(
 
 def _registration_steps(gen, reference, moving, workers, scanned):
     reg = yield from gen
-    corrected = yield from iter_warp(moving, reg, output_shape=reference.shape, workers=workers)
     b = scanned.get("bin") or display_bin(reference.shape)  # the CLI's QC image uses the same reduction
-    proj = {"reference": scanned.get("reference"), "before": scanned.get("moving")}
-    for i, (key, vol) in enumerate((("reference", reference), ("before", moving), ("after", corrected))):
-        if proj.get(key) is None:
-            proj[key] = projections(vol, bin=b)
+    reduction = Reduction(reference.shape, b)  # the corrected stack's, as the warp makes its planes
+    corrected = yield from iter_warp(
+        moving, reg, output_shape=reference.shape, workers=workers, on_plane=reduction.add_plane
+    )
+    made = {"reference": scanned.get("reference"), "before": scanned.get("moving")}
+    steps = (
+        ("reference", lambda: projections(reference, bin=b)),
+        ("before", lambda: projections(moving, bin=b)),
+        ("after", reduction.projections),
+    )
+    proj = {}
+    for i, (key, make) in enumerate(steps):
+        proj[key] = made.get(key) or make()
         yield Progress(PROJECTION_STAGE, i + 1, 3)
     _preload_layer_modules()
     return JobResult(reg, corrected, proj, b, _panels(proj, reg))
@@ -153,7 +161,7 @@ def series_job(
 
     def on_round(i, rnd):
         done[i] = rnd
-        before[i] = scanned.get("moving") if scanned.get("bin") == display_bin(ref.shape) else None
+        before[i] = scanned.get("moving")  # none after a round of part of the stacks, or that failed
 
     gen = iter_register_series(
         ref, [loader(i, r) for i, r in enumerate(rounds)], params, names=names, voxel_size=voxel_size,
