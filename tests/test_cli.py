@@ -180,3 +180,20 @@ def test_every_algorithm_parameter_is_an_option_and_lands_in_the_json(tmp_path, 
     for name in Params().to_dict():
         flag = name.replace("_", "-")
         assert f"--{flag}" in help_text or f"--no-{flag}" in help_text, name
+
+
+def test_the_installed_command_exits_with_the_status_of_its_job(tmp_path, tiff_pair):
+    # the console script (cli.run: main, then a frozen collector for a quick teardown),
+    # not `python -m`: the status and every output must survive the quick exit
+    from pathlib import Path
+
+    ref, mov, _ = tiff_pair
+    command = Path(sys.executable).with_name("fidreg")
+    done = subprocess.run([command, "register", ref, mov, "--out", tmp_path / "o", "-q"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "o" / "round2.shifts.json").read_text())["global_shift"]
+    assert read_stack(tmp_path / "o" / "round2.registered.tif").data.shape == read_stack(ref).data.shape
+    assert (tmp_path / "o" / "round2.qc.png").read_bytes()[-8:-4] == b"IEND"  # complete, not cut short
+    bad = subprocess.run([command, "register", ref, tmp_path / "absent.tif", "--out", tmp_path / "p"],
+                         capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.startswith("fidreg: error:") and "absent.tif" in bad.stderr

@@ -7,12 +7,14 @@ problem), 1 when some of several moving stacks failed, 130 on Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
 import sys
 import warnings
 from collections.abc import Sequence
+from typing import NoReturn
 from pathlib import Path
 
 from . import __version__
@@ -427,5 +429,20 @@ def _cmd_demo(args) -> int:
     return run_demo(args.out, args.size, Reporter(args.quiet))
 
 
+def run() -> NoReturn:
+    """The ``fidreg`` command (and ``python -m napari_fidreg.cli``): :func:`main`, then exit.
+
+    When :func:`main` returns, every output is written, renamed into place and closed;
+    what is left is the interpreter's teardown, whose garbage collections walk every
+    object numba, scipy and tifffile built (0.15-0.35 s of a fresh run: 0.04 s after
+    ``gc.freeze()``, which takes them out of the collector's view). atexit handlers
+    and the flushing of stdout and stderr still run. Not in :func:`main` itself: a
+    process that calls it (a test, a notebook) lives on and collects as usual.
+    """
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
+    run()
