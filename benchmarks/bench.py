@@ -264,7 +264,11 @@ STARTUP = (
      "import napari_fidreg.cli\nimport numpy as np\nfrom napari_fidreg.core import register, warp\n"
      "rng = np.random.default_rng(0)\nref = rng.poisson(100, (16, 64, 64)).astype(np.uint16)\n"
      "warp(np.roll(ref, 2, 2), register(ref, np.roll(ref, 2, 2), block_size=32))"),
-    ("start-up: matplotlib's Agg figure (imported for the drift plot of a series only)",
+    ("start-up: the same, leaving as `fidreg` leaves (`gc.freeze()` first: a teardown without collections)",
+     "import napari_fidreg.cli\nimport numpy as np\nfrom napari_fidreg.core import register, warp\n"
+     "rng = np.random.default_rng(0)\nref = rng.poisson(100, (16, 64, 64)).astype(np.uint16)\n"
+     "warp(np.roll(ref, 2, 2), register(ref, np.roll(ref, 2, 2), block_size=32))\nimport gc\ngc.freeze()"),
+    ("start-up: matplotlib's Agg figure (the napari dock's figures only: the CLI draws its PNGs with Pillow)",
      "from matplotlib.figure import Figure\nfrom matplotlib.backends.backend_agg import FigureCanvasAgg"),
 )  # fmt: skip
 

@@ -189,7 +189,9 @@ def test_the_installed_command_exits_with_the_status_of_its_job(tmp_path, tiff_p
 
     ref, mov, _ = tiff_pair
     command = Path(sys.executable).with_name("fidreg")
-    done = subprocess.run([command, "register", ref, mov, "--out", tmp_path / "o", "-q"], capture_output=True, text=True)
+    done = subprocess.run(
+        [command, "register", ref, mov, "--out", tmp_path / "o", "-q"], capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "o" / "round2.shifts.json").read_text())["global_shift"]
     assert read_stack(tmp_path / "o" / "round2.registered.tif").data.shape == read_stack(ref).data.shape

@@ -56,6 +56,16 @@ def test_registering_a_pair_draws_its_qc_image_without_matplotlib_or_dask(tmp_pa
     assert np.isfinite(core.Registration.load(tmp_path / "out" / "mov.shifts.json").global_shift).all()
 
 
+def test_a_series_draws_its_drift_plot_without_matplotlib(tmp_path):
+    pair = fiducial_pair((12, 96, 96), (0.4, -1.3, 2.2), seed=2)
+    ref = write_stack(tmp_path / "H1R1.tif", pair.reference)
+    movs = [write_stack(tmp_path / f"H{i}R{i}.tif", pair.moving) for i in (2, 3)]
+    args = [str(ref), *map(str, movs), "--out", str(tmp_path / "out"), "-q", "--no-stack"]
+    loaded = _loaded_after(f"from napari_fidreg.cli import main\nassert main(['register', *{args!r}]) == 0")
+    assert (tmp_path / "out" / "drift.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "matplotlib" not in loaded
+
+
 def test_a_submodule_imported_first_does_not_hide_the_function_of_its_name():
     code = (
         "import napari_fidreg.core.register, napari_fidreg.core.warp, inspect\n"
