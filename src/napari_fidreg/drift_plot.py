@@ -221,8 +221,9 @@ def layout(d: DriftData) -> Layout:
     for k, a in enumerate(d.axes):
         y0 = (1 - top) * h + k * panel * 1.12
         boxes.append((left, y0, right, y0 + panel))
-        values = [0.0, *(a.y - a.err), *(a.y + a.err)]  # the zero line and the star are drawn too
-        lo, hi = min(values), max(values)
+        values = np.concatenate([[0.0], a.y - a.err, a.y + a.err])  # the zero line and the star are drawn too
+        values = values[np.isfinite(values)]
+        lo, hi = float(values.min()), float(values.max())
         if hi - lo < 1e-12:
             lo, hi = lo - 0.5, hi + 0.5
         margin = 0.05 * (hi - lo)  # matplotlib's default margins
