@@ -16,7 +16,6 @@ from napari_fidreg.core.writers import (
     atomic_write_bytes,
     atomic_write_text,
     check_free_space,
-    glob_escape,
     remove_stale_parts,
     stack_writer,
     temp_prefix,
@@ -35,20 +34,21 @@ def test_temporary_files_carry_this_process_id(tmp_path):
 
 
 def test_stale_parts_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):
-    target = tmp_path / "x[1].tif"  # glob characters in the name are taken literally
-    dead = tmp_path / f".x[1].tif.pid{_dead_pid()}.ab12.part"
+    target = tmp_path / "x[1]*?.tif"  # glob characters in the name are taken literally
+    dead = tmp_path / f".x[1]*?.tif.pid{_dead_pid()}.ab12.part"
     dead.write_bytes(b"partial")
-    dead_dir = tmp_path / f".x[1].tif.pid{_dead_pid()}.cd34.part"
+    dead_dir = tmp_path / f".x[1]*?.tif.pid{_dead_pid()}.cd34.part"
     dead_dir.mkdir()
     (dead_dir / "inner").write_bytes(b"x")
-    live = tmp_path / f".x[1].tif.pid{os.getpid()}.ef56.part"
+    live = tmp_path / f".x[1]*?.tif.pid{os.getpid()}.ef56.part"
+    lookalike = tmp_path / f".x1.tif.pid{_dead_pid()}.ij90.part"  # what the name would glob to
     live.write_bytes(b"mine")
     other = tmp_path / f".y.tif.pid{_dead_pid()}.gh78.part"  # another target's: not ours to touch
     other.write_bytes(b"y")
+    lookalike.write_bytes(b"z")
     removed = remove_stale_parts(target)
     assert sorted(p.name for p in removed) == sorted([dead.name, dead_dir.name])
-    assert live.exists() and other.exists() and not dead.exists() and not dead_dir.exists()
-    assert glob_escape("x[1]*?.tif") == "x[[]1][*][?].tif"
+    assert live.exists() and other.exists() and lookalike.exists() and not dead.exists() and not dead_dir.exists()
 
 
 def test_atomic_writes_replace_whole_files_and_keep_usual_permissions(tmp_path):
