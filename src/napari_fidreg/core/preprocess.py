@@ -78,7 +78,8 @@ def hot_pixel_mask(zmin: np.ndarray, *, threshold: float = 8.0) -> np.ndarray:
 def _median9(img: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     """3x3 median (centre included) at the given pixels of a float32 frame."""
     out = np.empty(len(ys), dtype=np.float32)
-    median9_at(img, np.asarray(ys, dtype=np.int64), np.asarray(xs, dtype=np.int64), out)
+    # contiguous: the indices of np.nonzero are strided views, which would load a second signature
+    median9_at(img, np.ascontiguousarray(ys, dtype=np.int64), np.ascontiguousarray(xs, dtype=np.int64), out)
     return out
 
 
