@@ -71,6 +71,47 @@ def test_each_round_is_drawn_at_its_shift_in_its_panel():
         assert len(ticks) >= 2 and all(lo <= t <= hi for t in ticks)
 
 
+@pytest.mark.parametrize(
+    "rows,kw",
+    [
+        (ROWS, {"reference": "H3R3"}),
+        (ROWS[:1], {}),  # one round, centred
+        (ROWS[:2], {"reference": "H9R9"}),
+        ([DriftRow(f"r{i}", _reg((0.0, 0.0, 0.0), unc=None)) for i in range(3)], {}),  # all at zero
+    ],
+)
+def test_the_png_places_panels_ranges_and_rounds_where_the_docks_figure_does(rows, kw):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = drift_figure(rows, **kw)
+    FigureCanvasAgg(fig).draw()
+    lay = layout(drift_data(rows, **kw))
+    height = fig.bbox.height
+    for k, ax in enumerate(fig.axes[:3]):
+        box = ax.bbox
+        np.testing.assert_allclose(lay.boxes[k], (box.x0, height - box.y1, box.x1, height - box.y0), atol=1.0)
+        np.testing.assert_allclose(lay.ylims[k], ax.get_ylim(), rtol=1e-6, atol=1e-9)
+        for x, y in [(0, 0.0), (len(lay.yticks[k]) - 1, float(lay.yticks[k][-1]))]:
+            u, v = ax.transData.transform((x, y))
+            np.testing.assert_allclose(lay.px(k, x, y), (u, height - v), atol=1.0)
+
+
+def test_non_finite_values_of_a_hand_made_result_are_left_out_and_tiny_steps_keep_their_digits():
+    rows = [DriftRow("a", _reg((np.nan, 0.5, 1.0))), DriftRow("b", _reg((0.3, np.inf, 1.0), unc=(np.nan, 0.1, 0.1)))]
+    d = drift_data(rows)
+    assert d.axes[0].x.tolist() == [1.0] and d.axes[0].err.tolist() == [0.0]  # b's dz, without a bar
+    assert d.axes[1].x.tolist() == [0.0]
+    lay = layout(d)
+    assert all(np.isfinite(lim).all() for lim in lay.ylims)
+    lo, hi = lay.ylims[0]
+    assert lo < 0.3 < hi  # the point is inside its panel, not over the legend
+    assert _image(rows).shape == (640, 600, 3)
+    from napari_fidreg.drift_plot import _tick_label, _ticks
+
+    ticks = _ticks(-2e-7, 5e-7)
+    assert len({_tick_label(t, ticks) for t in ticks}) == len(ticks)  # distinct labels
+
+
 def test_the_same_rounds_make_the_same_bytes_and_the_figure_the_same_content():
     assert drift_png(ROWS, reference="H3R3") == drift_png(ROWS, reference="H3R3")
     fig = drift_figure(ROWS, reference="H3R3")

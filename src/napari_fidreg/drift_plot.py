@@ -62,16 +62,14 @@ class DriftData:
         return out
 
     def legend(self) -> list[str]:
-        """The legend's entries, in order: keys of LABELS and "reference"."""
+        """The legend's entries in matplotlib's order: keys of LABELS and "reference"."""
         sure = self.axes[0].sure
-        keys = ["sure"] if sure.any() else []
-        if (~sure).any():
-            keys.append("unsure")
+        keys = ["unsure"] if (~sure).any() else []
         if self.reference_at is not None:
             keys.append("reference")
         if self.failed:
             keys.append("failed")
-        return keys
+        return keys + (["sure"] if sure.any() else [])  # matplotlib lists the error bars last
 
     def label(self, key: str) -> str:
         return f"reference ({self.reference})" if key == "reference" else LABELS[key]
@@ -97,13 +95,15 @@ def drift_data(rows: list[DriftRow], *, reference: str = "", title: str = "", pl
     axes = []
     for k in range(3):
         scale = [reg.voxel_size[k] if in_um else 1.0 for _, reg in ok]
-        axes.append(AxisData(
-            x=np.array([i for i, _ in ok], dtype=float),
-            y=np.array([reg.global_shift[k] * f for (_, reg), f in zip(ok, scale)], dtype=float),
-            err=np.array([3 * reg.global_uncertainty[k] * f if reg.global_uncertainty else 0.0
-                          for (_, reg), f in zip(ok, scale)], dtype=float),
-            sure=np.array([reg.global_confident for _, reg in ok], dtype=bool),
-        ))  # fmt: skip
+        x = np.array([i for i, _ in ok], dtype=float)
+        y = np.array([reg.global_shift[k] * f for (_, reg), f in zip(ok, scale)], dtype=float)
+        err = np.array([3 * reg.global_uncertainty[k] * f if reg.global_uncertainty else 0.0
+                        for (_, reg), f in zip(ok, scale)], dtype=float)  # fmt: skip
+        sure = np.array([reg.global_confident for _, reg in ok], dtype=bool)
+        # a hand-made result's NaN or inf is not drawn (nor its bar), as matplotlib leaves it out
+        err = np.where(np.isfinite(err) & sure, err, 0.0)  # no bars for low-confidence rounds
+        shown = np.isfinite(y)
+        axes.append(AxisData(x=x[shown], y=y[shown], err=err[shown], sure=sure[shown]))
     at = pos.get(reference) if reference else None
     onto = f" onto {reference}" if reference else ""
     text = f"shift to apply to each of {len(rows)} rounds{onto} ({unit})"
@@ -199,7 +199,7 @@ class Layout:
         """Output pixel (column, row) of the point (place x, value y) in panel ``k``."""
         left, top, right, bottom = self.boxes[k]
         lo, hi = self.ylims[k]
-        u = left + (np.asarray(x, dtype=float) + 0.6) / self.n * (right - left)  # x limits -0.6, n - 0.4
+        u = left + (np.asarray(x, dtype=float) + 0.6) / (self.n + 0.2) * (right - left)  # x limits -0.6, n - 0.4
         v = bottom - (np.asarray(y, dtype=float) - lo) / (hi - lo) * (bottom - top)
         return u, v
 
@@ -224,8 +224,9 @@ def layout(d: DriftData) -> Layout:
         values = np.concatenate([[0.0], a.y - a.err, a.y + a.err])  # the zero line and the star are drawn too
         values = values[np.isfinite(values)]
         lo, hi = float(values.min()), float(values.max())
-        if hi - lo < 1e-12:
-            lo, hi = lo - 0.5, hi + 0.5
+        if hi - lo < 1e-12:  # all at one value (all zero): matplotlib widens by 5 % of it, or 0.05
+            e = 0.05 * abs(lo) if abs(lo) > 1e-12 else 0.05
+            lo, hi = lo - e, hi + e
         margin = 0.05 * (hi - lo)  # matplotlib's default margins
         lo, hi = lo - margin, hi + margin
         ylims.append((lo, hi))
@@ -248,7 +249,7 @@ def _ticks(lo: float, hi: float, most: int = 5) -> np.ndarray:
 def _tick_label(v: float, ticks: np.ndarray) -> str:
     step = float(ticks[1] - ticks[0]) if len(ticks) > 1 else 1.0
     decimals = 0
-    while decimals < 6 and abs(round(step, decimals) - step) > 1e-9 * max(1.0, abs(step)):
+    while decimals < 15 and abs(round(step, decimals) - step) > 1e-6 * abs(step):
         decimals += 1
     return f"{v:.{decimals}f}"
 
@@ -341,14 +342,17 @@ def _paint(d: DriftData, lay: Layout, scale: int = 2):
     # the legend's row(s) under the title, then the title
     keys = d.legend()
     ncol = len(keys) if d.width_in >= 10 else 2
+    nrows = -(-len(keys) // ncol) if keys else 0
     x0, y0 = 0.01 * w * s, (1 - 0.955) * h * s + 8 * PT * s
-    col_x, row = x0, 0
-    for j, key in enumerate(keys):
-        if j and j % ncol == 0:
-            row += 1
-            col_x = x0
-        cy = y0 + row * 14 * PT * s
-        cx = col_x + 10 * PT * s
+    fonts = [font(8, d.label(key)) for key in keys]
+    # filled column by column, as matplotlib's legend; a column as wide as its widest entry
+    widths = [12 * PT * s + f.getlength(d.label(key)) + 18 * PT * s for key, f in zip(keys, fonts)]
+    col_x = [x0]
+    for c in range(1, ncol):
+        col_x.append(col_x[-1] + max(widths[(c - 1) * nrows : c * nrows], default=0.0))
+    for j, (key, f) in enumerate(zip(keys, fonts)):
+        cx = col_x[j // nrows] + 10 * PT * s
+        cy = y0 + (j % nrows) * 14 * PT * s
         if key == "sure":
             draw.line([(cx, cy - 4 * PT * s), (cx, cy + 4 * PT * s)], fill=grey, width=lw(0.9))
             _dot(draw, cx, cy, 2 * PT * s, fill=_rgb(COLOURS[0]))
@@ -358,10 +362,7 @@ def _paint(d: DriftData, lay: Layout, scale: int = 2):
             _star(draw, cx, cy, 5 * PT * s)
         else:
             _cross(draw, cx, cy, 4 * PT * s, width=lw(2))
-        text = d.label(key)
-        f = font(8, text)
-        draw.text((cx + 12 * PT * s, cy), text, fill=black, font=f, anchor="lm")
-        col_x = cx + 12 * PT * s + f.getlength(text) + 18 * PT * s
+        draw.text((cx + 12 * PT * s, cy), d.label(key), fill=black, font=f, anchor="lm")
     draw.text((0.01 * w * s, 0.01 * h * s), d.title, fill=black, font=font(11, d.title), anchor="la")
     return img.reduce(s)
 
