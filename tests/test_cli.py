@@ -199,3 +199,35 @@ def test_the_installed_command_exits_with_the_status_of_its_job(tmp_path, tiff_p
     bad = subprocess.run([command, "register", ref, tmp_path / "absent.tif", "--out", tmp_path / "p"],
                          capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 2 and bad.stderr.startswith("fidreg: error:") and "absent.tif" in bad.stderr
+
+
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_a_reader_that_stops_reading_does_not_stop_the_batch_nor_hide_a_failure(tmp_path, tiff_pair, stream):
+    # `fidreg register ... | head -1` (or `2>&1 | head -1`): the lines after the first meet a
+    # closed pipe; every stack is still registered, and the status still says one failed
+    ref, mov, pair = tiff_pair
+    movs = [write_stack(tmp_path / f"round{i}.tif", pair.moving) for i in (3, 4, 5)]
+    broken = tmp_path / "round6.tif"
+    broken.write_bytes(b"II*\x00" + b"\x00" * 64)  # a TIFF header and nothing readable
+    cmd = [sys.executable, "-m", "napari_fidreg.cli", "register", ref, mov, *movs, broken, "--out", tmp_path / "o",
+           "--no-stack", "--workers", "1"]  # fmt: skip
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.DEVNULL}
+    if stream == "stderr":
+        pipes = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE}
+    with subprocess.Popen(list(map(str, cmd)), **pipes) as child:
+        reader = getattr(child, stream)
+        assert reader.readline()  # the first line, then the reader goes
+        reader.close()
+        code = child.wait(timeout=120)
+    assert code == 1  # one of five failed
+    assert sorted(p.name for p in (tmp_path / "o").glob("*.shifts.json")) == [
+        f"round{i}.shifts.json" for i in (2, 3, 4, 5)
+    ]
+    assert (tmp_path / "o" / "drift.png").exists() and "round6" in (tmp_path / "o" / "drift.csv").read_text()
+
+
+def test_an_os_error_without_a_file_name_reads_as_one_plain_line():
+    from napari_fidreg.cli import _one_line
+
+    assert _one_line(OSError(28, "No space left on device")) == "No space left on device"
+    assert _one_line(FileNotFoundError(2, "No such file or directory", "a.tif")) == "No such file or directory (a.tif)"

@@ -14,8 +14,8 @@ import signal
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import NoReturn
 from pathlib import Path
+from typing import NoReturn
 
 from . import __version__
 from .core.errors import FidregError
@@ -207,6 +207,27 @@ def params_from_args(args: argparse.Namespace) -> Params:
     return Params(**{name: getattr(args, name) for name in NAMES})
 
 
+def _write(stream, text: str) -> None:
+    """``text`` on ``stream`` (stdout or stderr), flushed. When its reader has gone
+    (``fidreg ... | head -1``) the job goes on and its exit status stands: the stream
+    is pointed at the null device and the rest of what it would have said is dropped."""
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+
+
+def _say(text: str) -> None:
+    """A result line on stdout."""
+    _write(sys.stdout, text + "\n")
+
+
+def _tell(text: str) -> None:
+    """Progress, warnings and errors on stderr."""
+    _write(sys.stderr, text)
+
+
 class Reporter:
     """Progress on stderr: a redrawn line on a terminal; otherwise (a log file, a batch
     system) one line per stack and stage, however the ticks of parallel stacks interleave.
@@ -231,8 +252,7 @@ class Reporter:
         if tick.stage == self.COUNT:
             self._count = f"[{tick.done}/{tick.total}] "
             if not self.tty:
-                sys.stderr.write(f"{tick.done} of {tick.total} {self.COUNT}\n")
-                sys.stderr.flush()
+                _tell(f"{tick.done} of {tick.total} {self.COUNT}\n")
             return
         label = tick.label
         if self.tty:
@@ -240,25 +260,22 @@ class Reporter:
             filled = int(width * tick.done / max(tick.total, 1))
             # \033[K clears what a longer earlier line left (a "5/5" over "1/19" read "5/59")
             text = f"{self._count}{label:<40.40} [{'#' * filled}{'.' * (width - filled)}] {tick.done}/{tick.total}"
-            sys.stderr.write(f"\r{text}\033[K")
-            sys.stderr.flush()
+            _tell(f"\r{text}\033[K")
             self._drawn = True
         elif label not in self._said:
-            sys.stderr.write(f"{label} ...\n")
-            sys.stderr.flush()
+            _tell(f"{label} ...\n")
             self._said.add(label)
 
     def clear(self) -> None:
         """Wipe the progress line (on a terminal) before something else is printed."""
         if self._drawn:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
+            _tell("\r\033[K")
             self._drawn = False
 
     def info(self, text: str) -> None:
         if not self.quiet:
             self.clear()
-            sys.stderr.write(text + "\n")
+            _tell(text + "\n")
 
 
 class Terminated(KeyboardInterrupt):
@@ -290,13 +307,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except (FidregError, MemoryError, OSError) as exc:
-        sys.stderr.write(f"fidreg: error: {_one_line(exc)}\n")
+        _tell(f"fidreg: error: {_one_line(exc)}\n")
         return 2
     except Terminated:
-        sys.stderr.write("fidreg: terminated (SIGTERM): no partial output was left\n")
+        _tell("fidreg: terminated (SIGTERM): no partial output was left\n")
         return 143
     except KeyboardInterrupt:
-        sys.stderr.write("fidreg: interrupted: no partial output was left\n")
+        _tell("fidreg: interrupted: no partial output was left\n")
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -307,7 +324,7 @@ def _one_line(exc: BaseException) -> str:
     if isinstance(exc, MemoryError):
         return "out of memory (try --subvolume or a smaller --block-size)"
     if isinstance(exc, OSError) and not isinstance(exc, FidregError):
-        return f"{exc.strerror or exc} ({exc.filename or ''})"
+        return f"{exc.strerror or exc}" + (f" ({exc.filename})" if exc.filename else "")
     return str(exc)
 
 
@@ -358,15 +375,15 @@ def _cmd_register(args) -> int:
         if outcome.ok:
             kept[0] += outcome.kept
             text = outcome.registration.summary()
-            print(prefix + (text + "  (kept from an earlier run)" if outcome.kept else text), flush=True)
+            _say(prefix + (text + "  (kept from an earlier run)" if outcome.kept else text))
             if total == 1:
-                print(f"  wrote {', '.join(outcome.outputs)}", flush=True)
+                _say(f"  wrote {', '.join(outcome.outputs)}")
         else:
             failures[0] += 1
             err = (
                 outcome.error if outcome.error.startswith(str(outcome.moving)) else f"{outcome.moving}: {outcome.error}"
             )
-            sys.stderr.write(f"fidreg: error: {prefix}{err}\n")
+            _tell(f"fidreg: error: {prefix}{err}\n")
 
     run_fields(
         fields, params, scheduler=args.scheduler or args.cluster, options=options,
@@ -380,7 +397,7 @@ def _cmd_register(args) -> int:
         )
         extra = f" ({kept[0]} kept from an earlier run)" if kept[0] else ""
         tables = f"; drift table {where}" if with_table else ""
-        print(f"{total - failures[0]} of {total} stacks registered{extra}; outputs in {args.out}{tables}")
+        _say(f"{total - failures[0]} of {total} stacks registered{extra}; outputs in {args.out}{tables}")
     if failures[0]:
         return 2 if total == 1 else 1  # one stack: its bad input; several: some failed
     return 0
@@ -408,7 +425,7 @@ def _cmd_apply(args) -> int:
         apply_to_file(
             m.path, target, reg, columns=columns, units=args.units, voxel_size=args.voxel_size,
             use_blocks=not args.global_only, progress=report,
-            warn=lambda text: sys.stderr.write(f"fidreg: warning: {text}\n"),
+            warn=lambda text: _tell(f"fidreg: warning: {text}\n"),
         )  # fmt: skip
         note = (
             ""
@@ -417,7 +434,7 @@ def _cmd_apply(args) -> int:
             if reg is not None
             else f" (reference round {m.round}: unchanged)"
         )
-        print(f"wrote {target}{note}", flush=True)
+        _say(f"wrote {target}{note}")
     return 0
 
 
