@@ -116,6 +116,18 @@ def test_cli_folder_on_a_local_cluster(rounds, tmp_path):
     assert "3 of 3 stacks registered" in res.stdout
     for m in movs:
         assert (out / f"{m.stem}.shifts.json").exists() and (out / f"{m.stem}.registered.tif").exists()
+    # a damaged stack on the cluster: one error line naming it, as without a cluster (the
+    # workers do not repeat tifffile's own log line on stderr), and the status of a failure
+    damaged = tmp_path / "H9_beads.tif"
+    damaged.write_bytes(b"II*\x00" + b"\xff" * 64)
+    res = subprocess.run(
+        [sys.executable, "-m", "napari_fidreg.cli", "register", str(ref), str(movs[0]), str(damaged), "--out",
+         str(tmp_path / "damaged"), "--cluster", "local:1", "--workers", "1", "--no-qc", "--no-stack", "-q"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert res.returncode == 1 and "1 of 2 stacks registered" in res.stdout
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len([x for x in lines if "H9_beads" in x]) == 1 and not any("tifffile" in x for x in lines), lines
 
 
 def test_a_folder_flags_the_stack_of_another_field_or_channel(tmp_path):
