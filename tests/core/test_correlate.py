@@ -94,3 +94,26 @@ def test_tilted_peak_is_fitted_with_cross_terms():
     inner = (slice(4, -4), slice(6, -6), slice(6, -6))
     est = correlate(ref[inner].copy(), mov[inner].copy(), max_shift=(3, 3, 3))
     np.testing.assert_allclose(est.shift, shift, atol=0.1)
+
+
+@pytest.mark.parametrize(
+    "shape,limits", [((64, 64, 64), (4, 5, 5)), ((9, 63, 45), (3, 7, 2)), ((1, 40, 41), (0, 6, 39))]
+)
+def test_the_searched_lags_and_the_sharpness_moments_are_those_of_the_whole_correlation(shape, limits):
+    from scipy import fft as sfft
+
+    from napari_fidreg.core.correlate import _lag_window, _spectrum_moments
+
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal(shape).astype(np.float32)
+    b = (np.roll(a, (1, 2, -3), (0, 1, 2)) + 0.3 * rng.standard_normal(shape)).astype(np.float32)
+    product = np.conj(sfft.rfftn(a, shape)) * sfft.rfftn(b, shape)
+    full = sfft.irfftn(product, shape)  # what the correlation transformed back in full
+    lags = [np.arange(-m, m + 1) for m in limits]
+    expected = full[np.ix_(*[lag % n for lag, n in zip(lags, shape)])]
+    mean, std = _spectrum_moments(product, shape)
+    np.testing.assert_allclose(
+        _lag_window(product.copy(), shape, lags, 1), expected, rtol=0, atol=1e-5 * np.abs(full).max()
+    )
+    assert mean == pytest.approx(full.mean(dtype=np.float64), rel=1e-5, abs=1e-6 * float(full.std()))
+    assert std == pytest.approx(full.std(dtype=np.float64), rel=1e-5)
