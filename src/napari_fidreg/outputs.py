@@ -194,9 +194,8 @@ def _write_stack(path: Path, corrected: Corrected, reg: Registration, shape, dty
         with zarr_writer(path, (1,) * (3 - len(shape)) + tuple(shape), dtype, voxel_size=vs) as out:
             corrected(out)
         return
-    with stack_writer(path, shape, dtype, voxel_size=vs) as out:
-        # a single image is written as one (y, x) plane; the warp fills (z, y, x) planes
-        corrected(out.reshape((1, *out.shape)) if out.ndim == 2 else out)
+    with stack_writer(path, shape, dtype, voxel_size=vs) as out:  # a single image is one plane
+        corrected(out)
 
 
 def _remove(path: Path) -> None:

@@ -101,6 +101,27 @@ def test_stack_writer_appears_only_when_complete(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.tif"]
 
 
+def test_stack_writer_takes_planes_from_several_threads_in_any_order(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = np.random.default_rng(0).integers(0, 60000, (9, 33, 17)).astype(np.uint16)
+    target = tmp_path / "p.tif"
+    with stack_writer(target, data.shape, data.dtype, voxel_size=(0.5, 0.2, 0.2)) as out:
+        assert out.shape == data.shape and out.dtype == data.dtype
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(lambda z: out.__setitem__(z, data[z]), [4, 0, 8, 2, 6, 1, 3, 7, 5]))
+        with pytest.raises(IndexError):
+            out[9] = data[0]
+    back = read_stack(target)
+    np.testing.assert_array_equal(back.data, data)
+    np.testing.assert_allclose(back.voxel_size, (0.5, 0.2, 0.2))
+    image = tmp_path / "i.tif"  # a single image: one plane
+    with stack_writer(image, (5, 6), np.float32) as out:
+        assert out.shape == (1, 5, 6)
+        out[0] = 2.5
+    assert tifffile.imread(image).shape == (5, 6) and (tifffile.imread(image) == 2.5).all()
+
+
 def test_zarr_writer_replaces_a_store_only_when_complete(tmp_path):
     target = tmp_path / "z.ome.zarr"
     with zarr_writer(target, (2, 8, 8), np.uint16) as arr:

@@ -7,17 +7,18 @@ existing file is only ever replaced whole. Temporary files are named
 (killed, or a power cut) before writing the same target.
 
 The space a stack needs is reserved before any plane is written
-(``posix_fallocate``): a memory-mapped file on a full disk would otherwise kill the
-process with SIGBUS at the first page it cannot store, with no message.
+(``posix_fallocate``): a full disk is one line before the work, not an error half-way.
 """
 
 from __future__ import annotations
 
 import errno
+import operator
 import os
 import re
 import shutil
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -131,8 +132,9 @@ def write_stack(path: str | Path, data: np.ndarray, *, voxel_size=None, compress
 
 @contextmanager
 def stack_writer(path: str | Path, shape, dtype, *, voxel_size=None):
-    """Yield a writable memory-mapped TIFF of ``shape`` ((z, y, x), or (y, x)); renamed into
-    place on success.
+    """Yield the planes of a TIFF of ``shape`` ((z, y, x), or (y, x): one plane) to be
+    written one by one (:class:`TiffPlanes`: ``out[z] = plane``); renamed into place on
+    success.
 
     Lets a corrected stack larger than memory be written plane by plane. The file is
     ImageJ-compatible (with the voxel size) for uint8/uint16/float32, plain TIFF
@@ -147,13 +149,44 @@ def stack_writer(path: str | Path, shape, dtype, *, voxel_size=None):
     kwargs = _tiff_kwargs(shape, dtype, voxel_size, nbytes)
     check_free_space(path.parent, nbytes + 2**20, path.name)
     with _temporary(path) as tmp:
+        # tifffile lays out the header and one contiguous block of image data; its map is
+        # only asked where that block starts
         mm = tifffile.memmap(tmp, shape=tuple(shape), dtype=dtype, **kwargs)
-        _reserve(Path(tmp), path)
-        yield mm
-        # No flush (msync) before the rename: it waited 0.2 s per 60x2048x2048 stack for the
-        # disk, and the rename is what makes the write atomic; the pages reach the disk as
-        # the other result files' do (the kernel writes them back; readers see them at once).
+        offset = int(mm.offset)
         del mm
+        _reserve(Path(tmp), path)
+        with open(tmp, "r+b", buffering=0) as fh:
+            yield TiffPlanes(fh, offset, (1, *shape) if len(shape) == 2 else tuple(shape), dtype)
+        # No fsync before the rename: it waited 0.2 s per 60x2048x2048 stack for the disk,
+        # and the rename is what makes the write atomic; the pages reach the disk as the
+        # other result files' do (the kernel writes them back; readers see them at once).
+
+
+class TiffPlanes:
+    """The (z, y, x) planes of a TIFF's image data, written in place: ``out[z] = plane`` (a
+    (y, x) array, or a value broadcast to the plane), from several threads at once.
+
+    Through the file, not a memory map of it: the pages written are the kernel's page
+    cache, not this process's memory (0.45 GiB less resident at 60x2048^2), and a plane
+    costs one copy instead of a page fault for every 4 KiB of it.
+    """
+
+    def __init__(self, fh, offset: int, shape: tuple[int, int, int], dtype):
+        self.shape, self.dtype, self.ndim = tuple(int(v) for v in shape), np.dtype(dtype), 3
+        self._fh, self._offset = fh, offset
+        self._plane_bytes = self.shape[1] * self.shape[2] * self.dtype.itemsize
+        self._lock = threading.Lock()  # one seek-and-write at a time (os.pwrite is not on Windows)
+
+    def __setitem__(self, z, value) -> None:
+        z = operator.index(z)
+        if not 0 <= z < self.shape[0]:
+            raise IndexError(f"plane {z} of a stack of {self.shape[0]}")
+        plane = np.ascontiguousarray(np.broadcast_to(np.asarray(value, dtype=self.dtype), self.shape[1:]))
+        data = memoryview(plane).cast("B")
+        with self._lock:
+            self._fh.seek(self._offset + z * self._plane_bytes)
+            while data:  # a raw write may take less than it is given
+                data = data[self._fh.write(data) :]
 
 
 def _reserve(tmp: Path, target: Path) -> None:
