@@ -19,6 +19,17 @@ def test_hot_pixels_found_exactly_and_not_beads():
     assert found == truth
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_hot_pixels_of_quantised_data_are_the_cameras_not_the_noise(dtype):
+    # 8-bit counts (the 16-bit pair divided by 32): most pixels equal their 3x3 median, so
+    # the residuals' MAD is 0; the noise floor is then the data's step, not a millionth
+    pair = fiducial_pair((40, 128, 128), (0, 0, 0), n_hot_pixels=12, seed=3)
+    scale = 32 if dtype == np.uint8 else 1
+    stack = np.clip(pair.reference // scale, 0, np.iinfo(dtype).max).astype(dtype)
+    found = set(zip(*np.nonzero(hot_pixel_mask(stack.min(axis=0)))))
+    assert found == {tuple(p) for p in pair.hot_pixels}
+
+
 def test_hot_pixel_mask_ignores_a_bead_in_a_single_plane():
     img = np.full((64, 64), 100.0, np.float32)
     yy, xx = np.mgrid[:64, :64]
