@@ -203,6 +203,8 @@ def richest_blocks(ref_small: np.ndarray, region: Region, factor: int, n: int) -
     (z0, z1), (y0, y1), (x0, x1) = region
     size = (z1 - z0, min(GLOBAL_BLOCK, y1 - y0), min(GLOBAL_BLOCK, x1 - x0))
     boxes, _ = tile(region, size)
+    if len(boxes) == 1:  # a stack of one block (256^2 and smaller): nothing to rank
+        return boxes
     energy = []
     for box in boxes:
         part = ref_small[:, _binned(box[1], y0, factor), _binned(box[2], x0, factor)]
