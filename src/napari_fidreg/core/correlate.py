@@ -210,7 +210,7 @@ def _spectrum_moments(spectrum: np.ndarray, fshape) -> tuple[float, float]:
     # einsum, not np.dot: OpenBLAS's dot wakes its own threads, which on a machine whose
     # cores run the block threads took milliseconds per call (a batch of small stacks 20 % slower)
     columns = np.einsum("ij,ij->j", flat, flat, dtype=np.float64)  # |re|^2 + |im|^2, interleaved
-    power = float(np.dot(columns.reshape(-1, 2).sum(axis=1), weights))
+    power = float(np.einsum("j,j->", columns.reshape(-1, 2).sum(axis=1), weights))
     mean = float(spectrum.flat[0].real) / n
     return mean, float(np.sqrt(max(power / (n * n) - mean * mean, 0.0)))
 
