@@ -78,6 +78,8 @@ def test_each_round_is_drawn_at_its_shift_in_its_panel():
         (ROWS[:1], {}),  # one round, centred
         (ROWS[:2], {"reference": "H9R9"}),
         ([DriftRow(f"r{i}", _reg((0.0, 0.0, 0.0), unc=None)) for i in range(3)], {}),  # all at zero
+        # no confident round: no legend entry for error bars in either, the same band under the title
+        ([DriftRow(f"r{i}", _reg((0.1 * i, 0.2, -0.3), confident=False)) for i in range(4)], {"reference": "r9"}),
     ],
 )
 def test_the_png_places_panels_ranges_and_rounds_where_the_docks_figure_does(rows, kw):
@@ -94,6 +96,8 @@ def test_the_png_places_panels_ranges_and_rounds_where_the_docks_figure_does(row
         for x, y in [(0, 0.0), (len(lay.yticks[k]) - 1, float(lay.yticks[k][-1]))]:
             u, v = ax.transData.transform((x, y))
             np.testing.assert_allclose(lay.px(k, x, y), (u, height - v), atol=1.0)
+    d = drift_data(rows, **kw)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [d.label(key) for key in d.legend()]
 
 
 def test_non_finite_values_of_a_hand_made_result_are_left_out_and_tiny_steps_keep_their_digits():

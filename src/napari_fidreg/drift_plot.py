@@ -140,7 +140,7 @@ def drift_figure(rows: list[DriftRow], *, reference: str = "", title: str = "", 
             ax.plot(line_x, line_y, color=COLOURS[k], lw=0.8, alpha=0.5, zorder=1)
             ax.errorbar(
                 a.x[a.sure], a.y[a.sure], yerr=a.err[a.sure], fmt="o", ms=4, color=COLOURS[k], ecolor="0.35",
-                elinewidth=0.9, capsize=2, zorder=3, label=LABELS["sure"] if first else None,
+                elinewidth=0.9, capsize=2, zorder=3, label=LABELS["sure"] if first and a.sure.any() else None,
             )  # fmt: skip
             if (~a.sure).any():
                 ax.plot(
