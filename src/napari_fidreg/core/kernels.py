@@ -28,6 +28,7 @@ def bin_planes(planes, y0, y1, x0, x1, factor, small, zmin):  # pragma: no cover
     nfull = min((x1 - x0) // factor, nbx)  # bins of ``factor`` pixels; a ragged last one after
     with_min = zmin.shape[0] > 0
     acc = np.empty(nbx, np.float32)
+    no_count = np.empty(0, np.int64)  # the scan counts no zeros
     for z in range(nz):
         for y in range(ny):
             row = planes[z, y]
@@ -37,28 +38,40 @@ def bin_planes(planes, y0, y1, x0, x1, factor, small, zmin):  # pragma: no cover
                     mrow[x] = min(mrow[x], row[x])
             if y0 <= y < y1:
                 srow = small[z, (y - y0) // factor]
-                _row_bin_sums(row, x0, x1, factor, nfull, acc)
+                _row_bin_sums(row, x0, x1, factor, nfull, acc, no_count)
                 for b in range(nbx):
                     srow[b] += acc[b]
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _row_bin_sums(row, x0, x1, factor, nfull, acc):  # pragma: no cover - compiled
+def _row_bin_sums(row, x0, x1, factor, nfull, acc, zeros):  # pragma: no cover - compiled
     """``acc[b]`` = the sum of ``row[x0 + b * factor :][:factor]`` (clipped at ``x1``), each
-    bin's pixels added in order in float32. The full bins advance together, one pixel of
-    each at a time, so that the loop runs across bins (vectorised; a loop within a bin of
-    a few pixels did not): the same additions in the same order, 2.7x faster unbinned."""
+    bin's pixels added in order in float32; and, unless ``zeros`` is empty, ``zeros[b]`` =
+    how many of them are 0. The full bins advance together, one pixel of each at a time,
+    so that the loop runs across bins (vectorised; a loop within a bin of a few pixels did
+    not): the same additions in the same order, 2.7x faster unbinned. One helper for the
+    scan and the QC reduction, whose binned copies must be equal to the bit."""
+    count = zeros.shape[0] > 0
     for b in range(nfull):
         acc[b] = 0
+        if count:
+            zeros[b] = 0
     for k in range(factor):
         for b in range(nfull):
-            acc[b] += row[x0 + b * factor + k]
+            v = row[x0 + b * factor + k]
+            acc[b] += v
+            if count:
+                zeros[b] += v == 0
     for b in range(nfull, acc.shape[0]):
         start = x0 + b * factor
         a = np.float32(0)
+        c = 0
         for x in range(start, min(start + factor, x1)):
             a += row[x]
+            c += row[x] == 0
         acc[b] = a
+        if count:
+            zeros[b] = c
 
 
 @numba.njit(nogil=True, cache=True)
@@ -88,24 +101,7 @@ def bin_data(planes, factor, out):  # pragma: no cover - compiled
             sums[:] = 0
             zeros[:] = 0
             for y in range(y0, y1):
-                row = planes[z, y]
-                # as _row_bin_sums, the zeros counted alongside
-                for b in range(nfull):
-                    acc[b] = 0
-                    n0[b] = 0
-                for k in range(factor):
-                    for b in range(nfull):
-                        v = row[b * factor + k]
-                        acc[b] += v
-                        n0[b] += v == 0
-                for b in range(nfull, nbx):
-                    a = np.float32(0)
-                    c = 0
-                    for x in range(b * factor, min(b * factor + factor, nx)):
-                        a += row[x]
-                        c += row[x] == 0
-                    acc[b] = a
-                    n0[b] = c
+                _row_bin_sums(planes[z, y], 0, nx, factor, nfull, acc, n0)
                 for b in range(nbx):
                     sums[b] += acc[b]
                     zeros[b] += n0[b]
