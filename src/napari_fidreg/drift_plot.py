@@ -25,6 +25,8 @@ LABELS = {
     "unsure": "low confidence: check by eye",
     "failed": "failed (see drift.csv)",
 }
+# each mark's size (matplotlib's markersize, pt) and edge width (pt), for both painters
+MARKS = {"sure": (4, 0), "unsure": (7, 1.5), "reference": (10, 0), "failed": (8, 2)}
 
 
 @dataclass
@@ -78,6 +80,23 @@ class DriftData:
     def width_in(self) -> float:
         """The figure's width in inches (6 to 16, more rounds wider)."""
         return min(max(6.0, 0.42 * len(self.names) + 2.5), 16.0)
+
+    @property
+    def legend_columns(self) -> int:
+        """All entries in a row on a wide figure, two a row on a narrow one."""
+        return len(self.legend()) if self.width_in >= 10 else 2
+
+    def frame(self) -> dict[str, float]:
+        """The panels' place on the figure in fractions of it (matplotlib's ``subplots_adjust``):
+        room above for the title and the legend's rows, below for the round names."""
+        width = self.width_in
+        return {
+            "left": max(0.1, 1.0 / width),
+            "right": 0.98,
+            "top": 0.86 if len(self.legend()) > 2 and width < 10 else 0.89,
+            "bottom": 0.2 if len(self.names) > 6 else 0.1,
+            "hspace": 0.12,
+        }
 
 
 def drift_data(rows: list[DriftRow], *, reference: str = "", title: str = "", place_reference=True) -> DriftData:
@@ -139,19 +158,19 @@ def drift_figure(rows: list[DriftRow], *, reference: str = "", title: str = "", 
         if len(a.x):
             ax.plot(line_x, line_y, color=COLOURS[k], lw=0.8, alpha=0.5, zorder=1)
             ax.errorbar(
-                a.x[a.sure], a.y[a.sure], yerr=a.err[a.sure], fmt="o", ms=4, color=COLOURS[k], ecolor="0.35",
+                a.x[a.sure], a.y[a.sure], yerr=a.err[a.sure], fmt="o", ms=MARKS["sure"][0], color=COLOURS[k], ecolor="0.35",
                 elinewidth=0.9, capsize=2, zorder=3, label=LABELS["sure"] if first and a.sure.any() else None,
             )  # fmt: skip
             if (~a.sure).any():
                 ax.plot(
-                    a.x[~a.sure], a.y[~a.sure], "o", ms=7, mfc="none", mec="red", mew=1.5, zorder=4,
+                    a.x[~a.sure], a.y[~a.sure], "o", ms=MARKS["unsure"][0], mfc="none", mec="red", mew=MARKS["unsure"][1], zorder=4,
                     label=LABELS["unsure"] if first else None,
                 )  # fmt: skip
         if d.reference_at is not None:
-            ax.plot([d.reference_at], [0.0], "*", ms=10, color="black", zorder=5,
+            ax.plot([d.reference_at], [0.0], "*", ms=MARKS["reference"][0], color="black", zorder=5,
                     label=d.label("reference") if first else None)  # fmt: skip
         if d.failed:  # on the axis's bottom edge, not at a value: a failed round has none
-            ax.plot(d.failed, [0.04] * len(d.failed), "x", ms=8, mew=2, color="0.3", zorder=5,
+            ax.plot(d.failed, [0.04] * len(d.failed), "x", ms=MARKS["failed"][0], mew=MARKS["failed"][1], color="0.3", zorder=5,
                     transform=ax.get_xaxis_transform(), clip_on=False,
                     label=LABELS["failed"] if first else None)  # fmt: skip
         ax.set_ylabel(f"d{AXES[k]} ({d.unit})")
@@ -162,14 +181,10 @@ def drift_figure(rows: list[DriftRow], *, reference: str = "", title: str = "", 
     axes[-1].set_xlim(-0.6, len(names) - 0.4)
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:  # a row of its own under the title, wrapped on narrow figures
-        ncol = len(handles) if width >= 10 else 2
         fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(0.01, 0.955), fontsize=8, frameon=False,
-                   ncol=ncol)  # fmt: skip
+                   ncol=d.legend_columns)  # fmt: skip
     fig.suptitle(d.title, x=0.01, y=0.99, ha="left", fontsize=11)
-    top = 0.86 if handles and len(handles) > 2 and width < 10 else 0.89
-    fig.subplots_adjust(
-        left=max(0.1, 1.0 / width), right=0.98, top=top, bottom=0.2 if len(names) > 6 else 0.1, hspace=0.12
-    )
+    fig.subplots_adjust(**d.frame())
     return fig
 
 
@@ -210,16 +225,13 @@ PT = DPI / 72  # px per point
 
 def layout(d: DriftData) -> Layout:
     """The boxes and y ranges of :func:`drift_png`, as :func:`drift_figure` places them."""
-    width_in = d.width_in
-    w, h = round(width_in * DPI), round(6.4 * DPI)
-    n_legend = len(d.legend())
-    top = 0.86 if n_legend > 2 and width_in < 10 else 0.89
-    bottom = 0.2 if len(d.names) > 6 else 0.1
-    left, right = max(0.1, 1.0 / width_in) * w, 0.98 * w
-    panel = (top - bottom) / (3 + 2 * 0.12) * h  # hspace 0.12 of a panel's height between panels
+    w, h = round(d.width_in * DPI), round(6.4 * DPI)
+    f = d.frame()
+    left, right = f["left"] * w, f["right"] * w
+    panel = (f["top"] - f["bottom"]) / (3 + 2 * f["hspace"]) * h  # hspace: of a panel's height, between panels
     boxes, ylims, yticks = [], [], []
     for k, a in enumerate(d.axes):
-        y0 = (1 - top) * h + k * panel * 1.12
+        y0 = (1 - f["top"]) * h + k * panel * (1 + f["hspace"])
         boxes.append((left, y0, right, y0 + panel))
         values = np.concatenate([[0.0], a.y - a.err, a.y + a.err])  # the zero line and the star are drawn too
         values = values[np.isfinite(values)]
@@ -284,7 +296,7 @@ def _paint(d: DriftData, lay: Layout, scale: int = 2):
         return max(1, round(pt * PT * s))
 
     black, grey = (0, 0, 0), _rgb(0.35)
-    for k, (a, box, ticks) in enumerate(zip(d.axes, lay.boxes, lay.yticks)):
+    for k, (a, box, ticks, (line_x, line_y)) in enumerate(zip(d.axes, lay.boxes, lay.yticks, d.line)):
         left, top, right, bottom = (c * s for c in box)
 
         def at(x, y, k=k):
@@ -296,7 +308,6 @@ def _paint(d: DriftData, lay: Layout, scale: int = 2):
             draw.line([(left, v), (right, v)], fill=_rgb(0.9), width=lw(0.4))
         v0 = at(0, 0.0)[1]
         draw.line([(left, v0), (right, v0)], fill=_rgb(0.8), width=lw(0.8))
-        line_x, line_y = d.line[k]
         if len(line_x) > 1:
             u, v = at(line_x, line_y)
             draw.line(list(zip(u, v)), fill=_faded(COLOURS[k], 0.5), width=lw(0.8), joint="curve")
@@ -308,13 +319,13 @@ def _paint(d: DriftData, lay: Layout, scale: int = 2):
                 draw.line([(u[i], top_v[i]), (u[i], bottom_v[i])], fill=grey, width=lw(0.9))
                 for vv in (top_v[i], bottom_v[i]):
                     draw.line([(u[i] - cap, vv), (u[i] + cap, vv)], fill=grey, width=lw(0.9))
-            _dot(draw, u[i], v[i], 2 * PT * s, fill=_rgb(COLOURS[k]))
+            _mark(draw, "sure", u[i], v[i], s, COLOURS[k])
         for i in np.flatnonzero(~a.sure):
-            _dot(draw, u[i], v[i], 3.5 * PT * s, outline=(255, 0, 0), width=lw(1.5))
+            _mark(draw, "unsure", u[i], v[i], s)
         if d.reference_at is not None:
-            _star(draw, *at(d.reference_at, 0.0), 5 * PT * s)
+            _mark(draw, "reference", *at(d.reference_at, 0.0), s)
         for i in d.failed:  # on the bottom edge, as drift_figure's axis-fraction 0.04
-            _cross(draw, at(i, 0)[0], bottom - 0.04 * (bottom - top), 4 * PT * s, width=lw(2))
+            _mark(draw, "failed", at(i, 0)[0], bottom - 0.04 * (bottom - top), s)
         draw.rectangle([left, top, right, bottom], outline=black, width=lw(0.8))
         tick_font = font(10, "0")
         for t in ticks:  # the value labels left of 3.5-pt ticks
@@ -341,7 +352,7 @@ def _paint(d: DriftData, lay: Layout, scale: int = 2):
             draw.text((u, y), name, fill=black, font=f, anchor="ma")
     # the legend's row(s) under the title, then the title
     keys = d.legend()
-    ncol = len(keys) if d.width_in >= 10 else 2
+    ncol = d.legend_columns
     nrows = -(-len(keys) // ncol) if keys else 0
     x0, y0 = 0.01 * w * s, (1 - 0.955) * h * s + 8 * PT * s
     fonts = [font(8, d.label(key)) for key in keys]
@@ -353,35 +364,31 @@ def _paint(d: DriftData, lay: Layout, scale: int = 2):
     for j, (key, f) in enumerate(zip(keys, fonts)):
         cx = col_x[j // nrows] + 10 * PT * s
         cy = y0 + (j % nrows) * 14 * PT * s
-        if key == "sure":
+        if key == "sure":  # the error bar's handle: a bar through the dot
             draw.line([(cx, cy - 4 * PT * s), (cx, cy + 4 * PT * s)], fill=grey, width=lw(0.9))
-            _dot(draw, cx, cy, 2 * PT * s, fill=_rgb(COLOURS[0]))
-        elif key == "unsure":
-            _dot(draw, cx, cy, 3.5 * PT * s, outline=(255, 0, 0), width=lw(1.5))
-        elif key == "reference":
-            _star(draw, cx, cy, 5 * PT * s)
-        else:
-            _cross(draw, cx, cy, 4 * PT * s, width=lw(2))
+        _mark(draw, key, cx, cy, s, COLOURS[0])
         draw.text((cx + 12 * PT * s, cy), d.label(key), fill=black, font=f, anchor="lm")
     draw.text((0.01 * w * s, 0.01 * h * s), d.title, fill=black, font=font(11, d.title), anchor="la")
     return img.reduce(s)
 
 
-def _dot(draw, u, v, r, *, fill=None, outline=None, width=1) -> None:
-    draw.ellipse([u - r, v - r, u + r, v + r], fill=fill, outline=outline, width=width)
-
-
-def _star(draw, u, v, r) -> None:
-    """matplotlib's "*" marker: a five-pointed star, inner radius 0.38 of the outer."""
-    angles = np.pi / 2 + np.arange(10) * np.pi / 5
-    radii = np.where(np.arange(10) % 2 == 0, r, 0.381966 * r)
-    draw.polygon(list(zip(u + radii * np.cos(angles), v - radii * np.sin(angles))), fill=(0, 0, 0))
-
-
-def _cross(draw, u, v, r, *, width) -> None:
-    grey = _rgb(0.3)
-    draw.line([(u - r, v - r), (u + r, v + r)], fill=grey, width=width)
-    draw.line([(u - r, v + r), (u + r, v - r)], fill=grey, width=width)
+def _mark(draw, key: str, u, v, scale: int, colour: str = COLOURS[0]) -> None:
+    """The mark of ``key`` (see MARKS) centred at (u, v), drawn as drift_figure draws it: a
+    dot of ``colour``, an open red ring, a black five-pointed star (inner radius 0.38 of the
+    outer, matplotlib's "*"), a grey cross."""
+    size, edge = MARKS[key]
+    r = size / 2 * PT * scale
+    width = max(1, round(edge * PT * scale))
+    if key in ("sure", "unsure"):
+        fill, outline = (_rgb(colour), None) if key == "sure" else (None, (255, 0, 0))
+        draw.ellipse([u - r, v - r, u + r, v + r], fill=fill, outline=outline, width=width)
+    elif key == "reference":
+        angles = np.pi / 2 + np.arange(10) * np.pi / 5
+        radii = np.where(np.arange(10) % 2 == 0, r, 0.381966 * r)
+        draw.polygon(list(zip(u + radii * np.cos(angles), v - radii * np.sin(angles))), fill=(0, 0, 0))
+    else:
+        for dv in (r, -r):
+            draw.line([(u - r, v - dv), (u + r, v + dv)], fill=_rgb(0.3), width=width)
 
 
 def _widest(font, ticks) -> float:
