@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._logs import quiet_file_libraries
 from .core.drift import natural_key
 from .core.errors import FidregError
 from .core.io import TIFF_SUFFIXES, is_zarr, stack_header, stem
@@ -280,14 +281,6 @@ def _run_threads(args, n: int, progress: ProgressFn, finished) -> None:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _quiet_tifffile() -> None:
-    """In a worker of fidreg's own cluster, as in the CLI's process: a damaged file's error is
-    its stack's outcome, which tifffile's own log line on the worker's stderr would only repeat."""
-    import logging
-
-    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
-
-
 def _run_distributed(args, scheduler: str, workers: int, finished) -> None:
     from distributed import Client, LocalCluster, as_completed
 
@@ -304,7 +297,7 @@ def _run_distributed(args, scheduler: str, workers: int, finished) -> None:
             dashboard_address=None, host="127.0.0.1",
         )  # fmt: skip
         client = Client(cluster)
-        client.run(_quiet_tifffile)
+        client.run(quiet_file_libraries)  # its workers, as the CLI's process: the outcome says it
     else:
         try:
             client = Client(scheduler, timeout="20s")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import logging
 import os
 import signal
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
+from ._logs import quiet_file_libraries
 from .core.errors import FidregError
 from .core.params import DEFAULT_WORKERS, NAMES, Params, parse_subvolume
 from .core.progress import Progress
@@ -290,12 +290,7 @@ def _on_sigterm(signum, frame):
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    # What a damaged file makes the libraries say on the side: the one error line says it better.
-    logging.getLogger("tifffile").setLevel(logging.CRITICAL)
-    # zarr reads chunks on its own asyncio loop: when one chunk is corrupt, the reads still in
-    # flight are left at exit and asyncio logs them with tracebacks ("Task was destroyed but it
-    # is pending!"), now and then, after the one error line (seen once in CI)
-    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    quiet_file_libraries()  # what a damaged file makes them say on the side: the error line says it better
     warnings.filterwarnings("ignore", category=RuntimeWarning)
     try:
         if args.command == "register":
