@@ -215,7 +215,12 @@ def _write(stream, text: str) -> None:
         stream.write(text)
         stream.flush()
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        _to_null(stream)
+
+
+def _to_null(stream) -> None:
+    """Point ``stream``'s file at the null device (its reader has gone)."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
 
 
 def _say(text: str) -> None:
@@ -299,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_apply(args)
         return _cmd_demo(args)
     except BrokenPipeError:  # `fidreg ... | head`: the reader has seen enough
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _to_null(sys.stdout)
         return 0
     except (FidregError, MemoryError, OSError) as exc:
         _tell(f"fidreg: error: {_one_line(exc)}\n")
