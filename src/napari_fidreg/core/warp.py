@@ -160,7 +160,8 @@ def iter_warp(
 ) -> Generator[Progress, None, np.ndarray]:
     """Generator form of :func:`warp`: yields a :class:`Progress` per plane, returns the corrected stack.
 
-    ``out`` may be a preallocated array (a memmap, say) of ``output_shape``.
+    ``out`` may be a preallocated array of ``output_shape``, or any object with a ``dtype``
+    that takes ``out[z] = plane`` (the stack writer's :class:`~.writers.TiffPlanes`).
     ``on_plane(z, plane)``, when given, is called in the worker thread with each corrected
     (y, x) plane as soon as it is stored (while it is in cache), from several threads at once;
     ``plane`` holds the values as stored in ``out`` (in its dtype).

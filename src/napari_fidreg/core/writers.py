@@ -190,7 +190,7 @@ class TiffPlanes:
 
 
 def _reserve(tmp: Path, target: Path) -> None:
-    """Allocate the blocks of the whole file now (sparse files fill up later, under mmap)."""
+    """Allocate the blocks of the whole file now (a sparse file would fill up plane by plane)."""
     if not hasattr(os, "posix_fallocate"):
         return  # macOS, Windows: the free-space check above is what there is
     with open(tmp, "r+b") as fh:
