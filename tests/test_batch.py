@@ -184,3 +184,36 @@ def test_an_interrupted_batch_starts_no_further_stack(rounds, tmp_path):
         run_batch(jobs, Params(), options={"write_qc": False, "write_stack_file": False}, on_outcome=stop)
     written = list(tmp_path.glob("run*/*.shifts.json"))
     assert 1 <= len(written) <= 3, written  # the stacks that were running, not the whole queue
+
+
+def test_two_stacks_whose_results_would_share_names_are_refused_before_any_work(rounds, tmp_path):
+    ref, movs = rounds
+    other_field = tmp_path / "fov3"
+    other_field.mkdir()
+    twin = write_stack(other_field / movs[0].name, read_stack(movs[1]).data)  # same name, another field
+    tiff = write_stack(movs[0].parent / "H1_beads.tiff", read_stack(movs[2]).data)  # same stem, other suffix
+    try:
+        for clash in (twin, tiff):
+            out = tmp_path / f"out_{clash.suffix}"
+            with pytest.raises(FidregError, match=r"would both write their results as H1_beads\.\* into"):
+                run_batch(_jobs(ref, [movs[0], movs[1], clash], out), Params())
+            assert not out.exists()  # refused before anything was written
+        # the same file given twice is one stack, and fields in their own folders do not clash
+        jobs = [Job(ref, movs[0], tmp_path / "a"), Job(ref, movs[0].parent / ".." / movs[0].parent.name / movs[0].name,
+                tmp_path / "a"), Job(ref, twin, tmp_path / "b")]  # fmt: skip
+        batch.refuse_name_clashes(jobs)
+    finally:
+        tiff.unlink()
+
+
+def test_the_cli_refuses_a_name_clash_with_one_line_and_writes_nothing(rounds, tmp_path):
+    ref, movs = rounds
+    (tmp_path / "fov3").mkdir()
+    twin = write_stack(tmp_path / "fov3" / movs[0].name, read_stack(movs[1]).data)
+    done = subprocess.run(
+        [sys.executable, "-m", "napari_fidreg.cli", "register", str(ref), str(movs[0]), str(twin), "--out",
+         str(tmp_path / "out")], capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "would both write their results as H1_beads.*" in done.stderr
+    assert not (tmp_path / "out").exists()

@@ -163,6 +163,7 @@ def run_batch(
     ``skip_existing`` keeps the complete result set of an earlier run made with the
     same reference, parameters and region (:func:`kept_outcome`) instead of redoing it.
     """
+    refuse_name_clashes(jobs)
     progress = progress or (lambda tick: None)
     on_outcome = on_outcome or (lambda i, o: None)
     count = progress if len(jobs) > 1 else (lambda tick: None)  # "1 of 1 stacks" says nothing
@@ -200,6 +201,24 @@ def run_batch(
     elif args:
         _run_distributed(args, scheduler, workers, finished)
     return results  # type: ignore[return-value]
+
+
+def refuse_name_clashes(jobs: list[Job]) -> None:
+    """Refuse, before any work, two moving stacks whose result sets would have the same names
+    in the same folder (``fov2/H2R2.tif`` and ``fov3/H2R2.tif``, or ``a.tif`` and ``a.tiff``):
+    the one finished last would silently replace the other's results."""
+    from .outputs import result_name
+
+    seen: dict[tuple[str, str], Path] = {}
+    for job in jobs:
+        key = (os.path.normcase(os.path.abspath(job.out_dir)), result_name(Path(job.moving)).casefold())
+        first = seen.setdefault(key, Path(job.moving))
+        if Path(first).resolve() != Path(job.moving).resolve():
+            raise FidregError(
+                f"{first} and {job.moving} would both write their results as "
+                f"{result_name(Path(job.moving))}.* into {job.out_dir}: register them into different --out "
+                "folders (one per field: --reference-round), or rename one"
+            )
 
 
 SMALL_STACK = 16 * 2**20  # voxels (e.g. 64 x 512 x 512): up to this, stacks run side by side, a thread each
