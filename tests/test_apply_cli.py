@@ -126,3 +126,26 @@ def test_bad_tables_are_one_clear_line(registered, tmp_path, rows, extra, msg):
     table = _write_table(tmp_path / "t.csv", rows, header)
     res = fidreg("apply", out / "H2R2_beads.shifts.json", table, "--out", tmp_path / "t.out.csv", *extra)
     assert res.returncode == 2 and msg in res.stderr and len(res.stderr.splitlines()) == 1, res.stderr
+
+
+def test_a_single_image_of_the_round_gets_the_yx_correction_not_an_empty_image(registered, tmp_path):
+    from scipy import ndimage
+
+    d, out, pair = registered
+    image = pair.moving[15]  # one plane (or a projection) of the round: a 2D file
+    src = write_stack(tmp_path / "H2R2_dapi_mip.tif", image)
+    shifts = out / "H2R2_beads.shifts.json"
+    reg = Registration.load(shifts)
+    assert abs(reg.global_shift[0]) > 0.5  # a z shift that would move a lone plane out of itself
+    res = fidreg("apply", shifts, src, "--out", tmp_path / "g", "--global-only")
+    assert res.returncode == 0, res.stderr
+    assert "is a single image: applied in the (y, x) plane only: the z shift" in res.stderr
+    got = read_stack(tmp_path / "g" / "H2R2_dapi_mip.registered.tif")
+    assert got.ndim == 2 and got.data.shape == (1, *image.shape)  # a 2D image stays 2D
+    expected = ndimage.shift(image.astype(np.float64), reg.global_shift[1:], order=1)
+    inner = (slice(8, -8), slice(8, -8))
+    assert np.abs(got.data[0][inner] - expected[inner]).max() <= 1.0  # rounding to uint16
+    res = fidreg("apply", shifts, src, "--out", tmp_path / "b")  # the block field, in the plane
+    assert res.returncode == 0, res.stderr
+    blocks = read_stack(tmp_path / "b" / "H2R2_dapi_mip.registered.tif").data[0]
+    assert (blocks > 0).mean() > 0.9 and np.corrcoef(blocks[inner].ravel(), expected[inner].ravel())[0, 1] > 0.8

@@ -182,7 +182,12 @@ def apply_to_file(
     stack = read_stack(path)
     data = stack.data
     if reg is not None:
-        if data.shape != tuple(reg.moving_shape) and warn is not None:
+        single = data.shape[0] == 1 and reg.moving_shape[0] > 1
+        if single:  # an image (a projection) of a round registered as stacks
+            reg = reg.in_plane()
+            if warn is not None:
+                warn(f"{path} is a single image: {reg.warnings[-1]}")
+        elif data.shape != tuple(reg.moving_shape) and warn is not None:
             warn(f"{path} has shape {data.shape}, the registered stack had {tuple(reg.moving_shape)}")
         gen = iter_warp(data, reg, output_shape=data.shape, use_blocks=use_blocks)
         data = drain(gen, (lambda t: progress(t.about(path.name))) if progress else None)

@@ -163,3 +163,16 @@ def test_a_current_document_keeps_its_subvolume_through_save_and_load(tmp_path):
     again = Registration.load(path)
     assert again.subvolume == ((0, 40), (0, 64), (10, 150))
     assert again.to_dict() == reg.to_dict()
+
+
+def test_in_plane_drops_the_z_shift_only_and_says_so():
+    pair = cached_pair((60, 256, 256), (1.3, -4.6, 7.25), seed=0)
+    reg = register(pair.reference, pair.moving, Params(block_size=128))
+    flat = reg.in_plane()
+    assert flat.global_shift == (0.0, *reg.global_shift[1:])
+    assert [b.shift for b in flat.blocks] == [(0.0, *b.shift[1:]) for b in reg.blocks]
+    assert [b.measured_shift for b in flat.blocks] == [b.measured_shift for b in reg.blocks]  # what was measured
+    assert reg.global_shift[0] != 0.0 and all(b.shift[0] != 0.0 for b in reg.blocks)  # the original unchanged
+    assert flat.warnings[-1] == f"applied in the (y, x) plane only: the z shift {reg.global_shift[0]:.3f} px dropped"
+    assert flat.warnings[:-1] == reg.warnings
+    assert Registration.from_json(flat.to_json()).to_dict() == flat.to_dict()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -131,6 +131,15 @@ class Registration:
         cy = np.array([self.blocks[j * gx].centre[1] for j in range(gy)])
         cx = np.array([self.blocks[k].centre[2] for k in range(gx)])
         return (cz, cy, cx), shifts
+
+    def in_plane(self) -> Registration:
+        """This registration without its z component, for a single image of the round (a
+        projection, one plane): the global and block shifts with dz = 0, the y/x field kept.
+        Applied as it is, a z shift moves a lone plane out of itself (an empty image)."""
+        blocks = [replace(b, shift=(0.0, *b.shift[1:])) for b in self.blocks]
+        shift = (0.0, *self.global_shift[1:])
+        note = f"applied in the (y, x) plane only: the z shift {self.global_shift[0]:.3f} px dropped"
+        return replace(self, global_shift=shift, blocks=blocks, warnings=[*self.warnings, note])
 
     # -- serialisation ----------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
