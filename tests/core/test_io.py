@@ -6,7 +6,7 @@ import tifffile
 
 from conftest import cached_pair, file_digest
 from napari_fidreg.core import FidregError, Params, read_stack, write_stack
-from napari_fidreg.core.io import stem
+from napari_fidreg.core.io import stack_header, stem
 from napari_fidreg.core.writers import atomic_write_text, stack_writer
 
 
@@ -124,3 +124,25 @@ def test_big_endian_tiffs_register_and_correct_like_native_ones(tmp_path):
     # round a handful of voxels differently, by one grey level at most
     diff = np.abs(results[">"][1].astype(int) - results["<"][1].astype(int))
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.9])
+def test_a_compressed_stack_cut_short_is_truncated_not_a_single_image(tmp_path, keep):
+    rng = np.random.default_rng(3)
+    full = tmp_path / "full.tif"  # as most Python code writes stacks: tifffile's "shaped" metadata
+    tifffile.imwrite(full, rng.integers(0, 4000, (12, 96, 80), dtype=np.uint16), compression="zlib")
+    raw = full.read_bytes()
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(raw[: int(len(raw) * keep)])  # a copy that stopped: tifffile falls back to one plane
+    for read in (read_stack, stack_header):
+        with pytest.raises(FidregError, match=r"cut.tif: truncated or damaged: its header announces 12 planes"):
+            read(cut)
+    assert read_stack(full).data.shape == (12, 96, 80) and stack_header(full)[0] == (12, 96, 80)
+
+
+def test_rgb_pages_are_refused_not_taken_for_a_stack_of_3_px_wide_planes(tmp_path):
+    rgb = tmp_path / "rgb.tif"
+    tifffile.imwrite(rgb, np.zeros((40, 30, 3), np.uint8), photometric="rgb")
+    for read in (read_stack, stack_header):
+        with pytest.raises(FidregError, match=r"rgb.tif: an image of 3 samples per pixel \(RGB\?\)"):
+            read(rgb)

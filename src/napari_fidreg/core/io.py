@@ -104,6 +104,7 @@ def read_stack(path: str | Path, *, lazy: bool = False, series: int | None = Non
                 raise FidregError(f"{path}: has {n_series} image series (0 to {n_series - 1}), not series {index}")
             if n_series > 1 and series is None:
                 notes.append(f"{path.name} holds {n_series} image series; series 0 was read (choose with --series)")
+            _check_one_sample(tif.series[index], path)
             voxel = _voxel_size(tif)
             other = [a for a, n in zip(tif.series[index].axes, tif.series[index].shape) if a in _NOT_Z and n > 1]
             if other and not rounds:
@@ -172,6 +173,7 @@ def stack_header(path: str | Path, *, series: int | None = None) -> tuple[tuple[
     try:
         with tifffile.TiffFile(path) as tif:
             s = tif.series[series or 0]
+            _check_one_sample(s, path)
             if not series:
                 _check_complete(tif, path, s.shape)
             return tuple(s.shape), np.dtype(s.dtype)
@@ -181,10 +183,29 @@ def stack_header(path: str | Path, *, series: int | None = None) -> tuple[tuple[
         raise FidregError(f"{path}: cannot read TIFF ({type(exc).__name__}: {exc})") from None
 
 
+def _check_one_sample(series, path: Path) -> None:
+    """Refuse pages whose samples (RGB) are interleaved: their last axis of 3 is no x axis.
+    Separate sample planes (axes 'SYX': what tifffile writes for a stack of 3 or 4 planes
+    unless told otherwise) are read as planes."""
+    if series.axes.endswith("S") and series.shape[-1] > 1:
+        raise FidregError(
+            f"{path}: an image of {series.shape[-1]} samples per pixel (RGB?): fidreg reads one channel of "
+            "grey levels, (z, y, x)"
+        )
+
+
 def _check_complete(tif: tifffile.TiffFile, path: Path, shape) -> None:
-    """Refuse an ImageJ file that holds fewer planes than its header announces (truncated:
-    tifffile then quietly reads what is left, down to a single plane)."""
+    """Refuse a file that holds fewer planes than its header announces (truncated, a copy cut
+    short: tifffile then quietly reads what is left, down to a single plane). ImageJ files
+    announce their planes, and tifffile's own (the "shaped" files most Python code writes)
+    their shape."""
+    plane = int(np.prod(shape[-2:]))
     announced = (tif.imagej_metadata or {}).get("images")
+    if not (isinstance(announced, int) and announced > 1) and tif.is_shaped:
+        meta = (tif.shaped_metadata or [None])[0]
+        dims = meta.get("shape") if isinstance(meta, dict) else None
+        if isinstance(dims, (list, tuple)) and dims and all(isinstance(n, int) and n > 0 for n in dims):
+            announced = int(np.prod(dims)) // max(plane, 1)  # in planes of the size that was read
     planes = int(np.prod(shape[:-2]))
     if isinstance(announced, int) and announced > 1 and planes < announced:
         raise FidregError(
