@@ -99,3 +99,10 @@ def test_unsupported_dtype(pair):
 
 def test_error_is_a_valueerror_for_library_users():
     assert issubclass(FidregError, ValueError)
+
+
+def test_a_common_region_too_narrow_to_correlate_is_refused(pair):
+    with pytest.raises(FidregError, match=r"the region common to both stacks is 10 px along x, too small to correlate"):
+        register(pair.reference, pair.moving[:, :, :10])
+    with pytest.raises(FidregError, match=r"the subvolume is 12 px along y, too small to correlate \(at least 16\)"):
+        register(pair.reference, pair.moving, subvolume=((0, 40), (20, 32), (0, 128)))

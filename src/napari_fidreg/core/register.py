@@ -27,7 +27,7 @@ from .blocks import tile
 from .coarse import READ_STAGE, iter_coarse_shift
 from .errors import FidregError
 from .global_shift import refine_global_shift
-from .measure import Pair
+from .measure import MIN_YX, Pair
 from .params import DEFAULT_WORKERS, Params, Subvolume, check_subvolume
 from .progress import Progress, Ticker, drain
 from .qc import display_bin
@@ -112,6 +112,13 @@ def iter_register(
         raise FidregError(f"projections_out must be a dict or None, got {type(projections_out).__name__}")
     sub = None if subvolume is None else check_subvolume(subvolume)
     region = _region(ref.shape, mov.shape, sub)
+    for (a, b), axis in zip(region[1:], "yx"):
+        if b - a < MIN_YX:
+            what = "the subvolume" if sub is not None else "the region common to both stacks"
+            raise FidregError(
+                f"{what} is {b - a} px along {axis}, too small to correlate (at least {MIN_YX}): "
+                f"reference {tuple(ref.shape)}, moving {tuple(mov.shape)}"
+            )
     grid, grid_shape = [], (0, 0, 0)
     if params.block_size is not None:
         bz = params.block_size_z or (region[0][1] - region[0][0])
