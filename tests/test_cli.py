@@ -231,3 +231,20 @@ def test_an_os_error_without_a_file_name_reads_as_one_plain_line():
 
     assert _one_line(OSError(28, "No space left on device")) == "No space left on device"
     assert _one_line(FileNotFoundError(2, "No such file or directory", "a.tif")) == "No such file or directory (a.tif)"
+
+
+def test_voxel_sizes_that_differ_between_the_files_are_warned_about(tmp_path):
+    from napari_fidreg.core import Registration
+    from napari_fidreg.pipeline import register_files
+
+    pair = cached_pair((20, 96, 96), (0.5, 1.0, -2.0), seed=61)
+    ref = write_stack(tmp_path / "ref.tif", pair.reference, voxel_size=(0.2, 0.15, 0.15))
+    same = write_stack(tmp_path / "same.tif", pair.moving, voxel_size=(0.2, 0.1505, 0.15))  # within 1 %
+    other = write_stack(tmp_path / "other.tif", pair.moving, voxel_size=(0.3, 0.1, 0.1))
+    reg, _ = register_files(ref, same, tmp_path / "o", write_qc=False, write_stack_file=False)
+    assert not any("voxel sizes differ" in w for w in reg.warnings)
+    reg, _ = register_files(ref, other, tmp_path / "o", write_qc=False, write_stack_file=False)
+    note = "the voxel sizes differ: reference (0.2, 0.15, 0.15) µm, moving (0.3, 0.1, 0.1) µm (z, y, x)"
+    assert reg.voxel_size == (0.2, 0.15, 0.15) and any(w.startswith(note) for w in reg.warnings)
+    saved = Registration.load(tmp_path / "o" / "other.shifts.json")
+    assert any(w.startswith(note) for w in saved.warnings)

@@ -80,7 +80,7 @@ def register_files(
         _naming_files(reference, moving),
     ):
         reg = drain(gen, report)
-    reg.warnings[:0] = ref.notes + mov.notes  # which series of a multi-series file was read
+    reg.warnings[:0] = ref.notes + mov.notes + _voxel_sizes_differ(ref, mov)  # which series was read ...
     if scanned.get("reference") is not None:
         ref_qc.update(reference=scanned["reference"], bin=scanned["bin"])
     b = scanned.get("bin") or display_bin(ref.data.shape)
@@ -146,6 +146,19 @@ def _reference_stack(path: Path, series: int | None) -> tuple[Stack, dict]:
     with _reference_lock:
         _last_reference[:] = [(key, stack, qc)]
     return stack, qc
+
+
+def _voxel_sizes_differ(ref: Stack, mov: Stack) -> list[str]:
+    """A warning when the two files' voxel sizes differ (by more than 1 %): another objective or
+    binning, whose pixel shifts do not mean what they say; the reference's size is the one used."""
+    a, b = ref.voxel_size, mov.voxel_size
+    if a is None or b is None or all(abs(x - y) <= 0.01 * max(abs(x), abs(y)) for x, y in zip(a, b)):
+        return []
+    sizes = [", ".join(f"{x:g}" for x in v) for v in (a, b)]
+    return [
+        f"the voxel sizes differ: reference ({sizes[0]}) µm, moving ({sizes[1]}) µm (z, y, x); the reference's "
+        "is used for the µm figures, and a shift in pixels between stacks sampled differently is no drift"
+    ]
 
 
 @contextmanager
