@@ -149,3 +149,21 @@ def test_a_single_image_of_the_round_gets_the_yx_correction_not_an_empty_image(r
     assert res.returncode == 0, res.stderr
     blocks = read_stack(tmp_path / "b" / "H2R2_dapi_mip.registered.tif").data[0]
     assert (blocks > 0).mean() > 0.9 and np.corrcoef(blocks[inner].ravel(), expected[inner].ravel())[0, 1] > 0.8
+
+
+def test_blank_lines_of_a_table_are_no_spots_and_errors_keep_their_line_numbers(registered, tmp_path):
+    d, out, _ = registered
+    shifts = out / "H2R2_beads.shifts.json"
+    table = tmp_path / "spots.csv"
+    table.write_text("id,z,y,x\na,10,50,50\n\n , , , \nb,11,60,40\n\n")  # blank rows inside and at the end
+    res = fidreg("apply", shifts, table, "--out", tmp_path / "o.csv")
+    assert res.returncode == 0, res.stderr
+    with open(tmp_path / "o.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    reg = Registration.load(shifts)
+    assert [r["id"] for r in rows] == ["a", "b"]
+    got = np.array([[float(r[k]) for k in "zyx"] for r in rows])
+    np.testing.assert_allclose(got, map_points(reg, np.array([[10.0, 50, 50], [11, 60, 40]])), atol=1e-5)
+    table.write_text("id,z,y,x\na,10,50,50\n\nb,x,1,2\n")
+    res = fidreg("apply", shifts, table, "--out", tmp_path / "o2.csv")
+    assert res.returncode == 2 and "line 4: column 'z' is not a number: 'x'" in res.stderr

@@ -224,12 +224,14 @@ def map_table(
         if c.lower() not in lowered:
             raise FidregError(f"no column {c!r} in the table (columns: {', '.join(header)}); name them with --columns")
         idx.append(lowered.index(c.lower()))
-    body = rows[1:]
+    # blank lines (a trailing newline too many, a spreadsheet's empty rows) are no spots
+    numbered = [(n, row) for n, row in enumerate(rows[1:], start=2) if any(cell.strip() for cell in row)]
+    body = [row for _, row in numbered]
     pts = np.empty((len(body), 3))
-    for r, row in enumerate(body, start=2):
+    for j, (r, row) in enumerate(numbered):
         for k, i in enumerate(idx):
             try:
-                pts[r - 2, k] = float(row[i])
+                pts[j, k] = float(row[i])
             except (ValueError, IndexError):
                 value = row[i] if i < len(row) else "(missing)"
                 raise FidregError(f"line {r}: column {columns[k]!r} is not a number: {value!r}") from None
