@@ -264,6 +264,9 @@ def test_a_multi_series_ome_tiff_says_which_series_was_read(tmp_path, tiff_pair)
     np.testing.assert_allclose(json.loads((tmp_path / "b" / "two.shifts.json").read_text())["global_shift"],
                                (0, 0, 0), atol=0.05)  # fmt: skip
     one_error_line(fidreg("register", ref, mov, "--out", tmp_path / "c", "--series", 5), "not series 5")
+    # a stack of one series in the same command is read whole, and says that --series 1 was not for it
+    assert f"{ref.name} holds a single image series: --series 1 does not apply to it" in res.stdout
+    assert json.loads((tmp_path / "b" / "two.shifts.json").read_text())["warnings"][0].startswith(ref.name)
 
 
 def test_a_file_named_like_a_glob_is_taken_literally(tmp_path, tiff_pair):

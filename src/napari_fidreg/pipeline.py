@@ -54,9 +54,8 @@ def register_files(
         raise FidregError(f"stack_format must be 'tif' or 'zarr', got {stack_format!r}")
     paths = result_paths(out_dir, result_name(moving), stack_format=stack_format)
     outputs_are_not_inputs(paths.members(), [reference, moving])
-    # memory-mapped where the file allows; ``series`` concerns multi-series files only
     ref, ref_qc = _reference_stack(reference, series)
-    mov = read_stack(moving, lazy=True, series=series if series_count(moving) > 1 else None)
+    mov = _read_series(moving, series)
     report = (lambda tick: progress(tick.about(mov.name))) if progress else None
     vs = voxel_size or ref.voxel_size or mov.voxel_size
     # The QC projections of both inputs come from the registration's own read of them, and
@@ -141,11 +140,23 @@ def _reference_stack(path: Path, series: int | None) -> tuple[Stack, dict]:
     with _reference_lock:
         if _last_reference and _last_reference[0][0] == key:
             return _last_reference[0][1], _last_reference[0][2]
-    stack = read_stack(path, lazy=True, series=series if series_count(path) > 1 else None)
+    stack = _read_series(path, series)
     qc: dict = {}
     with _reference_lock:
         _last_reference[:] = [(key, stack, qc)]
     return stack, qc
+
+
+def _read_series(path: Path, series: int | None) -> Stack:
+    """The stack of ``path`` (memory-mapped where the file allows). ``series`` concerns files
+    of several image series only (a batch may mix them with plain stacks); a file of one
+    that was asked for another gets a note saying it was read whole."""
+    if series is None or series_count(path) > 1:
+        return read_stack(path, lazy=True, series=series)
+    stack = read_stack(path, lazy=True)
+    if series != 0:
+        stack.notes.append(f"{path.name} holds a single image series: --series {series} does not apply to it")
+    return stack
 
 
 def _voxel_sizes_differ(ref: Stack, mov: Stack) -> list[str]:
