@@ -59,7 +59,7 @@ def test_several_moving_stacks_and_progress_on_stderr(tmp_path, tiff_pair):
     mov2 = write_stack(tmp_path / "round3.tif", pair.moving)
     res = fidreg("register", ref, mov, mov2, "--out", tmp_path / "o", "--no-qc", "--no-stack")
     assert res.returncode == 0, res.stderr
-    assert "stacks registered" in res.stderr and "2 of 2 stacks registered" in res.stdout
+    assert "2 of 2 stacks done" in res.stderr and "2 of 2 stacks registered" in res.stdout
     assert (tmp_path / "o" / "round2.shifts.json").exists() and (tmp_path / "o" / "round3.shifts.json").exists()
 
 
@@ -248,3 +248,43 @@ def test_voxel_sizes_that_differ_between_the_files_are_warned_about(tmp_path):
     assert reg.voxel_size == (0.2, 0.15, 0.15) and any(w.startswith(note) for w in reg.warnings)
     saved = Registration.load(tmp_path / "o" / "other.shifts.json")
     assert any(w.startswith(note) for w in saved.warnings)
+
+
+def test_errors_name_the_file_they_are_about_and_the_out_folder_is_tried_first(tmp_path, tiff_pair):
+    import tifffile
+
+    ref, mov, pair = tiff_pair
+    flags = tmp_path / "flags.tif"
+    tifffile.imwrite(flags, pair.moving > 100)  # booleans
+    const = write_stack(tmp_path / "const.tif", np.full((20, 64, 64), 100, np.uint16))
+
+    def one_line(*args):
+        res = fidreg(*args)
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        errors = [line for line in res.stderr.splitlines() if line.startswith("fidreg: error:")]
+        assert len(errors) == 1, res.stderr
+        return errors[0]
+
+    # before any work, one moving stack: named as such, not "moving: ... (for every moving stack)"
+    line = one_line("register", ref, flags, "--out", tmp_path / "o")
+    assert line == f"fidreg: error: {flags} (moving): unsupported data type bool (need integers or floats)"
+    line = one_line("register", flags, mov, "--out", tmp_path / "o")
+    assert line.startswith(f"fidreg: error: {flags} (reference): unsupported data type bool")
+    # found while registering: the reference's file, not prefixed by the moving stack's
+    line = one_line("register", const, mov, "--out", tmp_path / "o")
+    assert line.startswith(f"fidreg: error: {const} (reference): image is constant"), line
+    line = one_line("register", tmp_path, mov, "--out", tmp_path / "o")  # a folder for the reference
+    assert line == f"fidreg: error: {tmp_path}: is a folder, neither a TIFF file nor a Zarr store"
+    # an --out where no folder can be made is said before the registration, about --out
+    line = one_line("register", ref, mov, "--out", "/proc/fidreg-test/out")
+    assert line.startswith("fidreg: error: --out /proc/fidreg-test/out: cannot make a folder in /proc ("), line
+
+
+def test_the_progress_count_says_done_a_failed_stack_included(tmp_path, tiff_pair):
+    ref, mov, _ = tiff_pair
+    broken = tmp_path / "broken.tif"
+    broken.write_bytes(mov.read_bytes()[:3000])
+    res = fidreg("register", ref, mov, broken, "--out", tmp_path / "o", "--no-qc", "--no-stack")
+    assert res.returncode == 1
+    assert "2 of 2 stacks done" in res.stderr and "2 of 2 stacks registered" not in res.stderr
+    assert "1 of 2 stacks registered" in res.stdout

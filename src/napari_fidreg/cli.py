@@ -256,8 +256,8 @@ class Reporter:
             return
         if tick.stage == self.COUNT:
             self._count = f"[{tick.done}/{tick.total}] "
-            if not self.tty:
-                _tell(f"{tick.done} of {tick.total} {self.COUNT}\n")
+            if not self.tty:  # done, not "registered": a stack that failed counts too (the last line says)
+                _tell(f"{tick.done} of {tick.total} stacks done\n")
             return
         label = tick.label
         if self.tty:
@@ -380,9 +380,8 @@ def _cmd_register(args) -> int:
                 _say(f"  wrote {', '.join(outcome.outputs)}")
         else:
             failures[0] += 1
-            err = (
-                outcome.error if outcome.error.startswith(str(outcome.moving)) else f"{outcome.moving}: {outcome.error}"
-            )
+            named = outcome.error.startswith((str(outcome.moving), str(field.reference)))  # names its file
+            err = outcome.error if named else f"{outcome.moving}: {outcome.error}"
             _tell(f"fidreg: error: {prefix}{err}\n")
 
     run_fields(

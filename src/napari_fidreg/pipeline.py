@@ -20,7 +20,7 @@ from .core.register import iter_register
 from .core.result import Registration
 from .core.warp import iter_warp
 from .outputs import STACK_FORMATS, result_name, result_paths, save_result_set
-from .preflight import outputs_are_not_inputs
+from .preflight import naming_files, outputs_are_not_inputs
 
 
 def register_files(
@@ -187,8 +187,7 @@ def _naming_files(reference: Path, moving: Path) -> Iterator[None]:
     try:
         yield
     except FidregError as exc:
-        text = str(exc)
-        for label, path in (("reference", reference), ("moving", moving)):
-            if text.startswith(f"{label}:") or text.startswith(f"{label} "):
-                raise FidregError(f"{path} ({label}){text[len(label) :]}") from None
+        text = naming_files(str(exc), reference, moving)
+        if text != str(exc):
+            raise FidregError(text) from None
         raise

@@ -7,6 +7,7 @@ found before minutes of work rather than after; inputs are never written.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +19,22 @@ from .core.register import iter_register
 
 
 def check_out_dir(out: Path) -> None:
-    """``out`` is (or can be made) a folder this process can write into."""
+    """``out`` is (or can be made) a folder this process can write into: a temporary folder is
+    made and removed where ``out`` would go (permissions alone do not tell: /proc, a read-only
+    mount, an ACL)."""
     if out.exists() and not out.is_dir():
         raise FidregError(f"--out {out} is a file, not a folder: choose a folder for the results")
     existing = next((p for p in [out, *out.parents] if p.exists()), None)
     if existing is not None and not existing.is_dir():
         raise FidregError(f"--out {out}: {existing} is a file, so no folder can be made there")
-    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
-        raise FidregError(f"--out {out}: cannot write into {existing} (permission denied)")
+    if existing is None:
+        return
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".fidreg-probe-", dir=existing))
+    except PermissionError:
+        raise FidregError(f"--out {out}: cannot write into {existing} (permission denied)") from None
+    except OSError as exc:
+        raise FidregError(f"--out {out}: cannot make a folder in {existing} ({exc.strerror or exc})") from None
 
 
 def check_output_file(out: Path, inputs: list[Path]) -> None:
@@ -72,10 +81,20 @@ def check_params_fit(reference: Path, movings: list[Path], params: Params, subvo
             messages.append(str(exc))
         else:
             return
+    if len(movings) == 1 and messages:
+        raise FidregError(naming_files(messages[0], reference, movings[0]))
     if messages and len(set(messages)) == 1:
-        raise FidregError(f"{messages[0]} (for every moving stack)")
+        raise FidregError(f"{naming_files(messages[0], reference, None)} (for every moving stack)")
     if messages:
         raise FidregError(f"the parameters fit none of the moving stacks: {messages[0]}, ...")
+
+
+def naming_files(text: str, reference: Path, moving: Path | None) -> str:
+    """An engine's message about 'the reference' or 'the moving' stack, naming its file."""
+    for label, path in (("reference", reference), ("moving", moving)):
+        if path is not None and (text.startswith(f"{label}:") or text.startswith(f"{label} ")):
+            return f"{path} ({label}){text[len(label) :]}"
+    return text
 
 
 def _stand_in(shape, dtype) -> np.ndarray:

@@ -81,14 +81,9 @@ def read_stack(path: str | Path, *, lazy: bool = False, series: int | None = Non
         Missing, empty, non-TIFF or corrupt file, not a 2D or 3D image, or no such series.
     """
     path = Path(path)
-    if not path.exists():
-        raise FidregError(f"{path}: no such file")
-    if path.is_dir():
-        if is_zarr(path):
-            return _read_zarr(path, rounds)
-        raise FidregError(f"{path}: is a folder, neither a TIFF file nor a Zarr store")
-    if path.stat().st_size == 0:
-        raise FidregError(f"{path}: file is empty")
+    if path.is_dir() and is_zarr(path):
+        return _read_zarr(path, rounds)
+    _check_exists(path)
     with open(path, "rb") as fh:
         magic = fh.read(4)
     if magic[:2] not in (b"II", b"MM"):
@@ -168,8 +163,7 @@ def stack_header(path: str | Path, *, series: int | None = None) -> tuple[tuple[
     if path.is_dir() and is_zarr(path):
         data = _read_zarr(path).data
         return tuple(data.shape), np.dtype(data.dtype)
-    if not path.is_file() or path.stat().st_size == 0:
-        raise FidregError(f"{path}: no such file, or empty")
+    _check_exists(path)
     try:
         with tifffile.TiffFile(path) as tif:
             s = tif.series[series or 0]
@@ -181,6 +175,16 @@ def stack_header(path: str | Path, *, series: int | None = None) -> tuple[tuple[
         raise
     except Exception as exc:
         raise FidregError(f"{path}: cannot read TIFF ({type(exc).__name__}: {exc})") from None
+
+
+def _check_exists(path: Path) -> None:
+    """A file that is there and not empty (a Zarr store is checked by its reader)."""
+    if not path.exists():
+        raise FidregError(f"{path}: no such file")
+    if path.is_dir():
+        raise FidregError(f"{path}: is a folder, neither a TIFF file nor a Zarr store")
+    if path.stat().st_size == 0:
+        raise FidregError(f"{path}: file is empty")
 
 
 def _check_one_sample(series, path: Path) -> None:
