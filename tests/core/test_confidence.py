@@ -174,3 +174,17 @@ def test_uncertainty_widens_few_estimates_and_keeps_a_floor():
     np.testing.assert_allclose(uncertainty(parts[:1], np.array([0.3, 0.0, 0.4]), 40), np.hypot([0.3, 0, 0.4], FLOOR_PX))
     np.testing.assert_allclose(floor(4), THIN_FLOOR)
     np.testing.assert_allclose(floor(1), (0.0, FLOOR_PX, FLOOR_PX))
+
+
+def test_a_y_x_shift_zero_within_its_uncertainty_is_said_with_its_numbers():
+    from napari_fidreg.core.confidence import _zero_yx
+
+    assert _zero_yx(np.array([0.0, 0.0]), np.array([0.1, 0.1])) == "the shift is zero in y/x"
+    said = _zero_yx(np.array([0.002, 0.345]), np.array([0.6, 0.75]))
+    assert said == "the y/x shift (+0.002, +0.345) px is zero within its uncertainty (±0.75 px)"
+    flat = fiducial_pair((1, 168, 145), (0.0, 0.0, 0.0), seed=5)  # a single image that did not move
+    reg = register(flat.reference, flat.moving)
+    notes = [w for w in reg.warnings if "camera's fixed pattern" in w]
+    dy, dx = reg.global_shift[1:]
+    assert notes and notes[0].startswith(f"the y/x shift ({dy:+.3f}, {dx:+.3f}) px is zero within its uncertainty")
+    assert "a single plane is too few" in notes[0] and "1 planes" not in notes[0]

@@ -127,8 +127,9 @@ def assess(
         unrefined = first.estimate.shift if first.valid else j.shifts[best]
     parts = j.shifts[j.inlier] if j.inlier.sum() >= 2 else q_shifts[q_agree]
     u = uncertainty(parts, j.shifts[best] - unrefined, nz)
-    if np.all(np.abs(shift[1:]) <= np.maximum(ZERO_PX, 3 * u[1:])):
-        camera = camera_pattern(pair, candidates[best], at, nz)
+    bound = np.maximum(ZERO_PX, 3 * u[1:])
+    if np.all(np.abs(shift[1:]) <= bound):
+        camera = camera_pattern(pair, candidates[best], at, nz, _zero_yx(shift[1:], bound))
         if camera:
             return Verdict(False, None, [camera])
     return Verdict(True, u, [])
@@ -144,11 +145,20 @@ def quadrants(box: Box) -> list[Box]:
     return [(z, a, b) for a in halves[0] for b in halves[1]]
 
 
-def camera_pattern(pair: Pair, box: Box, at: np.ndarray, nz: int) -> str | None:
-    """A note when a shift of zero in y/x may be the camera's fixed pattern, else None."""
+def _zero_yx(shift_yx, bound) -> str:
+    """What "a zero shift in y/x" means here, with the numbers: within its uncertainty of zero."""
+    dy, dx = (float(v) for v in shift_yx)
+    if max(abs(dy), abs(dx)) < 0.0005:
+        return "the shift is zero in y/x"
+    return f"the y/x shift ({dy:+.3f}, {dx:+.3f}) px is zero within its uncertainty (±{float(max(bound)):.2f} px)"
+
+
+def camera_pattern(pair: Pair, box: Box, at: np.ndarray, nz: int, zero: str = "the shift is zero in y/x") -> str | None:
+    """A note when a shift of zero in y/x (``zero`` says how) may be the camera's fixed pattern, else None."""
     if nz < 2 * MIN_Z_APART:
+        planes = "a single plane is" if nz == 1 else f"{nz} planes are"
         return (
-            f"the shift is zero in y/x, and {nz} planes are too few to tell the sample's fiducials from the "
+            f"{zero}, and {planes} too few to tell the sample's fiducials from the "
             "camera's fixed pattern (faint hot pixels, fixed-pattern noise: the same in every plane): the shift is "
             "not confident; check it by eye"
         )
@@ -160,7 +170,7 @@ def camera_pattern(pair: Pair, box: Box, at: np.ndarray, nz: int) -> str | None:
     # the sharpness decides: the camera's share of the correlation is small (score ~0.01)
     if m.valid and m.estimate.sharpness >= pair.params.min_sharpness and np.all(np.abs(m.estimate.shift[1:]) <= 1):
         return (
-            f"the shift is zero in y/x, and the match remains with the stacks {apart} planes apart in z, where the "
+            f"{zero}, and the match remains with the stacks {apart} planes apart in z, where the "
             "sample's fiducials no longer overlap: it is the camera's fixed pattern (faint hot pixels?), not the "
             "sample's; the shift is not confident"
         )
