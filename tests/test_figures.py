@@ -171,3 +171,22 @@ def test_the_block_map_of_a_global_only_run_says_so():
     p = cached_pair((32, 256, 256), (1.2, -3.4, 5.6), seed=2, empty=True)
     fig = block_map_figure(register(p.reference, p.moving))
     assert _texts(fig) == ["global shift only: no blocks"] and not fig.axes
+
+
+def test_a_single_image_has_its_xy_row_only_not_a_one_pixel_xz_sliver():
+    from PIL import Image
+
+    p = cached_pair((1, 168, 145), (0.0, -3.0, 4.0), seed=5)
+    reg = register(p.reference, p.moving)
+    proj = [projections(v) for v in (p.reference, p.moving, warp(p.moving, reg))]
+    assert proj[0]["xz"].shape[0] == 1
+    for planes in (("xy", "xz"), ("xy", "xz", "yz")):  # the PNG's rows and the dock's
+        panels = qc_panels(*proj, planes=planes)
+        assert panels.planes == ("xy",) and panels.heights == [168] and panels.mosaic.shape[0] == 168
+        assert panels.score_line().endswith("maximum projections: XY over z")
+        # scored on XY alone: the one-line XZ scored this corrected image below the uncorrected one
+        assert panels.score_after > panels.score_before + 0.05, (panels.score_before, panels.score_after)
+    img = Image.open(io.BytesIO(qc_png(*proj, title="one image")))
+    assert img.height == PNG_TOP + 168 * (PNG_WIDTH // panels.mosaic.shape[1]) + PNG_EDGE
+    stack = qc_panels(*result()[1], planes=("xy", "xz"))  # a stack keeps its XZ row
+    assert stack.planes == ("xy", "xz") and len(stack.heights) == 2

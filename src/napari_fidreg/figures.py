@@ -78,7 +78,11 @@ class QCPanels:
 
 
 def qc_panels(reference: dict, before: dict, after: dict, *, voxel_size=None, planes=("xy", "xz")) -> QCPanels:
-    """The panels of :func:`qc_figure` from :func:`napari_fidreg.core.qc.projections` dicts."""
+    """The panels of :func:`qc_figure` from :func:`napari_fidreg.core.qc.projections` dicts.
+
+    A single image (one plane) has its XY row only: its XZ and YZ projections are a line."""
+    if reference["xy"].ndim == 2 and reference["xz"].shape[0] == 1:
+        planes = ("xy",)
     mosaic, heights = _mosaic(reference, before, after, tuple(planes), _aspect(voxel_size))
     where = data_pixels(after)  # both scores on the pixels where the corrected stack has data
     return QCPanels(
