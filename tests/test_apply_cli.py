@@ -167,3 +167,36 @@ def test_blank_lines_of_a_table_are_no_spots_and_errors_keep_their_line_numbers(
     table.write_text("id,z,y,x\na,10,50,50\n\nb,x,1,2\n")
     res = fidreg("apply", shifts, table, "--out", tmp_path / "o2.csv")
     assert res.returncode == 2 and "line 4: column 'z' is not a number: 'x'" in res.stderr
+
+
+def test_every_channel_of_a_hyperstack_is_corrected_alike(registered, tmp_path):
+    import tifffile
+
+    from napari_fidreg.core import warp
+
+    d, out, pair = registered
+    channels = np.stack([pair.moving, pair.moving // 2, (pair.moving // 3)])  # (c, z, y, x)
+    src = tmp_path / "H2R2_all.tif"  # the round's channels in one ImageJ hyperstack, as Fiji saves them
+    tifffile.imwrite(src, np.moveaxis(channels, 0, 1), imagej=True, metadata={"axes": "ZCYX"})
+    reg = Registration.load(out / "H2R2_beads.shifts.json")
+    res = fidreg("apply", out / "H2R2_beads.shifts.json", src, "--out", tmp_path / "o")
+    assert res.returncode == 0, res.stderr
+    written = tmp_path / "o" / "H2R2_all.registered.tif"
+    assert tifffile.TiffFile(written).series[0].axes == "ZCYX"
+    got = read_stack(written, channels=True)
+    assert got.data.shape == channels.shape and got.data.dtype == np.uint16
+    for c in range(3):
+        np.testing.assert_array_equal(got.data[c], warp(channels[c], reg))
+    np.testing.assert_allclose(got.voxel_size, (0.2, 0.1, 0.1), rtol=1e-6)  # the registration's
+    # by round from a results folder: the reference round's channels are written unchanged
+    ref_round = tmp_path / "H11R11_all.tif"
+    tifffile.imwrite(ref_round, np.moveaxis(channels, 0, 1), imagej=True, metadata={"axes": "ZCYX"})
+    res = fidreg("apply", out, ref_round, src, "--out", tmp_path / "r")
+    assert res.returncode == 0, res.stderr
+    np.testing.assert_array_equal(
+        read_stack(tmp_path / "r" / "H11R11_all.registered.tif", channels=True).data, channels
+    )
+    np.testing.assert_array_equal(read_stack(tmp_path / "r" / "H2R2_all.registered.tif", channels=True).data, got.data)
+    # and registering the hyperstack as a fiducial stack says what to do
+    res = fidreg("register", d / "H11R11_beads.tif", src, "--out", tmp_path / "x")
+    assert res.returncode == 2 and "holds 3 channels (ZCYX): register its fiducial channel" in res.stderr

@@ -1,7 +1,9 @@
 """npe2 reader: fiducial TIFF stacks as image layers with their voxel size as scale.
 
 A file of rounds (a 4D (round, z, y, x) TIFF hyperstack or Zarr array) opens as one 4D
-layer, its rounds under napari's first slider, scale (1, z, y, x).
+layer, its rounds under napari's first slider, scale (1, z, y, x). A TIFF of channels (an
+ImageJ ZCYX or OME CZYX hyperstack) opens as one (z, y, x) layer per channel, so that its
+fiducial channel can be registered and the others corrected alike.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .core.errors import FidregError
-from .core.io import TIFF_SUFFIXES, ZARR_SUFFIXES, is_rounds_file, read_stack
+from .core.io import TIFF_SUFFIXES, ZARR_SUFFIXES, channel_count, is_rounds_file, read_stack
 
 SUFFIXES = TIFF_SUFFIXES + ZARR_SUFFIXES
 
@@ -36,6 +38,15 @@ def read_stacks(path):
     paths = path if isinstance(path, list) else [path]
     layers = []
     for p in paths:
+        if channel_count(p) > 1:  # a hyperstack of channels: one (z, y, x) layer per channel
+            stack = read_stack(Path(p), channels=True)
+            for c, data in enumerate(stack.data):
+                meta = {"name": f"{stack.name} [channel {c}]",
+                        "metadata": {"path": str(stack.path), "voxel_size_um": stack.voxel_size, "channel": c}}  # fmt: skip
+                if stack.voxel_size is not None:
+                    meta["scale"] = tuple(stack.voxel_size)
+                layers.append((data, meta, "image"))
+            continue
         rounds = is_rounds_file(p)
         stack = read_stack(Path(p), rounds=rounds)
         meta = {"name": stack.name, "metadata": {"path": str(stack.path), "voxel_size_um": stack.voxel_size}}

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .core.errors import FidregError
-from .core.io import read_stack, stem
+from .core.io import channel_count, read_stack, stem
 from .core.points import map_points
 from .core.progress import ProgressFn, drain
 from .core.result import Registration
@@ -179,6 +179,8 @@ def apply_to_file(
             except FidregError as exc:
                 raise FidregError(f"{path}: {exc}") from None
         return atomic_write_text(target, text)
+    if channel_count(path) > 1:
+        return _apply_to_channels(path, target, reg, use_blocks=use_blocks, progress=progress, warn=warn)
     stack = read_stack(path)
     data = stack.data
     if reg is not None:
@@ -193,6 +195,28 @@ def apply_to_file(
         data = drain(gen, (lambda t: progress(t.about(path.name))) if progress else None)
     voxel = stack.voxel_size or (reg.voxel_size if reg is not None else None)
     return write_stack(target, data[0] if stack.ndim == 2 else data, voxel_size=voxel)
+
+
+def _apply_to_channels(path: Path, target: Path, reg: Registration | None, *, use_blocks, progress, warn) -> Path:
+    """Every channel of a hyperstack (ImageJ ZCYX, OME CZYX...) corrected alike, written as
+    an ImageJ ZCYX hyperstack (the reference round's unchanged)."""
+    stack = read_stack(path, channels=True)  # (channel, z, y, x), in memory
+    data = stack.data
+    if reg is not None:
+        if data.shape[1] == 1 and reg.moving_shape[0] > 1:  # channels of single images
+            reg = reg.in_plane()
+            if warn is not None:
+                warn(f"{path} holds single images: {reg.warnings[-1]}")
+        elif data.shape[1:] != tuple(reg.moving_shape) and warn is not None:
+            warn(f"{path} has channels of shape {data.shape[1:]}, the registered stack had {tuple(reg.moving_shape)}")
+        out = np.empty_like(data)
+        for c in range(data.shape[0]):
+            gen = iter_warp(data[c], reg, output_shape=data.shape[1:], use_blocks=use_blocks)
+            name = f"{path.name} channel {c + 1}/{data.shape[0]}"
+            out[c] = drain(gen, (lambda t, name=name: progress(t.about(name))) if progress else None)
+        data = out
+    voxel = stack.voxel_size or (reg.voxel_size if reg is not None else None)
+    return write_stack(target, data, voxel_size=voxel, channels=True)
 
 
 # -- localization tables --------------------------------------------------------------

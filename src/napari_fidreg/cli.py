@@ -117,7 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(each file then gets its round's registration, matched by name)",
     )
     app.add_argument(
-        "files", nargs="+", type=Path, metavar="FILE", help="stacks (TIFF/Zarr) or localization tables (.csv/.tsv)"
+        "files",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="stacks (TIFF/Zarr; a hyperstack of channels: every channel) or localization tables (.csv/.tsv)",
     )
     app.add_argument(
         "--out", type=Path, required=True,

@@ -56,7 +56,9 @@ def stem_of_name(name: str) -> str:
     return name
 
 
-def read_stack(path: str | Path, *, lazy: bool = False, series: int | None = None, rounds: bool = False) -> Stack:
+def read_stack(
+    path: str | Path, *, lazy: bool = False, series: int | None = None, rounds: bool = False, channels: bool = False
+) -> Stack:
     """Read a TIFF/OME-TIFF stack (or a single image) or a Zarr store, and its voxel size.
 
     Parameters
@@ -74,6 +76,9 @@ def read_stack(path: str | Path, *, lazy: bool = False, series: int | None = Non
     rounds : bool
         Read a file of rounds: a 4D (round, z, y, x) array (an ImageJ TZYX hyperstack,
         a 4D Zarr array), ``ndim`` 4. Without it a 4D file is refused.
+    channels : bool
+        Read a TIFF of channels (:func:`channel_count` > 1: an ImageJ ZCYX hyperstack, an
+        OME-TIFF CZYX...) as a 4D (channel, z, y, x) array, ``ndim`` 4, in memory.
 
     Raises
     ------
@@ -101,14 +106,17 @@ def read_stack(path: str | Path, *, lazy: bool = False, series: int | None = Non
                 notes.append(f"{path.name} holds {n_series} image series; series 0 was read (choose with --series)")
             _check_one_sample(tif.series[index], path)
             voxel = _voxel_size(tif)
-            other = [a for a, n in zip(tif.series[index].axes, tif.series[index].shape) if a in _NOT_Z and n > 1]
-            if other and not rounds:
+            tif_axes = tif.series[index].axes
+            other = [a for a, n in zip(tif_axes, tif.series[index].shape) if a in _NOT_Z and n > 1]
+            if channels and _channels_in(tif_axes, tif.series[index].shape) < 2:
+                raise FidregError(f"{path}: not a file of channels (its axes are {tif_axes})")
+            if other and not rounds and not channels and set(other) != {"C"}:
                 notes.append(
                     f"{path.name}: its pages are {', '.join(_NOT_Z[a] for a in other)} according to the file, "
                     "and were registered as z planes (split such a file into one stack per round or channel)"
                 )
             compressed = any(p.compression != 1 for p in tif.series[index].pages[:1])
-            if lazy and index == 0 and not compressed:
+            if lazy and index == 0 and not compressed and not channels:
                 data = _lazy(path, tif)
             else:
                 data = tif.series[index].asarray(maxworkers=os.cpu_count() or 1)
@@ -118,6 +126,11 @@ def read_stack(path: str | Path, *, lazy: bool = False, series: int | None = Non
         raise
     except Exception as exc:  # tifffile and the codecs raise many types for damaged files
         raise FidregError(f"{path}: cannot read TIFF ({type(exc).__name__}: {exc})") from None
+    if channels:
+        data = _channels_first(np.asarray(data), tif_axes, str(path))
+        return Stack(data=data, voxel_size=voxel, name=stem(path), path=path, ndim=4, notes=notes)
+    if not rounds:
+        _refuse_channels(tif_axes, data.shape, path)
     if rounds:
         return Stack(data=as_rounds(data, str(path)), voxel_size=voxel, name=stem(path), path=path, ndim=4, notes=notes)
     ndim = _image_ndim(data)
@@ -136,6 +149,46 @@ def as_rounds(data, name: str):
     return data
 
 
+def _channels_in(axes: str, shape) -> int:
+    """How many channels a TIFF series of ``axes`` and ``shape`` holds (1: none to speak of)."""
+    return int(shape[axes.index("C")]) if "C" in axes else 1
+
+
+def _channels_first(data: np.ndarray, axes: str, name: str) -> np.ndarray:
+    """A series' array as (channel, z, y, x): singleton axes dropped, a lone plane a z of 1."""
+    keep = [i for i, (a, n) in enumerate(zip(axes, data.shape)) if n > 1 or a in "CZYX"]
+    kept = "".join(axes[i] for i in keep)
+    data = data.reshape([data.shape[i] for i in keep])
+    if "Z" not in kept:
+        data, kept = data[..., None, :, :], kept[:-2] + "ZYX"
+    if sorted(kept) != sorted("CZYX"):
+        raise FidregError(f"{name}: expected channels of (z, y, x) stacks, got axes {axes} of shape {data.shape}")
+    return np.transpose(data, [kept.index(a) for a in "CZYX"])
+
+
+def _refuse_channels(axes: str, shape, path: Path) -> None:
+    """A file of several channels is no fiducial stack: say what to do with it."""
+    n = _channels_in(axes, shape)
+    if n > 1:
+        raise FidregError(
+            f"{path}: holds {n} channels ({axes}): register its fiducial channel as a stack of its own "
+            "(Fiji: Image > Color > Split Channels); 'fidreg apply' corrects every channel of such a file"
+        )
+
+
+def channel_count(path: str | Path) -> int:
+    """How many channels a TIFF holds by its own axes (an ImageJ or OME hyperstack), from its
+    header; 1 for a plain stack, a Zarr store or an unreadable file."""
+    p = Path(path)
+    if not p.is_file():
+        return 1
+    try:
+        with tifffile.TiffFile(p) as tif:
+            return _channels_in(tif.series[0].axes, tif.series[0].shape)
+    except Exception:
+        return 1  # read_stack says what is wrong with it
+
+
 def is_rounds_file(path: str | Path) -> bool:
     """Whether a file holds a 4D (round, z, y, x) array (singleton axes aside), from its header."""
     p = Path(path)
@@ -149,7 +202,7 @@ def is_rounds_file(path: str | Path) -> bool:
         shape, _ = stack_header(path)
     except FidregError:
         return False
-    return len([n for n in shape if n > 1]) == 4
+    return len([n for n in shape if n > 1]) == 4 and channel_count(path) == 1  # channels are no rounds
 
 
 def _image_ndim(data) -> int:
@@ -168,6 +221,7 @@ def stack_header(path: str | Path, *, series: int | None = None) -> tuple[tuple[
         with tifffile.TiffFile(path) as tif:
             s = tif.series[series or 0]
             _check_one_sample(s, path)
+            _refuse_channels(s.axes, s.shape, path)
             if not series:
                 _check_complete(tif, path, s.shape)
             return tuple(s.shape), np.dtype(s.dtype)

@@ -93,15 +93,15 @@ def _disk_full(path: Path, exc: OSError) -> FidregError:
 
 def _tiff_kwargs(shape, dtype, voxel_size, nbytes: int) -> dict:
     """tifffile options: ImageJ hyperstack with voxel size (µm) for the types ImageJ
-    reads (uint8, uint16, float32), a plain (Big)TIFF otherwise; axes ZYX, or YX for
-    a single image."""
-    axes = "ZYX" if len(shape) == 3 else "YX"
+    reads (uint8, uint16, float32), a plain (Big)TIFF otherwise; axes ZYX, YX for a
+    single image, ZCYX (ImageJ's order) for channels."""
+    axes = {2: "YX", 3: "ZYX", 4: "ZCYX"}[len(shape)]
     if np.dtype(dtype) in (np.uint8, np.uint16, np.float32):
         meta: dict = {"axes": axes}
         kwargs: dict = {"imagej": True, "metadata": meta}
         if voxel_size is not None:
             sz, sy, sx = (float(v) for v in voxel_size)
-            if axes == "ZYX":
+            if "Z" in axes:
                 meta.update(spacing=sz)
             meta.update(unit="um")
             kwargs["resolution"] = (1.0 / sy, 1.0 / sx)
@@ -109,17 +109,24 @@ def _tiff_kwargs(shape, dtype, voxel_size, nbytes: int) -> dict:
     return {"metadata": {"axes": axes}, "bigtiff": nbytes > 3_900_000_000}
 
 
-def write_stack(path: str | Path, data: np.ndarray, *, voxel_size=None, compress: bool = False) -> Path:
+def write_stack(
+    path: str | Path, data: np.ndarray, *, voxel_size=None, compress: bool = False, channels: bool = False
+) -> Path:
     """Write a (z, y, x) stack, or a (y, x) image, as an ImageJ-compatible TIFF, atomically.
 
     The voxel size (µm) goes into the ImageJ metadata (spacing, resolution,
-    unit) so that Fiji, napari and this package read it back.
+    unit) so that Fiji, napari and this package read it back. With ``channels``,
+    ``data`` is (channel, z, y, x), written as an ImageJ ZCYX hyperstack.
     """
     path = Path(path)
     data = np.asarray(data)
     if data.dtype.kind not in "uif" or data.dtype.itemsize > 8:
         raise FidregError(f"{path}: cannot write data of type {data.dtype} as TIFF")
-    if data.ndim not in (2, 3):
+    if channels:
+        if data.ndim != 4:
+            raise FidregError(f"{path}: channels are a 4D (channel, z, y, x) array, not of shape {data.shape}")
+        data = np.moveaxis(data, 0, 1)  # ImageJ's order: z, then channel
+    elif data.ndim not in (2, 3):
         raise FidregError(f"{path}: can write a 3D stack or a 2D image, not an array of shape {data.shape}")
     kwargs = _tiff_kwargs(data.shape, data.dtype, voxel_size, data.nbytes)
     kwargs["photometric"] = "minisblack"
