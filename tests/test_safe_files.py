@@ -4,6 +4,7 @@ real ``fidreg`` command in a subprocess."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import resource
@@ -379,3 +380,25 @@ def test_out_of_memory_names_the_stage_and_the_option_that_helps():
     with pytest.raises(FidregError, match=r"out of memory while drawing the QC image \(try --no-qc\)"):
         with _out_of_memory_hint("drawing the QC image", "--no-qc"):
             raise MemoryError
+
+
+def test_ctrl_c_in_a_batch_leaves_a_drift_table_with_a_row_for_every_result_set(tmp_path):
+    base = cached_pair((30, 160, 160), (0, 0, 0), seed=71)
+    ref = write_stack(tmp_path / "H0_ref.tif", base.reference)
+    for i in range(1, 13):
+        write_stack(tmp_path / f"H{i}_beads.tif", np.roll(base.moving, i % 4, axis=2))
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "napari_fidreg.cli", "register", str(ref), str(tmp_path), "--out", str(out)],
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    for line in proc.stderr:
+        if "stacks done" in line:  # small stacks: two at a time, one more is running now
+            proc.send_signal(signal.SIGINT)
+            break
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (proc.returncode, stdout, stderr)
+    done = sorted(p.name.removesuffix(".shifts.json") for p in out.glob("*.shifts.json"))
+    with open(out / "drift.csv", newline="") as f:
+        rows = sorted(r["moving"] for r in csv.DictReader(f))
+    assert 1 <= len(done) < 12 and rows == done, (rows, done)

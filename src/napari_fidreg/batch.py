@@ -18,6 +18,7 @@ uses an existing dask.distributed scheduler (the workers must see the same file 
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import glob
 import math
@@ -286,6 +287,8 @@ def _run_threads(args, n: int, progress: ProgressFn, finished) -> None:
             progress(tick)
 
     pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="fidreg-stack")
+    futures: dict = {}
+    reported: set = set()
     try:
         futures = {
             pool.submit(register_task, job, p, {**o, "progress": job.said(said)}): k
@@ -293,11 +296,18 @@ def _run_threads(args, n: int, progress: ProgressFn, finished) -> None:
         }
         for future in as_completed(futures):
             with lock:
+                reported.add(future)
                 finished(futures[future], future.result())
     finally:
         # on Ctrl-C (or an error in ``finished``) the stacks not yet started are dropped: only
         # those running finish, instead of the whole queue
         pool.shutdown(wait=True, cancel_futures=True)
+        # and those are reported too: their result sets are written, so the drift table gets
+        # their rows (after a Ctrl-C it lagged behind the result sets on disk)
+        for future, k in futures.items():
+            if future not in reported and future.done() and not future.cancelled():
+                with lock, contextlib.suppress(Exception):
+                    finished(k, future.result())
 
 
 def _run_distributed(args, scheduler: str, workers: int, finished) -> None:
