@@ -202,6 +202,12 @@ def test_two_stacks_whose_results_would_share_names_are_refused_before_any_work(
         jobs = [Job(ref, movs[0], tmp_path / "a"), Job(ref, movs[0].parent / ".." / movs[0].parent.name / movs[0].name,
                 tmp_path / "a"), Job(ref, twin, tmp_path / "b")]  # fmt: skip
         batch.refuse_name_clashes(jobs)
+        if not batch._CASELESS:  # names that differ in case only are two files here
+            upper = write_stack(movs[0].parent / "h1_BEADS.tif", read_stack(movs[1]).data)
+            try:
+                batch.refuse_name_clashes([Job(ref, movs[0], tmp_path / "c"), Job(ref, upper, tmp_path / "c")])
+            finally:
+                upper.unlink()
     finally:
         tiff.unlink()
 

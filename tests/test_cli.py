@@ -248,6 +248,14 @@ def test_voxel_sizes_that_differ_between_the_files_are_warned_about(tmp_path):
     assert reg.voxel_size == (0.2, 0.15, 0.15) and any(w.startswith(note) for w in reg.warnings)
     saved = Registration.load(tmp_path / "o" / "other.shifts.json")
     assert any(w.startswith(note) for w in saved.warnings)
+    # not when the user gave the voxel size (it is the one used), nor for a z step alone (a file
+    # without one reads as 1.0)
+    reg, _ = register_files(ref, other, tmp_path / "g", voxel_size=(0.2, 0.15, 0.15), write_qc=False,
+                            write_stack_file=False)  # fmt: skip
+    assert not any("voxel sizes differ" in w for w in reg.warnings)
+    no_z = write_stack(tmp_path / "no_z.tif", pair.moving, voxel_size=(1.0, 0.15, 0.15))
+    reg, _ = register_files(ref, no_z, tmp_path / "z", write_qc=False, write_stack_file=False)
+    assert not any("voxel sizes differ" in w for w in reg.warnings)
 
 
 def test_errors_name_the_file_they_are_about_and_the_out_folder_is_tried_first(tmp_path, tiff_pair):

@@ -23,6 +23,7 @@ import fnmatch
 import glob
 import math
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -204,6 +205,9 @@ def run_batch(
     return results  # type: ignore[return-value]
 
 
+_CASELESS = sys.platform in ("darwin", "win32")
+
+
 def refuse_name_clashes(jobs: list[Job]) -> None:
     """Refuse, before any work, two moving stacks whose result sets would have the same names
     in the same folder (``fov2/H2R2.tif`` and ``fov3/H2R2.tif``, or ``a.tif`` and ``a.tiff``):
@@ -212,12 +216,14 @@ def refuse_name_clashes(jobs: list[Job]) -> None:
 
     seen: dict[tuple[str, str], Path] = {}
     for job in jobs:
-        key = (os.path.normcase(os.path.abspath(job.out_dir)), result_name(Path(job.moving)).casefold())
+        name = result_name(Path(job.moving))
+        # names that differ in case only clash where file names ignore it (macOS, Windows)
+        key = (os.path.normcase(os.path.realpath(job.out_dir)), name.casefold() if _CASELESS else name)
         first = seen.setdefault(key, Path(job.moving))
         if Path(first).resolve() != Path(job.moving).resolve():
             raise FidregError(
                 f"{first} and {job.moving} would both write their results as "
-                f"{result_name(Path(job.moving))}.* into {job.out_dir}: register them into different --out "
+                f"{name}.* into {job.out_dir}: register them into different --out "
                 "folders (one per field: --reference-round), or rename one"
             )
 

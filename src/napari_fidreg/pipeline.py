@@ -79,7 +79,8 @@ def register_files(
         _naming_files(reference, moving),
     ):
         reg = drain(gen, report)
-    reg.warnings[:0] = ref.notes + mov.notes + _voxel_sizes_differ(ref, mov)  # which series was read ...
+    differ = [] if voxel_size is not None else _voxel_sizes_differ(ref, mov)  # the user's size is the one used
+    reg.warnings[:0] = ref.notes + mov.notes + differ  # which series was read, ...
     if scanned.get("reference") is not None:
         ref_qc.update(reference=scanned["reference"], bin=scanned["bin"])
     b = scanned.get("bin") or display_bin(ref.data.shape)
@@ -160,10 +161,11 @@ def _read_series(path: Path, series: int | None) -> Stack:
 
 
 def _voxel_sizes_differ(ref: Stack, mov: Stack) -> list[str]:
-    """A warning when the two files' voxel sizes differ (by more than 1 %): another objective or
-    binning, whose pixel shifts do not mean what they say; the reference's size is the one used."""
+    """A warning when the two files' pixel sizes in y/x differ (by more than 1 %): another objective
+    or binning, whose pixel shifts do not mean what they say; the reference's size is the one used."""
     a, b = ref.voxel_size, mov.voxel_size
-    if a is None or b is None or all(abs(x - y) <= 0.01 * max(abs(x), abs(y)) for x, y in zip(a, b)):
+    # y/x only: a file without a z step reads as 1.0 (OME without PhysicalSizeZ, ImageJ without spacing)
+    if a is None or b is None or all(abs(x - y) <= 0.01 * max(abs(x), abs(y)) for x, y in zip(a[1:], b[1:])):
         return []
     sizes = [", ".join(f"{x:g}" for x in v) for v in (a, b)]
     return [

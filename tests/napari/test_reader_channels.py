@@ -69,3 +69,16 @@ def test_the_reader_opens_a_layer_per_channel(make_napari_viewer, channels_tiff)
         assert layer.ndim == 3 and layer.metadata["channel"] == c
         np.testing.assert_array_equal(np.asarray(layer.data), data[c])
         np.testing.assert_allclose(layer.scale, VOXEL, rtol=1e-6)
+
+
+def test_a_z_stack_written_with_imagej_and_no_axes_is_planes_not_channels(make_napari_viewer, tmp_path):
+    """tifffile.imwrite(path, zyx, imagej=True) records ImageJ channels (axes CYX): still a z stack."""
+    zyx = np.random.default_rng(3).integers(0, 4000, size=(24, 32, 40), dtype=np.uint16)
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, zyx, imagej=True)
+    assert tifffile.TiffFile(path).series[0].axes == "CYX" and channel_count(path) == 1
+    stack = read_stack(path)
+    np.testing.assert_array_equal(stack.data, zyx)
+    assert "registered as z planes" in stack.notes[0]
+    layers = make_napari_viewer().open(str(path), plugin="napari-fidreg")
+    assert len(layers) == 1 and layers[0].data.shape == (24, 32, 40)

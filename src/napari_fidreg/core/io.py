@@ -110,7 +110,7 @@ def read_stack(
             other = [a for a, n in zip(tif_axes, tif.series[index].shape) if a in _NOT_Z and n > 1]
             if channels and _channels_in(tif_axes, tif.series[index].shape) < 2:
                 raise FidregError(f"{path}: not a file of channels (its axes are {tif_axes})")
-            if other and not rounds and not channels and set(other) != {"C"}:
+            if other and not rounds and not channels:
                 notes.append(
                     f"{path.name}: its pages are {', '.join(_NOT_Z[a] for a in other)} according to the file, "
                     "and were registered as z planes (split such a file into one stack per round or channel)"
@@ -150,8 +150,10 @@ def as_rounds(data, name: str):
 
 
 def _channels_in(axes: str, shape) -> int:
-    """How many channels a TIFF series of ``axes`` and ``shape`` holds (1: none to speak of)."""
-    return int(shape[axes.index("C")]) if "C" in axes else 1
+    """How many channels of z stacks a TIFF series of ``axes`` and ``shape`` holds (1: none to
+    speak of). Channels without a z axis (CYX) are read as planes, with a note: tifffile
+    writes a plain z stack given ``imagej=True`` and no axes as ImageJ channels."""
+    return int(shape[axes.index("C")]) if "C" in axes and "Z" in axes else 1
 
 
 def _channels_first(data: np.ndarray, axes: str, name: str) -> np.ndarray:
