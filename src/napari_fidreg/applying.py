@@ -184,17 +184,23 @@ def apply_to_file(
     stack = read_stack(path)
     data = stack.data
     if reg is not None:
-        single = data.shape[0] == 1 and reg.moving_shape[0] > 1
-        if single:  # an image (a projection) of a round registered as stacks
-            reg = reg.in_plane()
-            if warn is not None:
-                warn(f"{path} is a single image: {reg.warnings[-1]}")
-        elif data.shape != tuple(reg.moving_shape) and warn is not None:
-            warn(f"{path} has shape {data.shape}, the registered stack had {tuple(reg.moving_shape)}")
+        reg = _fitted(reg, data.shape, warn, single=f"{path} is a single image", other=f"{path} has shape")
         gen = iter_warp(data, reg, output_shape=data.shape, use_blocks=use_blocks)
         data = drain(gen, (lambda t: progress(t.about(path.name))) if progress else None)
     voxel = stack.voxel_size or (reg.voxel_size if reg is not None else None)
     return write_stack(target, data[0] if stack.ndim == 2 else data, voxel_size=voxel)
+
+
+def _fitted(reg: Registration, shape, warn, *, single: str, other: str) -> Registration:
+    """``reg`` for a stack of ``shape`` (z, y, x): in the (y, x) plane for a single image (a
+    projection) of a round registered as stacks; ``warn`` told either way when the shapes differ."""
+    if shape[0] == 1 and reg.moving_shape[0] > 1:
+        reg = reg.in_plane()
+        if warn is not None:
+            warn(f"{single}: {reg.warnings[-1]}")
+    elif tuple(shape) != tuple(reg.moving_shape) and warn is not None:
+        warn(f"{other} {tuple(shape)}, the registered stack had {tuple(reg.moving_shape)}")
+    return reg
 
 
 def _apply_to_channels(path: Path, target: Path, reg: Registration | None, *, use_blocks, progress, warn) -> Path:
@@ -203,12 +209,8 @@ def _apply_to_channels(path: Path, target: Path, reg: Registration | None, *, us
     stack = read_stack(path, channels=True)  # (channel, z, y, x), in memory
     data = stack.data
     if reg is not None:
-        if data.shape[1] == 1 and reg.moving_shape[0] > 1:  # channels of single images
-            reg = reg.in_plane()
-            if warn is not None:
-                warn(f"{path} holds single images: {reg.warnings[-1]}")
-        elif data.shape[1:] != tuple(reg.moving_shape) and warn is not None:
-            warn(f"{path} has channels of shape {data.shape[1:]}, the registered stack had {tuple(reg.moving_shape)}")
+        reg = _fitted(reg, data.shape[1:], warn, single=f"{path} holds single images",
+                      other=f"{path} has channels of shape")  # fmt: skip
         out = np.empty_like(data)
         for c in range(data.shape[0]):
             gen = iter_warp(data[c], reg, output_shape=data.shape[1:], use_blocks=use_blocks)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .core.block_grid import BY_HAND
-from .core.qc import alignment_score, data_pixels, overlay_rgb, stretch
+from .core.qc import alignment_score, data_pixels, overlay_rgb, single_plane, stretch
 
 QC_COLUMNS = ("reference", "moving (before)", "moving (after)", "overlay before", "overlay after")
 # row names short and level, so that a flat XZ or YZ row holds its name; the title says what they are
@@ -81,7 +81,7 @@ def qc_panels(reference: dict, before: dict, after: dict, *, voxel_size=None, pl
     """The panels of :func:`qc_figure` from :func:`napari_fidreg.core.qc.projections` dicts.
 
     A single image (one plane) has its XY row only: its XZ and YZ projections are a line."""
-    if reference["xy"].ndim == 2 and reference["xz"].shape[0] == 1:
+    if single_plane(reference):
         planes = ("xy",)
     mosaic, heights = _mosaic(reference, before, after, tuple(planes), _aspect(voxel_size))
     where = data_pixels(after)  # both scores on the pixels where the corrected stack has data

@@ -177,7 +177,7 @@ def alignment_score(reference, image, *, where: dict | None = None, **kwargs) ->
     scores = []
     # a single image: its XZ "projection" is one line, the brightest pixel of each column, whose
     # correlation says nothing of the alignment (a well-corrected image scored 0.57 -> 0.36)
-    keys = ("xy",) if pr["xz"].shape[0] == 1 or pi["xz"].shape[0] == 1 else ("xy", "xz")
+    keys = ("xy",) if single_plane(pr) or single_plane(pi) else ("xy", "xz")
     for key in keys:
         a, b = pr[key], pi[key]
         shape = tuple(min(x, y) for x, y in zip(a.shape, b.shape))
@@ -188,6 +188,11 @@ def alignment_score(reference, image, *, where: dict | None = None, **kwargs) ->
             a, b = a[keep], b[keep]
         scores.append(ncc(a, b))
     return float(np.mean(scores))
+
+
+def single_plane(proj: dict) -> bool:
+    """Whether :func:`projections` ``proj`` are of a single image: its XZ projection is one line."""
+    return proj["xz"].shape[0] == 1
 
 
 def data_pixels(corrected: dict) -> dict | None:
