@@ -34,6 +34,7 @@ import pickle
 import platform
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -157,22 +158,30 @@ def timed(fn, repeats):
 # A small launcher runs the CLI and reports its child's peak RSS. Measuring from this
 # process would be wrong: subprocess forks with vfork, and the child's high-water mark then
 # includes this (multi-GiB) process's resident pages until the exec.
-_LAUNCHER = (
-    "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True); "
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
-)
+def run_child(cmd: list[str]) -> tuple[float, float]:
+    """Wall time (s) and peak RSS (GiB) of ``cmd`` run as a child of this process.
+
+    Timed from the spawn to the child's exit, and its peak read from ``wait4``: no
+    launcher process in between, whose own interpreter start-up (~30 ms) the figures
+    would include.
+    """
+    with tempfile.TemporaryFile() as err:  # a file, not a pipe: a chatty child cannot block on it
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise RuntimeError(
+                f"{cmd[:4]}... exited with {proc.returncode}: {err.read()[-2000:].decode(errors='replace')}"
+            )
+    return wall, usage.ru_maxrss / 2**20  # KiB on Linux
 
 
 def cli_peak_rss(ref: Path, mov: Path, out: Path) -> tuple[float, float]:
     """Wall time and peak RSS (GiB) of the full job as a fresh `fidreg register` process."""
-    t0 = time.perf_counter()
-    res = subprocess.run(
-        [sys.executable, "-c", _LAUNCHER, sys.executable, "-m", "napari_fidreg.cli", "register", str(ref),
-         str(mov), "--out", str(out), "--block-size", "256", "--no-qc", "-q"],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
-    wall = time.perf_counter() - t0
-    return wall, int(res.stdout.split()[-1]) / 2**20
+    return run_child(fidreg_cmd(ref, mov, "--out", out, "--block-size", 256, "--no-qc"))
 
 
 def stage_times(ref: Path, mov: Path, out: Path) -> dict[str, float]:
@@ -245,14 +254,9 @@ tifffile.imwrite(out, np.clip(np.rint(ndimage.shift(m, shift, order=1)), 0, 6553
 
 
 def fresh(cmd: list[str], repeats: int) -> tuple[list[float], float]:
-    """Wall times of ``cmd`` as fresh processes and the largest child peak RSS (GiB)."""
-    times, rss = [], 0.0
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        res = subprocess.run([sys.executable, "-c", _LAUNCHER, *cmd], check=True, capture_output=True, text=True)
-        times.append(time.perf_counter() - t0)
-        rss = max(rss, int(res.stdout.split()[-1]) / 2**20)
-    return times, rss
+    """Wall times of ``cmd`` as fresh processes and the largest peak RSS (GiB)."""
+    runs = [run_child(cmd) for _ in range(repeats)]
+    return [t for t, _ in runs], max(r for _, r in runs)
 
 
 STARTUP = (
@@ -287,7 +291,11 @@ def startup_rows(repeats: int) -> list:
 
 
 def fidreg_cmd(*args) -> list[str]:
-    return [sys.executable, "-m", "napari_fidreg.cli", "register", *map(str, args), "-q"]
+    """``fidreg register ARGS -q`` as users run it: the console script beside this
+    interpreter (``python -m napari_fidreg.cli`` where it is not installed)."""
+    script = Path(sys.executable).with_name("fidreg")
+    launch = [str(script)] if script.is_file() else [sys.executable, "-m", "napari_fidreg.cli"]
+    return [*launch, "register", *map(str, args), "-q"]
 
 
 def bench_users(args, rows: list) -> None:
