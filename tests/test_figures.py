@@ -190,3 +190,19 @@ def test_a_single_image_has_its_xy_row_only_not_a_one_pixel_xz_sliver():
     assert img.height == PNG_TOP + 168 * (PNG_WIDTH // panels.mosaic.shape[1]) + PNG_EDGE
     stack = qc_panels(*result()[1], planes=("xy", "xz"))  # a stack keeps its XZ row
     assert stack.planes == ("xy", "xz") and len(stack.heights) == 2
+
+
+def test_the_png_encoder_round_trips_an_image_exactly_with_or_without_zlib_ng(monkeypatch):
+    import imagecodecs
+    from PIL import Image
+
+    from napari_fidreg.figures import _png_bytes
+
+    rgb = np.random.default_rng(3).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    rgb[10:20] = rgb[9]  # runs of equal rows: the Up filter's zeros
+    png = _png_bytes(rgb)
+    assert png == _png_bytes(rgb.copy())  # deterministic
+    for decoded in (np.asarray(Image.open(io.BytesIO(png))), imagecodecs.png_decode(png)):
+        np.testing.assert_array_equal(decoded, rgb)
+    monkeypatch.setattr(imagecodecs.ZLIBNG, "available", False)  # a build without zlib-ng: the standard zlib
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(_png_bytes(rgb)))), rgb)

@@ -228,3 +228,13 @@ def test_scores_compare_the_pixels_where_the_corrected_stack_has_data():
     # without the mask the fill row counts against the correction
     assert alignment_score(ref, after) < alignment_score(ref, after, where=where)
     assert data_pixels(projections(pair.moving[:1])) is None  # a single plane: no such test
+
+
+def test_a_score_compares_the_region_that_both_projections_and_the_mask_cover():
+    pair = fiducial_pair((20, 96, 96), (0.4, 0.3, -0.2), seed=8)
+    ref, image = projections(pair.reference), projections(pair.moving[:, 4:, 2:])  # smaller
+    where = data_pixels(projections(pair.moving[:, 6:, 5:]))  # smaller again: a corrected stack's
+    score = alignment_score(ref, image, where=where)
+    # the same as on the arrays cropped to the mask's region by hand
+    crop = {k: {"xy": p["xy"][:90, :91], "xz": p["xz"][:, :91]} for k, p in (("r", ref), ("i", image))}
+    assert score == pytest.approx(alignment_score(crop["r"], crop["i"], where=where))

@@ -182,7 +182,8 @@ def alignment_score(reference, image, *, where: dict | None = None, **kwargs) ->
     keys = ("xy",) if single_plane(pr) or single_plane(pi) else ("xy", "xz")
     for key in keys:
         a, b = pr[key], pi[key]
-        shape = tuple(min(x, y) for x, y in zip(a.shape, b.shape))
+        shapes = (a.shape, b.shape) + (() if where is None else (where[key].shape,))
+        shape = tuple(min(x) for x in zip(*shapes))  # the region that all of them cover
         sl = tuple(slice(0, n) for n in shape)
         a, b = a[sl], b[sl]
         if where is not None:
@@ -216,9 +217,17 @@ def overlay_rgb(green: np.ndarray, magenta: np.ndarray) -> np.ndarray:
     """Reference in green, moving in magenta (white where they coincide), uint8 RGB."""
     shape = tuple(min(x, y) for x, y in zip(green.shape, magenta.shape))
     sl = tuple(slice(0, n) for n in shape)
-    g = stretch(green[sl])
-    m = stretch(magenta[sl])
-    return (np.stack([m, g, m], axis=-1) * 255).astype(np.uint8)
+    return overlay_u8(display_u8(green[sl]), display_u8(magenta[sl]))
+
+
+def overlay_u8(green: np.ndarray, magenta: np.ndarray) -> np.ndarray:
+    """:func:`overlay_rgb` of two equally shaped :func:`display_u8` images."""
+    return np.stack([magenta, green, magenta], axis=-1)
+
+
+def display_u8(img: np.ndarray) -> np.ndarray:
+    """``img`` stretched (:func:`stretch`) to uint8 0-255: one panel's grey, or one channel of an overlay."""
+    return (stretch(img) * 255).astype(np.uint8)
 
 
 def stretch(img: np.ndarray) -> np.ndarray:
