@@ -262,7 +262,7 @@ def fresh(cmd: list[str], repeats: int) -> tuple[list[float], float]:
 STARTUP = (
     ("start-up, fresh process: `python -c pass`", "pass"),
     ("start-up: `import napari_fidreg.cli` (what `fidreg --help` and the napari reader load)", "import napari_fidreg.cli"),
-    ("start-up: + the engine (`register`, `warp`: numpy, scipy.fft, scipy.ndimage, numba, tifffile)",
+    ("start-up: + the engine (`register`, `warp`: numpy, scipy.fft, numba, tifffile)",
      "import napari_fidreg.cli\nfrom napari_fidreg.core import register, warp"),
     ("start-up: + the first call of the compiled kernels (a 16×64² pair registered with 32² blocks and corrected)",
      "import napari_fidreg.cli\nimport numpy as np\nfrom napari_fidreg.core import register, warp\n"

@@ -52,6 +52,10 @@ def test_registering_a_pair_draws_its_qc_image_without_matplotlib_or_dask(tmp_pa
     loaded = _loaded_after(code)
     assert (tmp_path / "out" / "mov.qc.png").stat().st_size > 0
     assert {"numba", "scipy", "PIL"} <= loaded  # the engine and the QC image's encoder
+    # nor scipy.ndimage (30 ms): the engine's filters are its own kernels
+    probe = code + "\nimport sys\nprint('scipy.ndimage' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-1] == "False"
     assert not loaded & {"matplotlib", "dask", "distributed", "zarr"}
     assert np.isfinite(core.Registration.load(tmp_path / "out" / "mov.shifts.json").global_shift).all()
 

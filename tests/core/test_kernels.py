@@ -60,6 +60,21 @@ def test_box_extreme_is_ndimage_s_minimum_or_maximum_filter(rng, half, use_max):
     np.testing.assert_array_equal(vol, want)
 
 
+@pytest.mark.parametrize(
+    ("shape", "sigma"),
+    [((8, 171, 171), 0.667), ((64, 22, 22), 0.6667), ((3, 50, 40), 2.5), ((2, 5, 7), 1.3), ((1, 1, 9), 1.0),
+     ((2, 3, 1), 4.0), ((1, 6, 6), 0.1)],
+)  # fmt: skip
+def test_gaussian_yx_is_ndimage_s_gaussian_filter_to_the_bit(rng, shape, sigma):
+    from napari_fidreg.core.kernels import gaussian_yx
+    from napari_fidreg.core.preprocess import gaussian_weights
+
+    vol = (rng.random(shape) * 1000 - 100).astype(np.float32)
+    got = np.empty_like(vol)
+    gaussian_yx(vol, gaussian_weights(sigma), got)
+    np.testing.assert_array_equal(got, ndimage.gaussian_filter(vol, sigma=(0, sigma, sigma), mode="nearest"))
+
+
 @pytest.mark.parametrize("shape", [(1, 1, 1), (2, 1, 5), (1, 4, 1), (1, 2, 3)])
 def test_the_new_kernels_on_frames_of_a_pixel_or_a_line(rng, shape):
     vol = rng.normal(100, 20, shape).astype(np.float32)

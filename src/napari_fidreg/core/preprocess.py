@@ -7,10 +7,9 @@ on its own; :func:`prepare` chains them the way the registration does.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from .interpolate import linear_taps
-from .kernels import bin_planes, box_extreme, median9_at, normalize_window, subtract_rows
+from .kernels import bin_planes, box_extreme, gaussian_yx, median9_at, normalize_window, subtract_rows
 from .validate import native
 
 _NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
@@ -109,8 +108,7 @@ def subtract_background(vol: np.ndarray, *, sigma: float = 8.0) -> np.ndarray:
     The background is the lower envelope of each plane (a grey opening wider than
     a fiducial) smoothed with a Gaussian of ``sigma`` pixels. It is estimated on a
     copy binned to ~1.5 ``sigma`` (the envelope is smooth at that scale, and the filters
-    are the costly part; scipy's Gaussian holds the GIL, which serialises the block
-    threads) and interpolated back linearly. Using the lower envelope rather than a plain blur
+    are the costly part) and interpolated back linearly. Using the lower envelope rather than a plain blur
     keeps bright fiducials from raising their own background. The result is
     unclipped (noise stays centred).
     """
@@ -143,7 +141,18 @@ def background_envelope(small: np.ndarray, sigma: float) -> np.ndarray:
     env = np.empty_like(small, dtype=np.float32)
     box_extreme(np.ascontiguousarray(small, dtype=np.float32), half, False, env)  # erosion,
     box_extreme(env, half, True, env)  # then dilation: the opening
-    return ndimage.gaussian_filter(env, sigma=(0, sigma, sigma), mode="nearest")
+    out = np.empty_like(env)
+    gaussian_yx(env, gaussian_weights(sigma), out)
+    return out
+
+
+def gaussian_weights(sigma: float, truncate: float = 4.0) -> np.ndarray:
+    """The normalised Gaussian taps of ``scipy.ndimage.gaussian_filter1d`` (float64), to
+    ``truncate`` sigmas: the weights of :func:`~.kernels.gaussian_yx`."""
+    radius = int(truncate * float(sigma) + 0.5)
+    x = np.arange(-radius, radius + 1).astype(np.float64)
+    phi = np.exp(-0.5 / (float(sigma) * float(sigma)) * x**2)
+    return phi / phi.sum()
 
 
 def bin_mean(vol: np.ndarray, factor: int) -> np.ndarray:
