@@ -135,9 +135,39 @@ def test_a_compressed_stack_cut_short_is_truncated_not_a_single_image(tmp_path, 
     cut = tmp_path / "cut.tif"
     cut.write_bytes(raw[: int(len(raw) * keep)])  # a copy that stopped: tifffile falls back to one plane
     for read in (read_stack, stack_header):
-        with pytest.raises(FidregError, match=r"cut.tif: truncated or damaged: its header announces 12 planes"):
+        with pytest.raises(
+            FidregError, match=r"cut.tif: truncated or damaged: its page \d+ points to a next page past"
+        ):
             read(cut)
     assert read_stack(full).data.shape == (12, 96, 80) and stack_header(full)[0] == (12, 96, 80)
+
+
+@pytest.mark.parametrize(
+    "kind", [{"ome": True, "metadata": {"axes": "ZYX"}}, {"imagej": True}, {"bigtiff": True}, {"compression": "zlib"}]
+)
+@pytest.mark.parametrize("keep", [0.999, 0.9, 0.5, 0.1])
+def test_a_file_cut_short_is_refused_whatever_wrote_it(tmp_path, kind, keep):
+    """An OME-TIFF's XML is written last: cut short, tifffile read it as pages of unknown axes,
+    or (cut in half) as a single plane, with no error."""
+    full = tmp_path / "full.tif"
+    tifffile.imwrite(full, np.random.default_rng(4).integers(0, 4000, (10, 64, 64), dtype=np.uint16), **kind)
+    raw = full.read_bytes()
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(raw[: int(len(raw) * keep)])
+    for read in (read_stack, stack_header):
+        with pytest.raises(FidregError, match=r"cut.tif: (truncated or damaged|cannot read TIFF)"):
+            read(cut)
+    assert read_stack(full).data.shape == (10, 64, 64)
+
+
+def test_a_cut_ome_tiff_names_its_lost_metadata(tmp_path):
+    full = tmp_path / "full.ome.tif"
+    tifffile.imwrite(full, np.ones((10, 64, 64), np.uint16), ome=True, metadata={"axes": "ZYX"})
+    raw = full.read_bytes()
+    for keep in (len(raw) - 100, len(raw) // 2):
+        (tmp_path / "cut.ome.tif").write_bytes(raw[:keep])
+        with pytest.raises(FidregError, match=r"truncated or damaged: its metadata \(the first page's description\)"):
+            read_stack(tmp_path / "cut.ome.tif")
 
 
 def test_rgb_pages_are_refused_not_taken_for_a_stack_of_3_px_wide_planes(tmp_path):

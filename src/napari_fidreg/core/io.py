@@ -7,6 +7,7 @@ later) into a :class:`FidregError` naming the file. Writers are in :mod:`.writer
 from __future__ import annotations
 
 import os
+import struct
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +105,7 @@ def read_stack(
                 raise FidregError(f"{path}: has {n_series} image series (0 to {n_series - 1}), not series {index}")
             if n_series > 1 and series is None:
                 notes.append(f"{path.name} holds {n_series} image series; series 0 was read (choose with --series)")
+            _check_not_cut_short(tif, path)
             _check_one_sample(tif.series[index], path)
             voxel = _voxel_size(tif)
             tif_axes = tif.series[index].axes
@@ -222,6 +224,7 @@ def stack_header(path: str | Path, *, series: int | None = None) -> tuple[tuple[
     try:
         with tifffile.TiffFile(path) as tif:
             s = tif.series[series or 0]
+            _check_not_cut_short(tif, path)
             _check_one_sample(s, path)
             _refuse_channels(s.axes, s.shape, path)
             if not series:
@@ -271,6 +274,49 @@ def _check_complete(tif: tifffile.TiffFile, path: Path, shape) -> None:
         raise FidregError(
             f"{path}: truncated or damaged: its header announces {announced} planes, {planes} could be read"
         )
+
+
+def _check_not_cut_short(tif: tifffile.TiffFile, path: Path) -> None:
+    """Refuse a file whose structure points past its end: cut short (a copy interrupted, a
+    disk full), whatever wrote it. tifffile reads what is left without an error: an OME-TIFF
+    whose XML (written last) is gone reads as a stack of unknown axes, one cut in half as a
+    single plane. Three places are checked, from the file itself: the first page's
+    description (OME-XML, ImageJ or tifffile metadata) lies within the file, the last page
+    points to no page past the end, and the last page's pixels end within the file.
+    """
+    fmt, fh = tif.tiff, tif.filehandle
+    if fmt.is_ndpi:  # offsets of their own kind
+        return
+    size = fh.size
+
+    def ifd(offset: int) -> tuple[list[tuple], int | None]:
+        """The tag entries (code, count, value bytes) at ``offset`` and its next-IFD offset."""
+        fh.seek(offset)
+        (n,) = struct.unpack(fmt.tagnoformat, fh.read(fmt.tagnosize))
+        raw = fh.read(n * fmt.tagsize + fmt.offsetsize)
+        entries = [struct.unpack(fmt.tagheaderformat, raw[i * fmt.tagsize : (i + 1) * fmt.tagsize]) for i in range(n)]
+        tail = raw[n * fmt.tagsize :]
+        following = struct.unpack(fmt.offsetformat, tail)[0] if len(tail) == fmt.offsetsize else None
+        return [(code, count, value) for code, _, count, value in entries], following
+
+    def cut(what: str) -> FidregError:
+        return FidregError(f"{path}: truncated or damaged: {what} past the end of the file ({size} bytes)")
+
+    first = tif.pages.first
+    entries, _ = ifd(first.offset)
+    for code, count, value in entries:
+        if code == 270 and count > fmt.tagoffsetthreshold:  # the description, stored out of line
+            (at,) = struct.unpack(fmt.offsetformat, value[: fmt.offsetsize])
+            if at + count > size:
+                raise cut("its metadata (the first page's description) lies")
+    last = tif.pages[len(tif.pages) - 1]
+    if getattr(last, "offset", None):  # a page of its own (not a frame that tifffile infers)
+        _, following = ifd(last.offset)
+        if following is None or following >= size:
+            raise cut(f"its page {len(tif.pages)} points to a next page")
+    ends = [int(o) + int(n) for o, n in zip(last.dataoffsets, last.databytecounts) if n]
+    if ends and max(ends) > size:
+        raise cut("the pixels of its last page run")
 
 
 def series_count(path: str | Path) -> int:
