@@ -200,3 +200,15 @@ def test_every_channel_of_a_hyperstack_is_corrected_alike(registered, tmp_path):
     # and registering the hyperstack as a fiducial stack says what to do
     res = fidreg("register", d / "H11R11_beads.tif", src, "--out", tmp_path / "x")
     assert res.returncode == 2 and "holds 3 channels (ZCYX): register its fiducial channel" in res.stderr
+
+
+def test_an_out_file_that_cannot_be_written_is_named_as_given(registered, tmp_path):
+    d, out, _ = registered
+    shifts = out / "H2R2_beads.shifts.json"
+    res = fidreg("apply", shifts, d / "H12R12_beads.tif", "--out", "/proc/fidreg-x.tif")
+    errors = [line for line in res.stderr.splitlines() if line.startswith("fidreg: error:")]
+    assert res.returncode != 0 and len(errors) == 1, res.stderr
+    assert errors[0].startswith("fidreg: error: --out /proc/fidreg-x.tif: cannot write into /proc: it takes no new")
+    (tmp_path / "plain").write_text("x")
+    res = fidreg("apply", shifts, d / "H12R12_beads.tif", "--out", tmp_path / "plain" / "c.tif")
+    assert f"--out {tmp_path / 'plain' / 'c.tif'}: {tmp_path / 'plain'} is a file, so no folder" in res.stderr

@@ -18,23 +18,27 @@ from .core.params import Params, Subvolume
 from .core.register import iter_register
 
 
-def check_out_dir(out: Path) -> None:
+def check_out_dir(out: Path, *, given: Path | None = None) -> None:
     """``out`` is (or can be made) a folder this process can write into: a temporary folder is
     made and removed where ``out`` would go (permissions alone do not tell: /proc, a read-only
-    mount, an ACL)."""
-    if out.exists() and not out.is_dir():
+    mount, an ACL). ``given``: the ``--out`` the user typed when ``out`` is its folder (a file's
+    ``--out``), which the messages then name."""
+    shown = given or out
+    if given is None and out.exists() and not out.is_dir():
         raise FidregError(f"--out {out} is a file, not a folder: choose a folder for the results")
     existing = next((p for p in [out, *out.parents] if p.exists()), None)
     if existing is not None and not existing.is_dir():
-        raise FidregError(f"--out {out}: {existing} is a file, so no folder can be made there")
+        raise FidregError(f"--out {shown}: {existing} is a file, so no folder can be made there")
     if existing is None:
         return
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".fidreg-probe-", dir=existing))
     except PermissionError:
-        raise FidregError(f"--out {out}: cannot write into {existing} (permission denied)") from None
+        raise FidregError(f"--out {shown}: cannot write into {existing} (permission denied)") from None
     except OSError as exc:
-        raise FidregError(f"--out {out}: cannot make a folder in {existing} ({exc.strerror or exc})") from None
+        # /proc answers "No such file or directory" for a folder that is there: say what it means
+        reason = exc.strerror or str(exc)
+        raise FidregError(f"--out {shown}: cannot write into {existing}: it takes no new files ({reason})") from None
 
 
 def check_output_file(out: Path, inputs: list[Path]) -> None:
@@ -44,7 +48,7 @@ def check_output_file(out: Path, inputs: list[Path]) -> None:
     for p in inputs:
         if out.resolve() == p.resolve() or (out.exists() and p.exists() and os.path.samefile(out, p)):
             raise FidregError(f"--out {out} is an input of this command; it would be overwritten: choose another path")
-    check_out_dir(out.parent)
+    check_out_dir(out.parent, given=out)
 
 
 def outputs_are_not_inputs(outputs: list[Path], inputs: list[Path]) -> None:
