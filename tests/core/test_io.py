@@ -136,7 +136,7 @@ def test_a_compressed_stack_cut_short_is_truncated_not_a_single_image(tmp_path, 
     cut.write_bytes(raw[: int(len(raw) * keep)])  # a copy that stopped: tifffile falls back to one plane
     for read in (read_stack, stack_header):
         with pytest.raises(
-            FidregError, match=r"cut.tif: truncated or damaged: its page \d+ points to a next page past"
+            FidregError, match=r"cut.tif: truncated or damaged: its page \d+ points to a next page that cannot be read"
         ):
             read(cut)
     assert read_stack(full).data.shape == (12, 96, 80) and stack_header(full)[0] == (12, 96, 80)
@@ -158,6 +158,42 @@ def test_a_file_cut_short_is_refused_whatever_wrote_it(tmp_path, kind, keep):
         with pytest.raises(FidregError, match=r"cut.tif: (truncated or damaged|cannot read TIFF)"):
             read(cut)
     assert read_stack(full).data.shape == (10, 64, 64)
+
+
+@pytest.mark.parametrize("bigtiff", [False, True])
+def test_a_file_cut_inside_its_last_page_s_entries_is_refused(tmp_path, bigtiff):
+    """Cut a few bytes into the last IFD (the tag count half there), tifffile drops that page,
+    or all but the first, with only a logged warning: 9 planes of 10, or one 2D image, were
+    read. Files written without a shape to announce (metadata=None, PIL, other writers)."""
+    full = tmp_path / "full.tif"
+    with tifffile.TiffWriter(full, bigtiff=bigtiff) as tif:
+        for plane in np.random.default_rng(5).integers(0, 4000, (10, 64, 64), dtype=np.uint16):
+            tif.write(plane, metadata=None)
+    with tifffile.TiffFile(full) as tif:
+        first, last = tif.pages[0].offset, tif.pages[-1].offset
+    raw = full.read_bytes()
+    cut = tmp_path / "cut.tif"
+    for keep in [last + k for k in range(1, 8 if bigtiff else 2)] + [first + 20, first + 40, (first + last) // 2]:
+        cut.write_bytes(raw[:keep])
+        for read in (read_stack, stack_header):
+            with pytest.raises(FidregError, match=r"cut.tif: (truncated or damaged|cannot read TIFF)"):
+                read(cut)
+    assert read_stack(full).data.shape == (10, 64, 64)
+
+
+def test_a_pil_stack_cut_in_its_last_ifd_is_refused(tmp_path):
+    """PIL writes each IFD after its pixels: the last IFD is the file's end."""
+    from PIL import Image
+
+    planes = [Image.fromarray(p) for p in np.random.default_rng(6).integers(0, 250, (5, 40, 30), dtype=np.uint8)]
+    full = tmp_path / "pil.tif"
+    planes[0].save(full, save_all=True, append_images=planes[1:], compression="tiff_lzw")
+    assert read_stack(full).data.shape == (5, 40, 30)
+    with tifffile.TiffFile(full) as tif:
+        last = tif.pages[-1].offset
+    (tmp_path / "cut.tif").write_bytes(full.read_bytes()[: last + 1])
+    with pytest.raises(FidregError, match=r"cut.tif: truncated or damaged"):
+        read_stack(tmp_path / "cut.tif")
 
 
 def test_a_cut_ome_tiff_names_its_lost_metadata(tmp_path):

@@ -63,7 +63,7 @@ def test_box_extreme_is_ndimage_s_minimum_or_maximum_filter(rng, half, use_max):
 @pytest.mark.parametrize(
     ("shape", "sigma"),
     [((8, 171, 171), 0.667), ((64, 22, 22), 0.6667), ((3, 50, 40), 2.5), ((2, 5, 7), 1.3), ((1, 1, 9), 1.0),
-     ((2, 3, 1), 4.0), ((1, 6, 6), 0.1)],
+     ((2, 3, 1), 4.0), ((1, 6, 6), 0.1), ((2, 6, 6), 1e-16), ((2, 6, 6), 1e-160), ((2, 6, 6), 1e-200)],
 )  # fmt: skip
 def test_gaussian_yx_is_ndimage_s_gaussian_filter_to_the_bit(rng, shape, sigma):
     from napari_fidreg.core.kernels import gaussian_yx

@@ -282,7 +282,8 @@ def _check_not_cut_short(tif: tifffile.TiffFile, path: Path) -> None:
     whose XML (written last) is gone reads as a stack of unknown axes, one cut in half as a
     single plane. Three places are checked, from the file itself: the first page's
     description (OME-XML, ImageJ or tifffile metadata) lies within the file, the last page
-    points to no page past the end, and the last page's pixels end within the file.
+    tifffile could read is the last the file names (its next-page pointer is 0), and the last
+    page's pixels end within the file.
     """
     fmt, fh = tif.tiff, tif.filehandle
     if fmt.is_ndpi:  # offsets of their own kind
@@ -312,8 +313,14 @@ def _check_not_cut_short(tif: tifffile.TiffFile, path: Path) -> None:
     last = tif.pages[len(tif.pages) - 1]
     if getattr(last, "offset", None):  # a page of its own (not a frame that tifffile infers)
         _, following = ifd(last.offset)
-        if following is None or following >= size:
-            raise cut(f"its page {len(tif.pages)} points to a next page")
+        # The last page of a whole file points to no next page (0). tifffile stops, with only a
+        # logged warning, at a next page it cannot read (cut inside its IFD, as PIL's files whose
+        # IFDs come last are), and a pointer within the file is then no proof of anything.
+        if following != 0:
+            raise FidregError(
+                f"{path}: truncated or damaged: its page {len(tif.pages)} points to a next page "
+                f"that cannot be read (the file, {size} bytes, was cut short?)"
+            )
     ends = [int(o) + int(n) for o, n in zip(last.dataoffsets, last.databytecounts) if n]
     if ends and max(ends) > size:
         raise cut("the pixels of its last page run")

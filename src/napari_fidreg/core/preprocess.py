@@ -149,6 +149,8 @@ def background_envelope(small: np.ndarray, sigma: float) -> np.ndarray:
 def gaussian_weights(sigma: float, truncate: float = 4.0) -> np.ndarray:
     """The normalised Gaussian taps of ``scipy.ndimage.gaussian_filter1d`` (float64), to
     ``truncate`` sigmas: the weights of :func:`~.kernels.gaussian_yx`."""
+    if float(sigma) <= 1e-15:  # ndimage leaves such an axis alone (the taps would be 1/0)
+        return np.ones(1)
     radius = int(truncate * float(sigma) + 0.5)
     x = np.arange(-radius, radius + 1).astype(np.float64)
     phi = np.exp(-0.5 / (float(sigma) * float(sigma)) * x**2)
