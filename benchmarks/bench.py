@@ -34,7 +34,6 @@ import pickle
 import platform
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -155,28 +154,49 @@ def timed(fn, repeats):
     return times, max(peaks), result
 
 
-# A small launcher runs the CLI and reports its child's peak RSS. Measuring from this
-# process would be wrong: subprocess forks with vfork, and the child's high-water mark then
-# includes this (multi-GiB) process's resident pages until the exec.
-def run_child(cmd: list[str]) -> tuple[float, float]:
-    """Wall time (s) and peak RSS (GiB) of ``cmd`` run as a child of this process.
-
-    Timed from the spawn to the child's exit, and its peak read from ``wait4``: no
-    launcher process in between, whose own interpreter start-up (~30 ms) the figures
-    would include.
-    """
+# The CLI runs as a child of a small spawner process, started with this one and kept for the
+# run, which times it and reads its peak RSS from wait4. Spawning from this process would be
+# wrong: subprocess forks with vfork, and a child's high-water mark then starts at this
+# (multi-GiB, after the baselines) process's resident pages, kept across the exec. The
+# spawner's own ~15 MB is the floor of every figure; timing there adds no interpreter start-up.
+SPAWNER = r"""
+import json, os, subprocess, sys, tempfile, time
+for line in sys.stdin:
+    cmd = json.loads(line)
     with tempfile.TemporaryFile() as err:  # a file, not a pipe: a chatty child cannot block on it
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
-            err.seek(0)
-            raise RuntimeError(
-                f"{cmd[:4]}... exited with {proc.returncode}: {err.read()[-2000:].decode(errors='replace')}"
-            )
-    return wall, usage.ru_maxrss / 2**20  # KiB on Linux
+        err.seek(0)
+        tail = err.read()[-2000:].decode(errors="replace")
+    print(json.dumps([wall, usage.ru_maxrss, os.waitstatus_to_exitcode(status), tail]), flush=True)
+"""
+_spawner: subprocess.Popen | None = None
+
+
+def start_spawner() -> None:
+    """Start the spawner while this process is still small (the top of :func:`main`)."""
+    global _spawner
+    if _spawner is None:
+        _spawner = subprocess.Popen([sys.executable, "-c", SPAWNER], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def run_child(cmd: list[str]) -> tuple[float, float]:
+    """Wall time (s) and peak RSS (GiB) of ``cmd`` run as a fresh process (by the spawner).
+
+    Timed from the spawn to the child's exit, its peak read from ``wait4``.
+    """
+    import json
+
+    start_spawner()
+    _spawner.stdin.write(json.dumps([str(c) for c in cmd]) + "\n")
+    _spawner.stdin.flush()
+    wall, maxrss_kib, code, tail = json.loads(_spawner.stdout.readline())
+    if code != 0:
+        raise RuntimeError(f"{cmd[:4]}... exited with {code}: {tail}")
+    return wall, maxrss_kib / 2**20  # KiB on Linux
 
 
 def cli_peak_rss(ref: Path, mov: Path, out: Path) -> tuple[float, float]:
@@ -281,12 +301,8 @@ def startup_rows(repeats: int) -> list:
     """Fresh-process wall times of the start-up steps (each row includes the ones above it)."""
     rows = []
     for what, code in STARTUP:
-        times = []
-        for _ in range(max(repeats, 3)):
-            t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
-            times.append(time.perf_counter() - t0)
-        rows.append((what, times, 0.0, "", None))
+        times, peak = fresh([sys.executable, "-c", code], max(repeats, 3))
+        rows.append((what, times, peak, "", None))
     return rows
 
 
@@ -411,6 +427,7 @@ def main(argv=None) -> int:
     ap.add_argument("--napari", action="store_true", help="with --users: the napari click at 1024² (needs xvfb-run)")
     args = ap.parse_args(argv)
 
+    start_spawner()  # before this process holds any data
     user_rows: list = []
     if args.users:
         bench_users(args, user_rows)
