@@ -239,8 +239,14 @@ def normalize_windowed(vol: np.ndarray, windows: tuple[np.ndarray, np.ndarray, n
 def prepare(vol: np.ndarray, *, hot_mask: np.ndarray | None, background: bool, background_sigma: float) -> np.ndarray:
     """Float32 copy of ``vol`` with hot pixels replaced and background removed."""
     out = np.array(vol, dtype=np.float32, order="C", copy=True)
+    return clean(out, hot_mask=hot_mask, background=background, background_sigma=background_sigma)
+
+
+def clean(vol: np.ndarray, *, hot_mask: np.ndarray | None, background: bool, background_sigma: float) -> np.ndarray:
+    """:func:`prepare`'s steps on ``vol`` itself (a float array the caller owns, a chunk of
+    one say), in place; returns ``vol``."""
     if hot_mask is not None and hot_mask.any():
-        replace_hot_pixels(out, hot_mask)
+        replace_hot_pixels(vol, hot_mask)
     if background:
-        subtract_background(out, sigma=background_sigma)
-    return out
+        subtract_background(vol, sigma=background_sigma)
+    return vol

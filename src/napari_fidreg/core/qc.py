@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .kernels import bin_data
-from .preprocess import hot_pixel_mask, replace_hot_pixels, subtract_background
+from .preprocess import clean, hot_pixel_mask
 from .validate import native
 
 QC_SIZE = 384  # y/x extent the QC projections are reduced to: the coarse scan's binned copies
@@ -120,10 +120,8 @@ def cleaned_projections(
             for i in np.nonzero(fill.reshape(len(fill), -1).any(axis=1))[0]:
                 inside = part[i][~fill[i]]
                 part[i][fill[i]] = np.median(inside[:: max(1, inside.size // 4096)]) if inside.size else 0
-        # prepare()'s steps on the chunk itself: its copy in and out were a quarter of the QC's cleaning
-        if mask is not None and mask.any():
-            replace_hot_pixels(part, mask)
-        subtract_background(part, sigma=sigma)
+        # in place: prepare()'s copy in and out were a quarter of the QC's cleaning
+        clean(part, hot_mask=mask, background=True, background_sigma=sigma)
     small[filled] = 0
     return max_projections(small)
 
