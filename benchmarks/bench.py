@@ -29,6 +29,7 @@ xvfb-run) at 1024².
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pickle
 import platform
@@ -188,8 +189,6 @@ def run_child(cmd: list[str]) -> tuple[float, float]:
 
     Timed from the spawn to the child's exit, its peak read from ``wait4``.
     """
-    import json
-
     start_spawner()
     _spawner.stdin.write(json.dumps([str(c) for c in cmd]) + "\n")
     _spawner.stdin.flush()
@@ -386,8 +385,6 @@ def bench_users(args, rows: list) -> None:
         )  # fmt: skip
         line = [x for x in res.stdout.splitlines() if x.startswith("{")]
         if line:
-            import json
-
             r = json.loads(line[-1])
             rows.append((f"napari, 60×1024²: click → result layers (first progress {r['first_progress_s']} s, "
                          f"longest stall {r['worst_stall_s']} s, Cancel {r['cancel_s']} s)", [r["click_to_layers_s"]],
