@@ -198,6 +198,8 @@ def _click(qtbot, widget, button) -> None:
 
 
 def test_reject_restore_and_undo_blocks_by_hand(make_napari_viewer, qtbot, tmp_path):
+    from napari.layers import Vectors
+
     viewer = make_napari_viewer(show=True)
     ref, mov = open_sample(viewer)
     widget = RegistrationWidget(viewer)
@@ -217,13 +219,15 @@ def test_reject_restore_and_undo_blocks_by_hand(make_napari_viewer, qtbot, tmp_p
     assert reg.global_shift == measured.global_shift  # nothing measured again
     # the corrected layer, the crosses, the table and the QC views follow
     np.testing.assert_array_equal(viewer.layers[REGISTERED].data, warp(mov.data, reg, output_shape=ref.data.shape))
-    crosses = viewer.layers[CROSSES]
-    assert len(crosses.data) == 3
+    crosses = viewer.layers[CROSSES]  # a vectors layer: two strokes a block, in block order
+    assert isinstance(crosses, Vectors) and len(crosses.data) == 6
+    centres = [b.centre[1:] for b in reg.blocks if not b.inlier]
+    np.testing.assert_allclose(crosses.data[:3, 0] + crosses.data[:3, 1] / 2, centres)  # the first strokes
     arrows = viewer.layers[ARROWS]  # updated in place: block 6 now points along its filled shift
     np.testing.assert_allclose(arrows.data[6, 1], np.multiply(reg.blocks[6].shift[1:], 10.0))
     assert list(arrows.features["inlier"]) == [b.inlier for b in reg.blocks]
     orange, red = [1.0, 0.55, 0.0], [1.0, 0.0, 0.0]
-    np.testing.assert_allclose(crosses.face_color[:, :3], [orange, red, orange])
+    np.testing.assert_allclose(crosses.edge_color[:, :3], [orange, red, orange] * 2)
     table = widget.table.native
     inlier_col = next(c for c in range(table.columnCount()) if table.horizontalHeaderItem(c).text() == "inlier")
     assert table.item(6, inlier_col).text() == f"no: {BY_HAND}" and table.item(1, inlier_col).text() == "yes"
@@ -250,7 +254,7 @@ def test_reject_restore_and_undo_blocks_by_hand(make_napari_viewer, qtbot, tmp_p
     assert [(b.shift, b.inlier, b.reason) for b in back.blocks] == [
         (b.shift, b.inlier, b.reason) for b in measured.blocks
     ]
-    assert not widget.review.undo_button.enabled and len(viewer.layers[CROSSES].data) == 1
+    assert not widget.review.undo_button.enabled and len(viewer.layers[CROSSES].data) == 2
 
 
 def _ctrl():

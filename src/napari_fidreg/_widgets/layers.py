@@ -69,6 +69,11 @@ def block_layers(reg: Registration, geom: Geometry) -> list[tuple]:
     napari shows on every plane; their centres sit at half-integer z, where 3D vectors
     fade out of every plane. With z-blocks each arrow sits on its block's middle plane.
     The dz of each block is a feature of the layer (and in the table).
+
+    The crosses are a vectors layer too, two strokes a block (:func:`crosses`): a points layer
+    drew them as its "x" symbol, but napari gives every points layer a text visual, whose
+    first glyphs cost 0.1-0.19 s of the GUI thread when the result's layers were first drawn
+    (the longest stall of a napari run at 1024^2).
     """
     if not reg.has_blocks:
         return []
@@ -89,10 +94,7 @@ def block_layers(reg: Registration, geom: Geometry) -> list[tuple]:
         axes, scale, translate = slice(0, 3), geom.scale, geom.translate
     vectors = np.stack([centres[:, axes], shifts[:, axes] * VECTOR_GAIN], axis=1)
     common = {"scale": scale, "translate": translate}
-    out = ~features["inlier"]
-    rejected = centres[out][:, axes]
-    hand = np.array([b.reason == BY_HAND for b in reg.blocks])[out]
-    colours = np.array([[1.0, 0.55, 0.0, 1.0] if h else [1.0, 0.0, 0.0, 1.0] for h in hand]).reshape(-1, 4)
+    strokes, colours = crosses(reg, centres[:, axes])
     return [
         (
             vectors,
@@ -108,37 +110,64 @@ def block_layers(reg: Registration, geom: Geometry) -> list[tuple]:
             "vectors",
         ),
         (
-            rejected if len(rejected) else np.zeros((0, vectors.shape[2])),
+            strokes,
             {
                 **common,
-                "name": f"{PREFIX}rejected blocks",
-                "symbol": "x",
-                "face_color": colours if len(colours) else "red",
-                "border_color": colours if len(colours) else "red",
-                "size": 12,
+                "name": CROSSES,
+                "edge_color": colours if len(colours) else "red",
+                "edge_width": CROSS_WIDTH,
+                "vector_style": "line",
             },
-            "points",
+            "vectors",
         ),
     ]
+
+
+CROSSES = f"{PREFIX}rejected blocks"
+ENGINE_RED, HAND_ORANGE = (1.0, 0.0, 0.0, 1.0), (1.0, 0.55, 0.0, 1.0)  # rejected by the engine, by hand
+CROSS_WIDTH = 3  # px of the data, like the arrows'
+CROSS_SPAN = 1 / 3  # each stroke spans this fraction of the block's smaller y/x side
+
+
+def crosses(reg: Registration, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The crosses on ``reg``'s rejected blocks as napari vectors, two strokes a block (its two
+    diagonals, in the y/x plane through ``centres``, the blocks' centres in the layer's axes),
+    and their colours (RGBA, a row a stroke): (2 n, 2, ndim) and (2 n, 4)."""
+    out = np.array([not b.inlier for b in reg.blocks])
+    ndim = centres.shape[1]
+    if not out.any():
+        return np.zeros((0, 2, ndim)), np.zeros((0, 4))
+    rejected = [b for b in reg.blocks if not b.inlier]
+    half = np.array([min(b.size[1:]) * CROSS_SPAN / 2 for b in rejected])[:, None]
+    yx = np.zeros((len(rejected), ndim))
+    down, up = yx.copy(), yx.copy()
+    down[:, -2:], up[:, -2:] = [1.0, 1.0], [-1.0, 1.0]  # the two diagonals: down and up to the right
+    mid = centres[out]
+    starts = np.concatenate([mid - half * down, mid - half * up])
+    projections = np.concatenate([2 * half * down, 2 * half * up])
+    colour = np.array([HAND_ORANGE if b.reason == BY_HAND else ENGINE_RED for b in rejected])
+    return np.stack([starts, projections], axis=1), np.concatenate([colour, colour])
 
 
 def update_block_layers(viewer, reg: Registration, geom: Geometry) -> bool:
     """Show ``reg``'s block arrows and crosses in the layers already there, in place: removing
     a layer costs napari ~0.25 s of scene-graph clean-up on the GUI thread. False (nothing
     changed) when those layers are not there as :func:`block_layers` would make them."""
+    from napari.layers import Vectors
+
     new = block_layers(reg, geom)
     if len(new) != 2 or not all(meta["name"] in viewer.layers for _, meta, _ in new):
         return False
-    (vectors, vmeta, _), (crosses, pmeta, _) = new
-    arrows, points = viewer.layers[vmeta["name"]], viewer.layers[pmeta["name"]]
-    if np.shape(arrows.data) != vectors.shape or points.ndim != crosses.shape[1]:
+    (vectors, vmeta, _), (strokes, cmeta, _) = new
+    arrows, cross = viewer.layers[vmeta["name"]], viewer.layers[cmeta["name"]]
+    if not isinstance(cross, Vectors) or np.shape(arrows.data) != vectors.shape or cross.ndim != strokes.shape[2]:
         return False
     arrows.data = vectors
     arrows.features = vmeta["features"]
     arrows.edge_color = "score"  # colours again from the new features
-    points.data = crosses
-    if len(crosses):
-        points.face_color, points.border_color, points.size = pmeta["face_color"], pmeta["border_color"], pmeta["size"]
+    cross.data = strokes
+    if len(strokes):
+        cross.edge_color = cmeta["edge_color"]
     return True
 
 
