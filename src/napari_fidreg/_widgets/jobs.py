@@ -80,8 +80,10 @@ def _registration_steps(gen, reference, moving, workers, scanned):
 
 
 def _panels(proj: dict, reg: Registration) -> QCPanels:
-    """The QC figure's panels (~0.1 s of percentiles and correlations: here, not on the GUI thread)."""
-    return qc_panels(proj["reference"], proj["before"], proj["after"], voxel_size=reg.voxel_size, planes=DOCK_PLANES)
+    """The QC figure's panels (~0.1 s of percentiles and correlations: here, not on the GUI thread),
+    with the RGBA form that the dock's figure draws (:meth:`~napari_fidreg.figures.QCPanels.rgba`)."""
+    panels = qc_panels(proj["reference"], proj["before"], proj["after"], voxel_size=reg.voxel_size, planes=DOCK_PLANES)
+    return panels.keep_rgba()
 
 
 def _preload_layer_modules() -> None:
