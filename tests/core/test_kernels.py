@@ -296,3 +296,22 @@ def test_integer_outputs_are_rounded_and_clipped(rng, kernel, dtype):
         seen.append(out[inside].copy())
     seen = np.concatenate(seen)
     assert seen.min() == lo and seen.max() == hi  # clipping happened at both ends
+
+
+def test_warm_up_loads_the_signature_a_registration_uses():
+    """The GUI's warm-up dispatches a kernel with the types the engine passes it: a registration
+    afterwards adds no signature of its own (so the warm-up never compiled one for nothing)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from napari_fidreg.core import register, synthetic\n"
+        "from napari_fidreg.core.kernels import gaussian_yx, warm_up\n"
+        "warm_up()\n"
+        "warmed = list(gaussian_yx.signatures)\n"
+        "pair = synthetic.fiducial_pair((12, 64, 64), (0.5, 1.2, -2.0), seed=3)\n"
+        "register(pair.reference, pair.moving)\n"
+        "print(len(warmed), warmed == list(gaussian_yx.signatures))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "True"], out.stderr

@@ -161,6 +161,36 @@ def test_event_loop_keeps_running_during_a_large_registration(make_napari_viewer
     assert len(ticks) > 20
 
 
+WARM_UP_CHECK = """
+import sys, time
+import napari
+from qtpy.QtWidgets import QApplication
+from napari_fidreg._widgets import RegistrationWidget, jobs
+from napari_fidreg.core.kernels import gaussian_yx
+viewer = napari.Viewer(show=False)
+before = ("pandas" in sys.modules, "matplotlib.figure" in sys.modules, len(gaussian_yx.signatures))
+widget = RegistrationWidget(viewer)
+t0 = time.perf_counter()
+def done():
+    return jobs._preloading and jobs._preloading[0].ident and not jobs._preloading[0].is_alive()
+while time.perf_counter() - t0 < 60 and not done():
+    QApplication.processEvents()
+    time.sleep(0.01)
+after = ("pandas" in sys.modules, "matplotlib.figure" in sys.modules, len(gaussian_yx.signatures))
+print(before, after)
+viewer.close()
+"""
+
+
+def test_the_dock_warms_the_engine_and_the_result_modules_up_while_the_user_picks_layers():
+    """In a fresh process (this one has everything loaded): once the dock is made, its thread
+    runs numba's first dispatch and imports pandas and matplotlib, which the first
+    registration's worker did at its start and its end, stalling the event loop ~0.2 s each."""
+    out = subprocess.run([sys.executable, "-c", WARM_UP_CHECK], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "(False, False, 0) (True, True, 1)", out.stdout
+
+
 def test_overlay_screenshot_is_not_blank(make_napari_viewer, qtbot):
     viewer = make_napari_viewer(show=True)
     open_sample(viewer)

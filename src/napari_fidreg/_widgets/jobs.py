@@ -7,6 +7,7 @@ leaves no partial layers.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -87,15 +88,48 @@ def _panels(proj: dict, reg: Registration) -> QCPanels:
 
 
 def _preload_layer_modules() -> None:
-    """Import here, in the worker, what the GUI thread would otherwise import on the first
-    result: pandas, which napari imports for the first Vectors layer with features (~0.25 s),
-    and matplotlib with its Qt canvas for the QC dock (~0.6 s). Importing creates no widget."""
+    """Import what the GUI thread would otherwise import on the first result: pandas, which
+    napari imports for the first Vectors layer with features (~0.25 s), and matplotlib with its
+    Qt canvas for the QC dock (~0.6 s). Importing creates no widget. Usually done already by
+    :func:`preload_result_modules`'s thread; the worker calls it again in case that thread is
+    still at it (an import under way in another thread is waited for, not run twice)."""
     try:
         import pandas  # noqa: F401
     except ImportError:  # pragma: no cover - napari depends on it
         pass
     import matplotlib.backends.backend_qtagg  # noqa: F401
     import matplotlib.figure  # noqa: F401
+
+
+_preloading: list[threading.Thread] = []
+
+
+def _warm_up() -> None:
+    from ..core.kernels import warm_up
+
+    warm_up()
+    _preload_layer_modules()
+
+
+WARM_UP_DELAY_MS = 600  # after a dock is made: once it is laid out and drawn
+
+
+def preload_result_modules() -> None:
+    """Start, WARM_UP_DELAY_MS after a dock is made, once a process and in a thread of its own,
+    numba's one-time set-up (:func:`~napari_fidreg.core.kernels.warm_up`) and
+    :func:`_preload_layer_modules`, so that they run while the user picks layers.
+
+    In the worker, the imports at the end of the first registration stalled the event loop
+    ~0.2 s (the GUI thread waited for the worker's import of pandas to finish), and numba's
+    set-up at its start ~0.2 s: the longest stalls of a napari run at 1024^2. Started at once,
+    the thread shared the GIL with the dock's own making, which took 0.2-0.3 s instead of 0.07.
+    """
+    from qtpy.QtCore import QTimer
+
+    if not _preloading:
+        thread = threading.Thread(target=_warm_up, name="fidreg-preload", daemon=True)
+        _preloading.append(thread)
+        QTimer.singleShot(WARM_UP_DELAY_MS, thread.start)
 
 
 def apply_job(image, registration: Registration, *, order: int = 1, workers: int = DEFAULT_WORKERS):

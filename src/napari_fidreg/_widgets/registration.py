@@ -31,7 +31,7 @@ from ..core.errors import FidregError
 from ..core.params import Params
 from . import layers as L
 from . import region as R
-from .jobs import JobResult, registration_job
+from .jobs import JobResult, preload_result_modules, registration_job
 from .qc_dock import QCDock, qc_dock_of
 from .region import SUBVOLUME_LAYER
 from .review import BlockReview
@@ -57,6 +57,7 @@ class RegistrationWidget(SaveApplyMixin, Container):
         self._worker_done = True
         self.last_error: str = ""
         self._run_layers: tuple = ()  # (reference, moving) of the result shown
+        preload_result_modules()  # numba set-up, pandas and matplotlib, while the user picks layers
 
         self.reference = ComboBox(label="reference", choices=self._image_layers, nullable=True)
         self.moving = ComboBox(label="moving", choices=self._image_layers, nullable=True)

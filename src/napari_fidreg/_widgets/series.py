@@ -26,7 +26,7 @@ from ..core.params import Params
 from ..core.progress import Progress
 from . import layers as L
 from . import region as R
-from .jobs import SeriesResult, series_job
+from .jobs import SeriesResult, preload_result_modules, series_job
 
 if TYPE_CHECKING:
     import napari
@@ -45,6 +45,7 @@ class SeriesWidget(Container):
         self.result: SeriesResult | None = None
         self.worker = None
         self.last_error = ""
+        preload_result_modules()  # numba set-up, pandas and matplotlib, while the user picks layers
         self._geom: L.Geometry | None = None
         self._shown = -1  # the round whose arrows and QC views are shown
         self._result_layer = None

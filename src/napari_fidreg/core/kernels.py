@@ -427,3 +427,16 @@ def sample_plane_nearest(src, z, z_offset, sz, sy, sx, fill, out):  # pragma: no
             yi = min(max(int(np.floor(ys + 0.5)), 0), ny - 1)
             xi = min(max(int(np.floor(xs + 0.5)), 0), nx - 1)
             out[y, x] = src[zi, yi, xi]
+
+
+def warm_up() -> None:
+    """Run numba's one-time set-up now: its first dispatch in a process (~0.3 s: typing and
+    lowering registries, LLVM, scipy.linalg for its BLAS check) otherwise falls on the first
+    registration. A GUI calls this in a thread of its own when it opens.
+
+    One kernel on a tiny array, with the types the engine passes it (its background step's:
+    float32 volumes, float64 weights), so that the signature loaded is one the registration
+    loads anyway (from the cache on disk once a registration has run; compiled otherwise).
+    """
+    vol = np.zeros((1, 4, 4), dtype=np.float32)
+    gaussian_yx(vol, np.ones(1), np.empty_like(vol))
