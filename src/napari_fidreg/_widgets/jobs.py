@@ -7,6 +7,7 @@ leaves no partial layers.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, replace
 
@@ -105,10 +106,15 @@ _preloading: list[threading.Thread] = []
 
 
 def _warm_up() -> None:
-    from ..core.kernels import warm_up
+    """The warm-up thread's work; a failure is left for the worker to meet and report (an error
+    here would pop up as napari's notification when the dock opens, before any work)."""
+    try:
+        from ..core.kernels import warm_up
 
-    warm_up()
-    _preload_layer_modules()
+        warm_up()
+        _preload_layer_modules()
+    except Exception:  # noqa: BLE001 - the worker repeats every step and reports its own errors
+        logging.getLogger(__name__).debug("warm-up failed", exc_info=True)
 
 
 WARM_UP_DELAY_MS = 600  # after a dock is made: once it is laid out and drawn
@@ -127,7 +133,7 @@ def preload_result_modules() -> None:
     from qtpy.QtCore import QTimer
 
     if not _preloading:
-        thread = threading.Thread(target=_warm_up, name="fidreg-preload", daemon=True)
+        thread = threading.Thread(target=_warm_up, name="fidreg-preload")  # not a daemon: never cut mid-import at exit
         _preloading.append(thread)
         QTimer.singleShot(WARM_UP_DELAY_MS, thread.start)
 
