@@ -48,7 +48,7 @@ class QCPanels:
     score_before: float  # alignment score of the cleaned projections
     score_after: float
     gap: float = GAP  # between panels, in mosaic pixels
-    _rgba: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _rgba: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def rgba(self) -> np.ndarray:
         """The mosaic as opaque uint8 RGBA (h, w, 4), the form matplotlib draws with the least work.

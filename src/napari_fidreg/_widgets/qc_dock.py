@@ -48,7 +48,11 @@ class FigureTab(QWidget):
 
         self._draw, self._stale = draw, True
         if self.isVisible():
-            QTimer.singleShot(0, self.drawn_figure)
+            QTimer.singleShot(0, self._build_if_visible)
+
+    def _build_if_visible(self) -> None:
+        if self.isVisible():  # still in view (else it is built when shown: showEvent)
+            self.drawn_figure()
 
     def _resized(self) -> None:
         if not self.isVisible():
