@@ -388,7 +388,7 @@ def bench_users(args, rows: list) -> None:
             r = json.loads(line[-1])
             rows.append((f"napari, 60×1024²: click → result layers (first progress {r['first_progress_s']} s, "
                          f"longest stall {r['worst_stall_s']} s, Cancel {r['cancel_s']} s; the dock's opening "
-                         f"{r['dock_open_s']} s, longest stall from it to the click 2 s later "
+                         f"{r['dock_open_s']} s, longest stall from it to the click {r['pick_s']} s later "
                          f"{r['dock_open_worst_stall_s']} s)", [r["click_to_layers_s"]], 0.0, "", None))  # fmt: skip
 
 

@@ -90,6 +90,7 @@ def main(argv=None) -> int:
         "size": args.size,
         "dock_open_s": round(dock_s, 3),  # making and docking the widget, on the GUI thread
         "dock_open_worst_stall_s": round(opening.worst, 3),  # from then until the click
+        "pick_s": args.pick_s,
         "click_to_layers_s": round(time.perf_counter() - t0 - 0.5, 2),
         "first_progress_s": round(ticks[0] - t0, 3) if ticks else None,
         "worst_stall_s": round(meter.worst, 3),
