@@ -83,6 +83,14 @@ def test_each_rejection_reason():
     assert reasons[5] == "shift far from the other blocks' consensus"
 
 
+def test_a_rejection_reason_never_rounds_a_value_up_to_its_threshold():
+    """0.0097 under 0.01 read "low score 0.010 < 0.01" (a user's report): as many decimals as it takes."""
+    shifts = [(1.0, 2.0, 3.0)] * 5
+    inlier, reasons = verdict(shifts, [0.5, 0.0097, 0.5, 0.5, 0.5], [40.0, 40.0, 7.96, 40.0, 40.0], [True] * 5)
+    assert reasons[1] == "low score 0.0097 < 0.01"
+    assert reasons[2] == "flat peak: sharpness 7.96 < 8.0"
+
+
 def test_not_measured_takes_precedence_over_a_weak_peak():
     inlier, reasons = verdict([(0, 0, 0)], scores=[0.0], sharpness=[0.0], valid=[False])
     assert not inlier[0] and reasons[0].startswith("not measured")

@@ -96,10 +96,10 @@ def flag_outliers(
         if not valid[i]:
             reasons[i] = "not measured (outside the moving stack, or peak at the search limit)"
         elif scores[i] < min_score:
-            reasons[i] = f"low score {scores[i]:.3f} < {min_score}"
+            reasons[i] = f"low score {_below(scores[i], min_score, 3)} < {min_score}"
             good[i] = False
         elif sharpness[i] < min_sharpness:
-            reasons[i] = f"flat peak: sharpness {sharpness[i]:.1f} < {min_sharpness}"
+            reasons[i] = f"flat peak: sharpness {_below(sharpness[i], min_sharpness, 1)} < {min_sharpness}"
             good[i] = False
     if good.sum() >= 3:
         med = np.median(shifts[good], axis=0)
@@ -130,3 +130,11 @@ def fill_rejected(
         nearest = dist == dist.min()
         out[i] = np.median(good_shifts[nearest], axis=0)
     return out
+
+
+def _below(value: float, limit: float, decimals: int) -> str:
+    """``value`` with ``decimals`` decimals, or more until it reads below ``limit``: a score of
+    0.0097 under a threshold of 0.01 said "low score 0.010 < 0.01"."""
+    while decimals < 8 and float(f"{value:.{decimals}f}") >= limit:
+        decimals += 1
+    return f"{value:.{decimals}f}"
