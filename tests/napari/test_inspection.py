@@ -27,6 +27,30 @@ def _register(qtbot, widget, timeout=60_000):
     assert widget.result is not None, widget.last_error
 
 
+def test_the_stack_is_framed_again_once_the_new_qc_dock_has_taken_its_room(make_napari_viewer, qtbot):
+    """napari keeps its zoom when the canvas shrinks: under the QC dock added by the first
+    result, about a quarter of the stack was in view (a new user's report)."""
+    from napari_fidreg._widgets.qc_dock import REFRAME_MS
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1500, 1100)
+    ref, _ = open_sample(viewer)
+    viewer.reset_view()  # framed in the window before the dock, as a user sees it
+    widget = RegistrationWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="fidreg")
+    _register(qtbot, widget)
+    qtbot.wait(REFRAME_MS + 300)
+    ref.contrast_limits = (float(ref.data.min()), float(ref.data.min()) + 1)  # a solid green rectangle
+    for layer in viewer.layers:
+        layer.visible = layer is ref
+    green = _shot(viewer)[..., 1] > 100
+    h, w = green.shape
+    rows, cols = np.nonzero(green.any(axis=1))[0], np.nonzero(green.any(axis=0))[0]
+    inside = rows[0] > 0 or rows[-1] < h - 1  # a whole side of the stack in view, with room beyond
+    span = max((rows[-1] - rows[0] + 1) / h, (cols[-1] - cols[0] + 1) / w)
+    assert inside and span > 0.85, f"rows {rows[0]}-{rows[-1]} of {h}, cols {cols[0]}-{cols[-1]} of {w}"
+
+
 def _global_only_run(make_napari_viewer, qtbot):
     """The sample in a new viewer, registered from the dock with the global shift only."""
     viewer = make_napari_viewer()

@@ -159,7 +159,21 @@ def qc_dock_of(viewer) -> QCDock:
         if window is not None:
             window.add_dock_widget(dock, name=DOCK_NAME, area="bottom")
             _bottom_dock_under_the_canvas(dock.window())
+            _frame_again_once_laid_out(viewer)
     return dock
+
+
+REFRAME_MS = 100  # after the new dock is laid out and the canvas has its new, smaller size
+
+
+def _frame_again_once_laid_out(viewer) -> None:
+    """Frame the layers again once the new dock has taken its share of the window: napari
+    keeps the zoom when its canvas shrinks, and after the first result only about a quarter
+    of the stack was in view (a new user's report). The result's layers are added after
+    this, so it frames the stacks, not the arrows that reach past them."""
+    from qtpy.QtCore import QTimer
+
+    QTimer.singleShot(REFRAME_MS, viewer.reset_view)
 
 
 def _bottom_dock_under_the_canvas(main) -> None:
