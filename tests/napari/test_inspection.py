@@ -49,6 +49,12 @@ def test_the_stack_is_framed_again_once_the_new_qc_dock_has_taken_its_room(make_
     inside = rows[0] > 0 or rows[-1] < h - 1  # a whole side of the stack in view, with room beyond
     span = max((rows[-1] - rows[0] + 1) / h, (cols[-1] - cols[0] + 1) / w)
     assert inside and span > 0.85, f"rows {rows[0]}-{rows[-1]} of {h}, cols {cols[0]}-{cols[-1]} of {w}"
+    # the block table takes the dock's width (beside an empty label column it showed 2.5 of 7
+    # columns), sized to its contents, without row numbers (the 'block' column says which)
+    table = widget.table.native
+    assert table.width() > 0.8 * widget.native.width(), (table.width(), widget.native.width())
+    assert not table.verticalHeader().isVisible()
+    assert sum(table.columnWidth(c) for c in range(6)) < table.viewport().width()  # all but 'inlier' in view
 
 
 def _global_only_run(make_napari_viewer, qtbot):

@@ -105,13 +105,14 @@ class RegistrationWidget(SaveApplyMixin, Container):
                                      tooltip="an image (any dtype) or a labels layer (nearest voxel, dtype kept)")  # fmt: skip
         self.apply_button = PushButton(text="Apply shifts to layer")
 
+        self._results_box = Container(widgets=[self.status, self.shift_label, self.table], labels=False)
         self.extend([
             Label(value="<b>Layers</b>"), self.reference, self.moving, self.voxel_size,
             Label(value="<b>Region</b>"), self.use_subvolume, self.draw_box, self.z_start, self.z_stop,
             Label(value="<b>Options</b>"), self.with_blocks, self.block_size, self.block_size_z, self.refine_blocks,
             self.hot_pixels, self.background, self.background_sigma, self.max_local_shift, self.min_sharpness,
             self.run_button, self.cancel_button, self.progress,
-            Container(widgets=[self.status, self.shift_label], labels=False), self.table,
+            self._results_box,
             self.review.buttons, Label(value="<b>Save / re-apply</b>"), self.out_dir, self.save_button,
             self.shifts_file, self.apply_target, self.apply_button,
         ])  # fmt: skip
@@ -127,6 +128,8 @@ class RegistrationWidget(SaveApplyMixin, Container):
         # into 7.200e-02 beside -0.825)
         self.table.native.setEditTriggers(self.table.native.EditTrigger.NoEditTriggers)
         self.table.native.setItemDelegate(QStyledItemDelegate(self.table.native))
+        self.table.native.verticalHeader().setVisible(False)  # row numbers: the 'block' column says which
+        _span_the_label_column(self._results_box)
         self.max_width = 520  # a dock, not a page: the table scrolls sideways instead
         # as wide as its fields (~470 px once laid out) and the scroll bar, so that the dock
         # scrolls up and down but never cuts them off
@@ -303,6 +306,7 @@ class RegistrationWidget(SaveApplyMixin, Container):
         reg = self.result.registration
         self.shift_label.value = L.result_text(reg)
         self.table.value = L.block_table(reg) if reg.has_blocks else {"block": []}
+        self.table.native.resizeColumnsToContents()  # 7 columns in a dock's width: no 100 px each
         self.qc_dock().show_result(self.result.projections, reg, title=f"{reg.moving} onto {reg.reference}",
                                    arrow_gain=L.VECTOR_GAIN, panels=self.result.panels)  # fmt: skip
 
@@ -383,3 +387,19 @@ class RegistrationWidget(SaveApplyMixin, Container):
         self.review.reset()
         self.qc_dock().clear(f"the last run failed: {exc}")
         self._error(exc)
+
+
+def _span_the_label_column(box) -> None:
+    """Hide the empty label that the dock's labelled layout puts left of ``box`` (the result's
+    text and block table), so that the box takes the dock's whole width: the table showed 2.5
+    of its 7 columns beside ~180 px of nothing (a new user's report). magicgui wraps the box
+    with a QLabel in a widget of their own; any other layout is left as it is."""
+    from qtpy.QtWidgets import QLabel
+
+    holder = box.native.parentWidget()
+    if holder is None or holder is box.native:
+        return
+    for child in holder.children():
+        if isinstance(child, QLabel) and not child.text().strip():
+            child.setVisible(False)
+            child.setFixedWidth(0)
