@@ -206,3 +206,24 @@ def test_the_png_encoder_round_trips_an_image_exactly_with_or_without_zlib_ng(mo
         np.testing.assert_array_equal(decoded, rgb)
     monkeypatch.setattr(imagecodecs.ZLIBNG, "available", False)  # a build without zlib-ng: the standard zlib
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(_png_bytes(rgb)))), rgb)
+
+
+def test_block_map_of_a_rigid_shift_keeps_its_noise_pale():
+    """±0.05 px of noise about a rigid shift filled the whole colour scale (a new user read it
+    as a deformation): the scale spans at least MAP_MIN_HALF_RANGE either side of the median."""
+    from napari_fidreg._sample_data import SAMPLE_SHAPE, SAMPLE_SHIFT
+    from napari_fidreg.core import register
+    from napari_fidreg.core.synthetic import fiducial_pair
+    from napari_fidreg.figures import MAP_MIN_HALF_RANGE, block_map_figure
+
+    pair = fiducial_pair(SAMPLE_SHAPE, SAMPLE_SHIFT, seed=11)  # the napari sample, rigid: the user's case
+    reg = register(pair.reference, pair.moving, block_size=64)
+    fig = block_map_figure(reg)
+    maps = [ax for ax in fig.axes if ax.images]  # dz, dy, dx (one z level)
+    assert len(maps) == 3
+    for ax, k in zip(maps, range(3)):
+        lo, hi = ax.images[0].get_clim()
+        med = float(np.median([b.shift[k] for b in reg.blocks]))
+        assert hi - med >= MAP_MIN_HALF_RANGE - 1e-9 and med - lo >= MAP_MIN_HALF_RANGE - 1e-9
+        spread = max(abs(b.shift[k] - med) for b in reg.blocks)
+        assert spread < 0.1 and spread / (hi - med) < 0.5, (spread, hi - med)  # pale: within half the scale

@@ -261,13 +261,19 @@ ARROW_LEGEND = (
 MAX_Z_ROWS = 6  # z levels of the grid drawn in the block map
 
 
+# the block map's colour scale spans at least this many px either side of the median block: a
+# rigid shift's ±0.05 px of measurement noise filled the whole scale and read as a deformation
+MAP_MIN_HALF_RANGE = 0.25
+
+
 def block_map_figure(reg, *, figure=None, arrow_gain: float = 10.0):
     """Draw the block shifts of a :class:`~napari_fidreg.core.result.Registration` as heat maps.
 
     One panel per component (dz, dy, dx) and z level of the grid (the first
     ``MAX_Z_ROWS``): the shift each block uses for the correction, in px, on a diverging
-    scale centred on the median block (so a deformation shows as red and blue), with a
-    colour bar per component. Rejected blocks are marked ``x`` (by the engine) or with a
+    scale centred on the median block (so a deformation shows as red and blue; at least
+    ``MAP_MIN_HALF_RANGE`` px either side, so that noise stays pale), with a colour bar per
+    component. Rejected blocks are marked ``x`` (by the engine) or with a
     square (by hand). A colour bar under the maps explains the colours of the viewer's
     block arrows (drawn ``arrow_gain`` times the shift). Returns the figure (a new one when ``figure`` is None).
     """
@@ -289,7 +295,7 @@ def block_map_figure(reg, *, figure=None, arrow_gain: float = 10.0):
                             left=0.07, right=0.93, top=0.88, bottom=0.16)  # fmt: skip
     for k, name in enumerate(("dz", "dy", "dx")):
         med = float(np.median(shifts[..., k]))
-        half = max(float(np.abs(shifts[..., k] - med).max()), 0.05)
+        half = max(float(np.abs(shifts[..., k] - med).max()), MAP_MIN_HALF_RANGE)
         for iz in range(rows):
             ax = fig.add_subplot(grid[iz, k])
             im = ax.imshow(shifts[iz, :, :, k], cmap="coolwarm", vmin=med - half, vmax=med + half,
