@@ -137,11 +137,10 @@ def crosses(reg: Registration, centres: np.ndarray) -> tuple[np.ndarray, np.ndar
     ndim = centres.shape[1]
     if not out.any():
         return np.zeros((0, 2, ndim)), np.zeros((0, 4))
-    rejected = [b for b in reg.blocks if not b.inlier]
+    rejected = [b for b, o in zip(reg.blocks, out) if o]
     half = np.array([min(b.size[1:]) * CROSS_SPAN / 2 for b in rejected])[:, None]
-    yx = np.zeros((len(rejected), ndim))
-    down, up = yx.copy(), yx.copy()
-    down[:, -2:], up[:, -2:] = [1.0, 1.0], [-1.0, 1.0]  # the two diagonals: down and up to the right
+    down, up = np.zeros(ndim), np.zeros(ndim)  # the two diagonals: down and up to the right
+    down[-2:], up[-2:] = (1.0, 1.0), (-1.0, 1.0)
     mid = centres[out]
     starts = np.concatenate([mid - half * down, mid - half * up])
     projections = np.concatenate([2 * half * down, 2 * half * up])

@@ -401,5 +401,4 @@ def _span_the_label_column(box) -> None:
         return
     for child in holder.children():
         if isinstance(child, QLabel) and not child.text().strip():
-            child.setVisible(False)
-            child.setFixedWidth(0)
+            child.setVisible(False)  # a hidden widget takes no room in its layout
