@@ -94,6 +94,7 @@ def test_fit_to_view_frames_the_reference_and_the_qc_views_are_in_their_own_dock
     # the QC figures are in a dock of their own: projections reference | before | after, and the block map
     dock = viewer.window.dock_widgets[DOCK_NAME]
     assert isinstance(dock, QCDock) and dock is widget.qc_dock() and dock.has_figure()
+    qtbot.waitUntil(dock.isVisible)  # added with the run's last turn, after its layers
     qc = dock.qc.drawn_figure()
     texts = [t.get_text() for t in qc.texts] + [t.get_text() for t in qc.axes[0].texts]
     for expected in (
@@ -128,7 +129,8 @@ def test_the_qc_dock_draws_into_the_canvas(make_napari_viewer, qtbot):
     widget = RegistrationWidget(viewer)
     _register(qtbot, widget)
     tab = widget.qc_dock().qc
-    assert tab.figure.axes  # in view (the dock under the canvas): built with the result
+    # in view (the dock under the canvas): built once shown, in the turns after the result's layers
+    qtbot.waitUntil(lambda: bool(tab.figure.axes))
     canvas = tab.canvas
     canvas.draw()
     rgb = np.asarray(canvas.buffer_rgba())[..., :3].astype(int)
