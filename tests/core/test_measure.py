@@ -195,3 +195,16 @@ def test_measure_many_stopped_early():
 def test_measure_many_of_no_boxes():
     p, pair = make_pair()
     assert list(measure_many(pair, [], (0, 0, 0), (4, 4, 4), workers=2)) == []
+
+
+def test_a_lone_block_on_several_threads_gives_the_same_numbers():
+    """One box and two workers (a small stack's global refinement): the spare thread cleans the
+    second block and shares the FFTs, and the estimate is the one-thread estimate to the bit."""
+    _, pair = make_pair()
+    one = list(measure_many(pair, [WHOLE], (1, -3, 6), (4, 4, 4), workers=1, refine=1))
+    two = list(measure_many(pair, [WHOLE], (1, -3, 6), (4, 4, 4), workers=2, refine=1))
+    assert len(one) == len(two) == 1 and one[0].valid and two[0].valid
+    np.testing.assert_array_equal(one[0].estimate.shift, two[0].estimate.shift)
+    assert one[0].estimate.score == two[0].estimate.score
+    assert one[0].estimate.sharpness == two[0].estimate.sharpness
+    np.testing.assert_allclose(two[0].estimate.shift, SHIFT, atol=0.05)

@@ -43,12 +43,19 @@ class Pair:
 def measure_many(
     pair: Pair, boxes: Sequence[Box], offset, max_local, *, workers: int, refine: int = 0
 ) -> Iterator[Measured]:
-    """Measure ``boxes`` on ``workers`` threads; yields one :class:`Measured` per box, in box order."""
+    """Measure ``boxes`` on ``workers`` threads; yields one :class:`Measured` per box, in box order.
+
+    Fewer boxes than threads (the global refinement of a small stack is one box: the whole
+    volume) share the spare threads within each box: its two blocks prepared side by side,
+    its FFTs on several threads (the same numbers: 0.18 -> 0.11 s for a 60x256x256 pair).
+    """
     results: list[Measured | None] = [None] * len(boxes)
     next_out = 0
+    inner = max(1, workers // max(len(boxes), 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {
-            pool.submit(measure_block, pair, box, offset, max_local, refine=refine): i for i, box in enumerate(boxes)
+            pool.submit(measure_block, pair, box, offset, max_local, refine=refine, workers=inner): i
+            for i, box in enumerate(boxes)
         }
         try:
             for fut in as_completed(futures):
@@ -61,7 +68,7 @@ def measure_many(
                 fut.cancel()
 
 
-def measure_block(pair: Pair, box: Box, offset, max_local, *, refine: int = 0) -> Measured:
+def measure_block(pair: Pair, box: Box, offset, max_local, *, refine: int = 0, workers: int = 1) -> Measured:
     """Correlate one reference block with the moving block displaced by ``-offset``.
 
     Each block gets its own background, estimated on the block itself: the two
@@ -70,6 +77,8 @@ def measure_block(pair: Pair, box: Box, offset, max_local, *, refine: int = 0) -
     near the moving stack's edge its envelope sees the frame edge where the
     reference's sees more content, and that difference pulled dense-texture shifts
     toward zero by up to 0.1 px (known offsets on the DAPI nucleus; docs/method.md).
+
+    ``workers`` > 1 prepares the two blocks in parallel and runs the FFTs on that many threads.
     """
     ref, mov, hot, params = pair.reference, pair.moving, pair.hot, pair.params
     ref_sl, mov_sl = overlap(box, offset, mov.shape)
@@ -78,10 +87,19 @@ def measure_block(pair: Pair, box: Box, offset, max_local, *, refine: int = 0) -
     if sizes[0] < min_z or sizes[1] < MIN_YX or sizes[2] < MIN_YX:
         return Measured(ShiftEstimate(np.array(offset, float), 0.0, 0.0, False), False)
     common = {"background": params.background, "background_sigma": params.background_sigma}
-    a = prepare(ref[tuple(ref_sl)], hot_mask=None if hot is None else hot[ref_sl[1], ref_sl[2]], **common)
-    b = prepare(mov[tuple(mov_sl)], hot_mask=None if hot is None else hot[mov_sl[1], mov_sl[2]], **common)
+
+    def cleaned(vol, sl):
+        return prepare(vol[tuple(sl)], hot_mask=None if hot is None else hot[sl[1], sl[2]], **common)
+
+    if workers > 1:  # the kernels release the GIL: the two blocks are cleaned at the same time
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            fa = pool.submit(cleaned, ref, ref_sl)
+            b = cleaned(mov, mov_sl)
+            a = fa.result()
+    else:
+        a, b = cleaned(ref, ref_sl), cleaned(mov, mov_sl)
     est = correlate(
-        a, b, max_shift=max_local, z_taper=params.z_taper, yx_taper=params.yx_taper, workers=1, refine=refine
+        a, b, max_shift=max_local, z_taper=params.z_taper, yx_taper=params.yx_taper, workers=workers, refine=refine
     )
     total = ShiftEstimate(est.shift + offset, est.score, est.sharpness, est.at_limit)
     return Measured(total, not est.at_limit)
