@@ -231,7 +231,8 @@ def draw_qc(panels: QCPanels, *, title: str = "", figure=None, interpolation: st
     w_in, h_in = fig.get_size_inches()
     k = min(1.0, max(0.75, w_in / 10.0))  # smaller type on a small canvas (the dock); the PNG's at 1
     left, top = min(LEFT_IN / w_in, 0.12), min(TOP_IN / h_in, 0.3)
-    ax = fig.add_axes((left, 0, 1 - left, 1 - top))
+    right = min(PNG_EDGE / (w_in * fig.dpi), 0.03)  # the PNG's white edge: the last panel not flush with the frame
+    ax = fig.add_axes((left, 0, 1 - left - right, 1 - top))
     ax.imshow(panels.rgba(), interpolation=interpolation, aspect="equal")
     ax.set_anchor("N")  # a figure wider or taller than the panels leaves the room below / at the sides
     ax.set_axis_off()

@@ -82,7 +82,7 @@ class RegistrationWidget(SaveApplyMixin, Container):
             "automatically (4 px is tried when the peaks are weak)",
         )  # fmt: skip
         self.max_local_shift = FloatSpinBox(
-            label="max block departure (px)", min=0.5, max=100.0, step=0.5, value=Params.max_local_shift,
+            label="max local shift (px)", min=0.5, max=100.0, step=0.5, value=Params.max_local_shift,
             tooltip="largest difference between a block's shift and the global shift; raise it for strong deformation",
         )  # fmt: skip
         self.min_sharpness = FloatSpinBox(
