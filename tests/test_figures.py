@@ -16,7 +16,9 @@ from napari_fidreg.core import register, warp
 from napari_fidreg.core.block_grid import reject_blocks
 from napari_fidreg.core.qc import display_bin, projections
 from napari_fidreg.figures import (
+    ENGINE_RED,
     GAP,
+    HAND_ORANGE,
     PNG_EDGE,
     PNG_LEFT,
     PNG_TOP,
@@ -157,10 +159,12 @@ def test_the_block_map_marks_blocks_rejected_by_the_engine_and_by_hand():
     fig = block_map_figure(reject_blocks(reg, [6]))
     maps = [ax for ax in fig.axes if ax.get_title().endswith("(px)")]
     assert [ax.get_title() for ax in maps] == ["dz (px)", "dy (px)", "dx (px)"]
-    for ax in maps:
-        crosses, squares = (c.get_offsets() for c in ax.collections)
-        np.testing.assert_array_equal(crosses, [[0, 0]])  # block (y 0, x 0)
-        np.testing.assert_array_equal(squares, [[2, 1]])  # block 6 = (y 1, x 2), drawn at (x, y)
+    for ax in maps:  # crossed as in the viewer: red by the engine, orange by hand
+        engine, hand = ax.collections
+        np.testing.assert_array_equal(engine.get_offsets(), [[0, 0]])  # block (y 0, x 0)
+        np.testing.assert_array_equal(hand.get_offsets(), [[2, 1]])  # block 6 = (y 1, x 2), drawn at (x, y)
+        np.testing.assert_allclose(engine.get_edgecolor()[0], ENGINE_RED)
+        np.testing.assert_allclose(hand.get_edgecolor()[0], HAND_ORANGE)
     # the colours are the shifts each block uses
     dx = maps[2].images[0].get_array()
     np.testing.assert_allclose(dx, np.array([b.shift[2] for b in reject_blocks(reg, [6]).blocks]).reshape(4, 4))

@@ -24,6 +24,8 @@ QC_COLUMNS = ("reference", "moving (before)", "moving (after)", "overlay before"
 PLANE_LABELS = {"xy": "XY", "xz": "XZ", "yz": "YZ"}
 PLANE_NOTES = {"xy": "XY over z", "xz": "XZ over y", "yz": "YZ over x"}
 GAP = 6  # px between panels
+# rejected blocks, in the block map as in the viewer's crosses: by the engine, by hand (RGBA)
+ENGINE_RED, HAND_ORANGE = (1.0, 0.0, 0.0, 1.0), (1.0, 0.55, 0.0, 1.0)
 TOP_IN, LEFT_IN = 0.75, 0.4  # draw_qc's margins for the title band and the row names (inches)
 # the PNG: panels up to PNG_WIDTH px wide drawn 1:1 (five 342-px panels of a 2048-px stack, binned
 # by 6, fit), below a band of PNG_TOP px and right of a margin of PNG_LEFT px (draw_qc's at 100 dpi)
@@ -274,8 +276,8 @@ def block_map_figure(reg, *, figure=None, arrow_gain: float = 10.0):
     ``MAX_Z_ROWS``): the shift each block uses for the correction, in px, on a diverging
     scale centred on the median block (so a deformation shows as red and blue; at least
     ``MAP_MIN_HALF_RANGE`` px either side, so that noise stays pale), with a colour bar per
-    component. Rejected blocks are marked ``x`` (by the engine) or with a
-    square (by hand). A colour bar under the maps explains the colours of the viewer's
+    component. Rejected blocks are crossed as in the viewer: red (by the engine) or
+    orange (by hand), outlined in black to stand out on red cells. A colour bar under the maps explains the colours of the viewer's
     block arrows (drawn ``arrow_gain`` times the shift). Returns the figure (a new one when ``figure`` is None).
     """
     from matplotlib.figure import Figure
@@ -301,8 +303,8 @@ def block_map_figure(reg, *, figure=None, arrow_gain: float = 10.0):
             ax = fig.add_subplot(grid[iz, k])
             im = ax.imshow(shifts[iz, :, :, k], cmap="coolwarm", vmin=med - half, vmax=med + half,
                            interpolation="nearest")  # fmt: skip
-            _mark(ax, auto[iz], "x", min(60.0, (0.6 * cell_pt) ** 2))
-            _mark(ax, hand[iz], "s", min(90.0, (0.8 * cell_pt) ** 2), hollow=True)
+            for mask, colour in ((auto[iz], ENGINE_RED), (hand[iz], HAND_ORANGE)):
+                _mark(ax, mask, colour, min(60.0, (0.6 * cell_pt) ** 2))
             if gy * gx <= 48:  # few blocks: the numbers as well
                 for (j, i), v in np.ndenumerate(shifts[iz, :, :, k]):
                     ax.text(i, j + 0.32, f"{v:+.2f}", ha="center", va="center", fontsize=7)
@@ -322,19 +324,22 @@ def block_map_figure(reg, *, figure=None, arrow_gain: float = 10.0):
     bar = fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), "viridis"), cax=legend, orientation="horizontal")
     bar.ax.tick_params(labelsize=7)
     bar.set_label(ARROW_LEGEND.format(gain=arrow_gain), fontsize=8)
-    note = "x rejected by the engine, square rejected by hand"
+    note = "red x rejected by the engine, orange x by hand, as in the viewer"
     if gz > rows:
         note += f"; z levels {rows}-{gz - 1} not drawn"
     fig.suptitle(f"block shifts used for the correction ({note})", fontsize=10)
     return fig
 
 
-def _mark(ax, mask: np.ndarray, marker: str, size: float, hollow: bool = False) -> None:
-    """Mark the blocks of ``mask`` on a heat map."""
+def _mark(ax, mask: np.ndarray, colour, size: float) -> None:
+    """Cross the blocks of ``mask`` on a heat map in ``colour``, outlined in black (a red
+    cross on a red cell of the diverging scale would not show)."""
+    from matplotlib import patheffects
+
     j, i = np.nonzero(mask)
     if len(j):
-        kw = {"facecolors": "none", "edgecolors": "black"} if hollow else {"c": "black"}
-        ax.scatter(i, j, marker=marker, s=size, linewidths=1.5, **kw)
+        outline = [patheffects.withStroke(linewidth=3.5, foreground="black")]
+        ax.scatter(i, j, marker="x", s=size, linewidths=2, color=colour, path_effects=outline)
 
 
 def _label(ax, text, xy, xycoords, offset, ha, va, size, rotation):

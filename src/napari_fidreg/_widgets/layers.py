@@ -13,6 +13,7 @@ import numpy as np
 
 from ..core.block_grid import BY_HAND
 from ..core.result import Registration
+from ..figures import ENGINE_RED, HAND_ORANGE
 
 # Names of every layer the widget creates, so that a re-run replaces them.
 PREFIX = "fidreg: "
@@ -124,7 +125,6 @@ def block_layers(reg: Registration, geom: Geometry) -> list[tuple]:
 
 
 CROSSES = f"{PREFIX}rejected blocks"
-ENGINE_RED, HAND_ORANGE = (1.0, 0.0, 0.0, 1.0), (1.0, 0.55, 0.0, 1.0)  # rejected by the engine, by hand
 CROSS_WIDTH = 3  # px of the data, like the arrows'
 CROSS_SPAN = 1 / 3  # each stroke spans this fraction of the block's smaller y/x side
 
