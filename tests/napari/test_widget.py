@@ -68,6 +68,7 @@ def test_sample_register_gives_layers_and_the_true_shift(make_napari_viewer, qtb
     # the QC projections are figures in their own dock, not layers of the scene
     assert not any("projection" in n or "overlay" in n for n in names), names
     assert widget.qc_dock().has_figure()
+    assert widget.progress.label == "done"  # not the last stage's name, as if still at work
     assert "px" in widget.shift_label.value and "µm" in widget.shift_label.value
     assert widget.table.shape[0] == 4
 
@@ -98,6 +99,7 @@ def test_cancel_leaves_no_partial_layers_and_a_usable_viewer(make_napari_viewer,
     assert elapsed < 1.5, elapsed
     assert [layer.name for layer in viewer.layers] == before
     assert widget.result is None and "cancelled" in widget.status.value
+    assert widget.progress.label == "cancelled"
     # still usable: a new run completes
     widget.block_size.value = 256
     _register(qtbot, widget)

@@ -245,14 +245,28 @@ class RegistrationWidget(SaveApplyMixin, Container):
 
         # Passing 'errored' in _connect stops superqt from re-raising the exception in
         # the GUI thread; _on_worker_error turns it into a notification instead.
+        self._ended_as = ""  # what the progress bar says once the run is over
+
+        def returned(res):
+            self._ended_as = "done"
+            on_returned(res)
+
+        def errored(exc):
+            self._ended_as = "failed"
+            self._on_worker_error(exc)
+
+        def aborted():
+            self._ended_as = "cancelled"
+            self._set_status("cancelled: nothing was changed")
+
         return create_worker(
             lambda: (yield from job),
             _start_thread=False,
             _connect={
                 "yielded": self._on_progress,
-                "returned": on_returned,
-                "errored": self._on_worker_error,
-                "aborted": lambda: self._set_status("cancelled: nothing was changed"),
+                "returned": returned,
+                "errored": errored,
+                "aborted": aborted,
                 "finished": self._finished,
             },
         )
@@ -371,6 +385,9 @@ class RegistrationWidget(SaveApplyMixin, Container):
             return  # _add_next calls again after the last layer
         self.worker = None
         self._set_running(False)
+        # the bar said the last stage ('projections', 100 %) as if it were still at work
+        if getattr(self, "_ended_as", ""):
+            self.progress.label = self._ended_as
 
     def _set_running(self, running: bool) -> None:
         self.run_button.enabled = not running
