@@ -324,10 +324,10 @@ def block_map_figure(reg, *, figure=None, arrow_gain: float = 10.0):
     bar = fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), "viridis"), cax=legend, orientation="horizontal")
     bar.ax.tick_params(labelsize=7)
     bar.set_label(ARROW_LEGEND.format(gain=arrow_gain), fontsize=8)
-    note = "red x rejected by the engine, orange x by hand, as in the viewer"
-    if gz > rows:
-        note += f"; z levels {rows}-{gz - 1} not drawn"
-    fig.suptitle(f"block shifts used for the correction ({note})", fontsize=10)
+    # the crosses are explained by the legend under the maps: a title that said it too was
+    # cut at both ends in the dock
+    note = f" (z levels {rows}-{gz - 1} not drawn)" if gz > rows else ""
+    fig.suptitle(f"block shifts used for the correction{note}", fontsize=10)
     return fig
 
 
