@@ -55,6 +55,7 @@ class RegistrationWidget(SaveApplyMixin, Container):
         self._pending: list[tuple] = []  # result layers still to add
         self._then = None  # what to do once they are in
         self._worker_done = True
+        self._ended_as = ""  # what the progress bar says once a run is over: done, cancelled, failed
         self.last_error: str = ""
         self._run_layers: tuple = ()  # (reference, moving) of the result shown
         preload_result_modules()  # numba set-up, pandas and matplotlib, while the user picks layers
@@ -245,7 +246,7 @@ class RegistrationWidget(SaveApplyMixin, Container):
 
         # Passing 'errored' in _connect stops superqt from re-raising the exception in
         # the GUI thread; _on_worker_error turns it into a notification instead.
-        self._ended_as = ""  # what the progress bar says once the run is over
+        self._ended_as = ""
 
         def returned(res):
             self._ended_as = "done"
@@ -386,7 +387,7 @@ class RegistrationWidget(SaveApplyMixin, Container):
         self.worker = None
         self._set_running(False)
         # the bar said the last stage ('projections', 100 %) as if it were still at work
-        if getattr(self, "_ended_as", ""):
+        if self._ended_as:
             self.progress.label = self._ended_as
 
     def _set_running(self, running: bool) -> None:

@@ -47,7 +47,8 @@ def measure_many(
 
     Fewer boxes than threads (the global refinement of a small stack is one box: the whole
     volume) share the spare threads within each box: its two blocks prepared side by side,
-    its FFTs on several threads (the same numbers: 0.18 -> 0.11 s for a 60x256x256 pair).
+    its FFTs on several threads (the same numbers; 0.26 -> 0.17 s, medians of 8, for a
+    60x256x256 pair on 2 cores).
     """
     results: list[Measured | None] = [None] * len(boxes)
     next_out = 0
@@ -92,7 +93,7 @@ def measure_block(pair: Pair, box: Box, offset, max_local, *, refine: int = 0, w
         return prepare(vol[tuple(sl)], hot_mask=None if hot is None else hot[sl[1], sl[2]], **common)
 
     if workers > 1:  # the kernels release the GIL: the two blocks are cleaned at the same time
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        with ThreadPoolExecutor(max_workers=1) as pool:  # the reference's; this thread the moving's
             fa = pool.submit(cleaned, ref, ref_sl)
             b = cleaned(mov, mov_sl)
             a = fa.result()
