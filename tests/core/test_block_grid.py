@@ -155,7 +155,7 @@ def test_grid_blocks_records_verdicts_and_fills_in_3d():
     assert [b.origin for b in blocks] == [(0, 0, 0), (0, 0, 64), (20, 0, 0), (20, 0, 64)]
     assert all(b.size == (20, 64, 64) for b in blocks)
     assert [b.inlier for b in blocks] == [True, False, True, False]
-    assert blocks[1].measured_shift is None and blocks[1].reason.startswith("not measured")
+    assert blocks[1].measured_shift is None and blocks[1].reason.startswith("peak at the edge")
     assert blocks[3].measured_shift == (1.1, 2.1, 3.1) and blocks[3].reason.startswith("low score")
     # both rejected blocks touch both inliers (Chebyshev distance 1): their median
     np.testing.assert_allclose(blocks[1].shift, (1.1, 2.1, 3.1))

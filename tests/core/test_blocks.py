@@ -79,7 +79,7 @@ def test_each_rejection_reason():
     assert reasons[0] == "" and reasons[4] == ""
     assert reasons[1] == "low score 0.005 < 0.01"
     assert reasons[2] == "flat peak: sharpness 5.5 < 8.0"
-    assert reasons[3].startswith("not measured")
+    assert reasons[3].startswith("peak at the edge of the search range")
     assert reasons[5] == "shift far from the other blocks' consensus"
 
 
@@ -94,6 +94,19 @@ def test_a_rejection_reason_never_rounds_a_value_up_to_its_threshold():
 def test_not_measured_takes_precedence_over_a_weak_peak():
     inlier, reasons = verdict([(0, 0, 0)], scores=[0.0], sharpness=[0.0], valid=[False])
     assert not inlier[0] and reasons[0].startswith("not measured")
+
+
+def test_a_weak_peak_at_the_search_limit_is_called_weak():
+    """A block without beads (a user's trial: sharpness 5.4) has its noise peak on the search
+    range's edge; "not measured (outside the moving stack ...)" sent them looking for a cause
+    that was not there."""
+    shifts = [(1.0, 2.0, 3.0)] * 4 + [(1.0, 2.0, 15.0), (1.0, 2.0, 15.0)]
+    scores = [0.5, 0.5, 0.5, 0.5, 0.05, 0.004]
+    sharp = [40.0, 40.0, 40.0, 40.0, 5.4, 30.0]
+    inlier, reasons = verdict(shifts, scores, sharp, [True] * 4 + [False, False])
+    assert inlier.tolist() == [True] * 4 + [False, False]
+    assert reasons[4] == "flat peak: sharpness 5.4 < 8.0"
+    assert reasons[5] == "low score 0.004 < 0.01"
 
 
 def test_outlier_on_a_single_axis_is_rejected():
@@ -238,7 +251,7 @@ def test_judge_arrays_and_verdict():
     assert j.valid.tolist() == [True, True, True, True, False, True]
     assert j.inlier.tolist() == [True, True, True, False, False, False]
     assert j.reasons[3].startswith("low score")
-    assert j.reasons[4].startswith("not measured")
+    assert j.reasons[4].startswith("peak at the edge of the search range")
     assert "consensus" in j.reasons[5]
 
 

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 Box = tuple[slice, slice, slice]
 
+NOT_MEASURED = "not measured: too little of the block inside the moving stack"
+AT_LIMIT = "peak at the edge of the search range: the shift may exceed max local shift"
+
 
 class Judged(NamedTuple):
     """Block estimates as arrays, with the verdict on each."""
@@ -83,9 +86,12 @@ def flag_outliers(
 ) -> tuple[np.ndarray, list[str]]:
     """Decide which blocks are inliers; returns (inlier mask, reason per block).
 
-    A block is rejected when it could not be measured, when its correlation peak
+    A block is rejected when it could not be measured (too little of it inside the
+    moving stack: ``valid`` false, score and sharpness 0), when its correlation peak
     is weak (score or sharpness below the thresholds: typically a block without
-    fiducials), or when its shift departs from the median of the good blocks
+    fiducials, whose noise peak often lands on the edge of the search range too: the
+    weak peak is the reason given), when a clear peak lies on the edge of the search
+    range (``valid`` false: the shift may be larger than the range), or when its shift departs from the median of the good blocks
     (itself included) by more than ``outlier_mad`` robust standard deviations on some axis
     (never less than ``outlier_floor`` pixels, so a smooth deformation is kept).
     """
@@ -93,14 +99,17 @@ def flag_outliers(
     reasons = [""] * n
     good = valid.copy()
     for i in range(n):
-        if not valid[i]:
-            reasons[i] = "not measured (outside the moving stack, or peak at the search limit)"
+        if not valid[i] and scores[i] == 0 and sharpness[i] == 0:  # what measure_block gives a block it skips
+            reasons[i] = NOT_MEASURED
         elif scores[i] < min_score:
             reasons[i] = f"low score {_below(scores[i], min_score, 3)} < {min_score}"
             good[i] = False
         elif sharpness[i] < min_sharpness:
             reasons[i] = f"flat peak: sharpness {_below(sharpness[i], min_sharpness, 1)} < {min_sharpness}"
             good[i] = False
+        elif not valid[i]:
+            # a clear peak on the edge of the search range: the block's true shift may lie beyond it
+            reasons[i] = AT_LIMIT
     if good.sum() >= 3:
         med = np.median(shifts[good], axis=0)
         mad = np.median(np.abs(shifts[good] - med), axis=0)
