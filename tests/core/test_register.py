@@ -43,9 +43,7 @@ def test_block_shifts_on_smooth_deformation(block):
         assert flagged and all(not b.inlier and b.reason for b in flagged)
         # for what it is: a weak peak (inside the stack: not "not measured")
         empty = [b for b in flagged if b.origin[1] < 128 and b.origin[2] < 128]
-        assert empty and all(b.reason.startswith(("flat peak", "low score")) for b in empty), [
-            b.reason for b in empty
-        ]
+        assert empty and all(b.reason.startswith(("flat peak", "low score")) for b in empty), [b.reason for b in empty]
         # and its correction shift is filled from its neighbours
         neighbours = [b for b in reg.blocks if b.index in ((0, 0, 1), (0, 1, 0), (0, 1, 1))]
         np.testing.assert_allclose(flagged[0].shift, np.median([b.shift for b in neighbours], axis=0))
