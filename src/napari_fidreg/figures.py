@@ -26,6 +26,7 @@ PLANE_NOTES = {"xy": "XY over z", "xz": "XZ over y", "yz": "YZ over x"}
 GAP = 6  # px between panels
 # rejected blocks, in the block map as in the viewer's crosses: by the engine, by hand (RGBA)
 ENGINE_RED, HAND_ORANGE = (1.0, 0.0, 0.0, 1.0), (1.0, 0.55, 0.0, 1.0)
+FILLED_GREY = (0.6, 0.6, 0.6, 1.0)  # a rejected block's arrow in the viewer: the shift filled in
 TOP_IN, LEFT_IN = 0.75, 0.4  # draw_qc's margins for the title band and the row names (inches)
 # the PNG: panels up to PNG_WIDTH px wide drawn 1:1 (five 342-px panels of a 2048-px stack, binned
 # by 6, fit), below a band of PNG_TOP px and right of a margin of PNG_LEFT px (draw_qc's at 100 dpi)
@@ -259,7 +260,7 @@ def draw_qc(panels: QCPanels, *, title: str = "", figure=None, interpolation: st
 
 ARROW_LEGEND = (
     "block arrows in the viewer: colour = block score (0 to 1), length = {gain:g} x (dy, dx)\n"
-    "red x = rejected by the engine, orange x = rejected by hand (both filled from their neighbours)"
+    "red x = rejected by the engine, orange x = rejected by hand: grey arrow = filled from the neighbours"
 )
 MAX_Z_ROWS = 6  # z levels of the grid drawn in the block map
 

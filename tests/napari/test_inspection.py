@@ -12,6 +12,7 @@ import pytest
 from conftest import open_sample, run_dock
 from napari_fidreg._sample_data import MOVING_NAME, REFERENCE_NAME
 from napari_fidreg._widgets import RegistrationWidget
+from napari_fidreg._widgets import layers as L
 from napari_fidreg._widgets.qc_dock import DOCK_NAME, QCDock
 from napari_fidreg._widgets.registration import SUBVOLUME_LAYER
 from napari_fidreg.core import Registration, warp
@@ -38,6 +39,7 @@ def test_the_stack_is_framed_again_once_the_new_qc_dock_has_taken_its_room(make_
     viewer.reset_view()  # framed in the window before the dock, as a user sees it
     widget = RegistrationWidget(viewer)
     viewer.window.add_dock_widget(widget, name="fidreg")
+    widget.block_size.value = 64  # 16 blocks, one of them rejected
     _register(qtbot, widget)
     qtbot.wait(REFRAME_MS + 300)
     ref.contrast_limits = (float(ref.data.min()), float(ref.data.min()) + 1)  # a solid green rectangle
@@ -54,7 +56,17 @@ def test_the_stack_is_framed_again_once_the_new_qc_dock_has_taken_its_room(make_
     table = widget.table.native
     assert table.width() > 0.8 * widget.native.width(), (table.width(), widget.native.width())
     assert not table.verticalHeader().isVisible()
-    assert sum(table.columnWidth(c) for c in range(6)) < table.viewport().width()  # all but 'inlier' in view
+    # every column in view, the reasons under the table (a new user scrolled sideways to read them)
+    assert table.columnCount() == 7
+    assert sum(table.columnWidth(c) for c in range(7)) <= table.viewport().width()
+    rejected = [b for b in widget.result.registration.blocks if not b.inlier]
+    assert rejected and widget.reasons.visible
+    assert widget.reasons.value.splitlines()[0] == f"block {L.block_name(rejected[0])}: {rejected[0].reason}"
+    # and Save / re-apply in view below them, the dock scrolled to the result
+    area = widget.native
+    for w in (widget.status, widget.save_button, widget.apply_button):
+        top = w.native.mapTo(area.widget(), w.native.rect().topLeft()).y() - area.verticalScrollBar().value()
+        assert 0 <= top and top + w.native.height() <= area.viewport().height(), (w, top)
 
 
 def _global_only_run(make_napari_viewer, qtbot):
@@ -261,8 +273,21 @@ def test_reject_restore_and_undo_blocks_by_hand(make_napari_viewer, qtbot, tmp_p
     orange, red = [1.0, 0.55, 0.0], [1.0, 0.0, 0.0]
     np.testing.assert_allclose(crosses.edge_color[:, :3], [orange, red, orange] * 2)
     table = widget.table.native
-    inlier_col = next(c for c in range(table.columnCount()) if table.horizontalHeaderItem(c).text() == "inlier")
-    assert table.item(6, inlier_col).text() == f"no: {BY_HAND}" and table.item(1, inlier_col).text() == "yes"
+    kept = next(c for c in range(table.columnCount()) if table.horizontalHeaderItem(c).text() == "kept")
+    assert [table.item(r, kept).text() for r in (0, 1, 5, 6)] == ["no (hand)", "yes", "no", "no (hand)"]
+    assert table.item(6, 0).toolTip() == BY_HAND and table.item(5, 2).toolTip() == measured.blocks[5].reason
+    assert table.item(6, 0).foreground().color().getRgbF()[:3] == pytest.approx(orange, abs=0.01)
+    assert table.item(5, 0).foreground().color().getRgbF()[:3] == pytest.approx(red, abs=0.01)
+    # rejected blocks' arrows are grey: what they show is filled in, not measured
+    colours = np.asarray(arrows.edge_color)[:, :3]
+    np.testing.assert_allclose(colours[[0, 5, 6]], [L.FILLED_GREY[:3]] * 3)
+    assert not np.allclose(colours[1], L.FILLED_GREY[:3])
+    # the reasons under the table: of the selected rows when one of them is rejected
+    assert widget.reasons.value.splitlines() == [
+        f"block 0,0,0: {BY_HAND}", f"block 0,1,1: {measured.blocks[5].reason}", f"block 0,1,2: {BY_HAND}"
+    ]
+    _select_rows(widget, [6])
+    assert widget.reasons.value == f"block 0,1,2: {BY_HAND}"
     assert not np.array_equal(widget.result.projections["after"]["xy"], before_after)
     assert "3 of 16 blocks rejected and filled from neighbours (2 by hand)" in widget.shift_label.value
     # the saved result records why

@@ -406,7 +406,7 @@ def test_the_block_table_is_read_only_and_formatted_alike(make_napari_viewer, qt
     table = widget.table.native
     assert table.editTriggers() == table.EditTrigger.NoEditTriggers
     cols = {table.horizontalHeaderItem(c).text(): c for c in range(table.columnCount())}
-    for name, pattern in (("dz", r"^[+-]\d+\.\d{3}$"), ("score", r"^-?\d\.\d{3}$"), ("sharpness", r"^\d+\.\d$")):
+    for name, pattern in (("dz", r"^[+-]\d+\.\d{3}$"), ("score", r"^-?\d\.\d{3}$"), ("sharp.", r"^\d+\.\d$")):
         # what is shown: the text as the table's delegate displays it
         delegate, locale = table.itemDelegate(), table.locale()
         texts = [delegate.displayText(table.item(r, cols[name]).text(), locale) for r in range(table.rowCount())]

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..core.block_grid import BY_HAND
 from ..core.result import Registration
-from ..figures import ENGINE_RED, HAND_ORANGE
+from ..figures import ENGINE_RED, FILLED_GREY, HAND_ORANGE
 
 # Names of every layer the widget creates, so that a re-run replaces them.
 PREFIX = "fidreg: "
@@ -63,8 +63,9 @@ def corrected_layer(data: np.ndarray, moving_name: str, geom: Geometry, colormap
 
 def block_layers(reg: Registration, geom: Geometry) -> list[tuple]:
     """Block shifts as arrows (gain ``VECTOR_GAIN``, coloured by score on a fixed 0-1 viridis scale,
-    which the QC dock's legend explains) and rejected blocks as crosses: red when the engine
-    rejected them, orange when the user did.
+    which the QC dock's legend explains; grey on rejected blocks, whose arrow is the shift filled
+    from their neighbours, not one they measured) and rejected blocks as crosses: red when the
+    engine rejected them, orange when the user did.
 
     Full-depth blocks (one z level, the usual case) are drawn as 2D (y, x) layers, which
     napari shows on every plane; their centres sit at half-integer z, where 3D vectors
@@ -103,9 +104,7 @@ def block_layers(reg: Registration, geom: Geometry) -> list[tuple]:
                 **common,
                 "name": f"{ARROWS} (x{VECTOR_GAIN:g})",
                 "features": features,
-                "edge_color": "score",
-                "edge_colormap": "viridis",
-                "edge_contrast_limits": (0.0, 1.0),  # fixed, so that one legend holds for every run
+                "edge_color": arrow_colours(reg),
                 "edge_width": 3,
             },
             "vectors",
@@ -122,6 +121,18 @@ def block_layers(reg: Registration, geom: Geometry) -> list[tuple]:
             "vectors",
         ),
     ]
+
+
+def arrow_colours(reg: Registration) -> np.ndarray:
+    """RGBA a block: its score on viridis over a fixed 0-1 scale (one legend holds for every
+    run), :data:`~napari_fidreg.figures.FILLED_GREY` where the block is rejected (a user read a
+    rejected block's arrow, under its cross, as a shift it had measured)."""
+    from napari.utils.colormaps import ensure_colormap
+
+    scores = np.clip([b.score for b in reg.blocks], 0.0, 1.0)
+    colours = np.asarray(ensure_colormap("viridis").map(scores), np.float64).reshape(-1, 4)
+    colours[[not b.inlier for b in reg.blocks]] = FILLED_GREY
+    return colours
 
 
 CROSSES = f"{PREFIX}rejected blocks"
@@ -163,7 +174,7 @@ def update_block_layers(viewer, reg: Registration, geom: Geometry) -> bool:
         return False
     arrows.data = vectors
     arrows.features = vmeta["features"]
-    arrows.edge_color = "score"  # colours again from the new features
+    arrows.edge_color = vmeta["edge_color"]
     cross.data = strokes
     if len(strokes):
         cross.edge_color = cmeta["edge_color"]
@@ -181,15 +192,36 @@ def result_text(reg: Registration) -> str:
     return "\n".join([lines[0], region, *lines[1:]])
 
 
+KEPT = "kept"  # the block table's last column: yes, no (rejected by the engine), no (hand)
+
+
 def block_table(reg: Registration) -> dict[str, list]:
     """Columns for the dock's table, as text in one format per column (fixed decimals: Qt shows
-    raw floats as 0.072 beside 7.200e-02)."""
-    cols: dict[str, list] = {k: [] for k in ("block", "dz", "dy", "dx", "score", "sharpness", "inlier")}
+    raw floats as 0.072 beside 7.200e-02), short enough that all seven fit a dock's width (the
+    reasons, up to 70 characters, are said under the table: :func:`rejection_text`)."""
+    cols: dict[str, list] = {k: [] for k in ("block", "dz", "dy", "dx", "score", "sharp.", KEPT)}
     for b in reg.blocks:
-        cols["block"].append("{},{},{}".format(*b.index))
+        cols["block"].append(block_name(b))
         for k, v in zip(("dz", "dy", "dx"), b.shift):
             cols[k].append(f"{v:+.3f}")
         cols["score"].append(f"{b.score:.3f}")
-        cols["sharpness"].append(f"{b.sharpness:.1f}")
-        cols["inlier"].append("yes" if b.inlier else f"no: {b.reason}")
+        cols["sharp."].append(f"{b.sharpness:.1f}")
+        cols[KEPT].append("yes" if b.inlier else "no (hand)" if b.reason == BY_HAND else "no")
     return cols
+
+
+def block_name(block) -> str:
+    """A block as the table's first column names it: its grid index z,y,x."""
+    return "{},{},{}".format(*block.index)
+
+
+def rejection_text(reg: Registration, rows=(), *, limit: int = 3) -> str:
+    """Why blocks were rejected, a line a block: those among ``rows`` (positions in
+    ``reg.blocks``, the table's selection) when any of them is rejected, else every rejected
+    block; the first ``limit``, then how many more. Empty when no block is rejected."""
+    rejected = [i for i, b in enumerate(reg.blocks) if not b.inlier]
+    chosen = [i for i in sorted(set(rows)) if i in set(rejected)] or rejected
+    lines = [f"block {block_name(reg.blocks[i])}: {reg.blocks[i].reason}" for i in chosen[:limit]]
+    if len(chosen) > limit:
+        lines.append(f"… and {len(chosen) - limit} more (select their rows to see why)")
+    return "\n".join(lines)

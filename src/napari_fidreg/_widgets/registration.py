@@ -27,6 +27,7 @@ from magicgui.widgets import (
     Table,
 )
 
+from ..core.block_grid import BY_HAND
 from ..core.errors import FidregError
 from ..core.params import Params
 from . import layers as L
@@ -40,6 +41,7 @@ from .save_apply import SaveApplyMixin, target_layers
 if TYPE_CHECKING:
     import napari
 
+TABLE_MAX_HEIGHT = 250  # px: the header and about eight rows
 LAYER_GAP_MS = 15  # between the result layers' additions (see RegistrationWidget._add_next_soon)
 
 
@@ -98,6 +100,7 @@ class RegistrationWidget(SaveApplyMixin, Container):
         self.shift_label = Label(value="")
         self.shift_label.tooltip = L.SUMMARY_HELP
         self.table = Table(value={"block": []})
+        self.reasons = Label(value="")  # why the rejected (or the selected rejected) blocks were rejected
         self.review = BlockReview(self)
         self.out_dir = FileEdit(label="save to folder", mode="d", value=Path.cwd())
         self.save_button = PushButton(text="Save shifts + corrected stack", enabled=False)
@@ -106,7 +109,7 @@ class RegistrationWidget(SaveApplyMixin, Container):
                                      tooltip="an image (any dtype) or a labels layer (nearest voxel, dtype kept)")  # fmt: skip
         self.apply_button = PushButton(text="Apply shifts to layer")
 
-        self._results_box = Container(widgets=[self.status, self.shift_label, self.table], labels=False)
+        self._results_box = Container(widgets=[self.status, self.shift_label, self.table, self.reasons], labels=False)
         self.extend([
             Label(value="<b>Layers</b>"), self.reference, self.moving, self.voxel_size,
             Label(value="<b>Region</b>"), self.use_subvolume, self.draw_box, self.z_start, self.z_stop,
@@ -119,11 +122,15 @@ class RegistrationWidget(SaveApplyMixin, Container):
         ])  # fmt: skip
         from qtpy.QtWidgets import QSizePolicy, QStyledItemDelegate
 
-        for label in (self.status, self.shift_label):
+        for label in (self.status, self.shift_label, self.reasons):
             label.native.setWordWrap(True)  # long messages wrap instead of widening the dock
             label.native.setMinimumWidth(100)  # a wrapped label's own minimum follows its text (700 px)
             label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.table.native.setMinimumHeight(120)
+        # eight rows or so, then it scrolls: taller, it pushed Save / re-apply below the dock's
+        # fold after every run (a new user's report)
+        self.table.native.setMaximumHeight(TABLE_MAX_HEIGHT)
+        self.table.native.itemSelectionChanged.connect(self._show_reasons)
         # read-only: blocks are rejected by selecting rows and clicking Reject (an edited number
         # would not change the result); shown as formatted here (magicgui's delegate turns 0.072
         # into 7.200e-02 beside -0.825)
@@ -317,20 +324,51 @@ class RegistrationWidget(SaveApplyMixin, Container):
             # stalls at 1024^2 under Xvfb, against 0.15-0.2 s for the worst layer alone)
             self._show_qc()
             self._set_status(f"done in {time.perf_counter() - self._started:.1f} s")
+            self._bring_results_into_view()
 
         self._replace_layers(data, then=done)
 
-    def _show_result(self) -> None:
-        """The result's text, block table and QC figures (not its layers)."""
-        self._show_text()
-        self._show_qc()
-
     def _show_text(self) -> None:
-        """The result's text and block table in the dock."""
+        """The result's text and block table in the dock, rejected blocks in the colours of their
+        crosses, with their reason as the row's tooltip and under the table."""
+        from qtpy.QtGui import QColor
+
         reg = self.result.registration
         self.shift_label.value = L.result_text(reg)
         self.table.value = L.block_table(reg) if reg.has_blocks else {"block": []}
-        self.table.native.resizeColumnsToContents()  # 7 columns in a dock's width: no 100 px each
+        table = self.table.native
+        for row, b in enumerate(reg.blocks if reg.has_blocks else ()):
+            if b.inlier:
+                continue
+            colour = QColor.fromRgbF(*(L.HAND_ORANGE if b.reason == BY_HAND else L.ENGINE_RED))
+            for col in range(table.columnCount()):
+                item = table.item(row, col)
+                item.setForeground(colour)
+                item.setToolTip(b.reason)
+        table.resizeColumnsToContents()  # 7 columns in a dock's width: no 100 px each
+        self._show_reasons()
+
+    def _show_reasons(self) -> None:
+        """Why blocks were rejected: the selected ones, or all (the first few)."""
+        reg = None if self.result is None else self.result.registration
+        text = L.rejection_text(reg, self.review.selected()) if reg is not None and reg.has_blocks else ""
+        self.reasons.value = text
+        self.reasons.visible = bool(text)
+
+    def _bring_results_into_view(self) -> None:
+        """Scroll the dock so that the result's text and Save / re-apply are in view (they were
+        below its fold after a run on a window of ordinary height)."""
+        from qtpy.QtCore import QTimer
+
+        area = self.native
+        if not hasattr(area, "ensureWidgetVisible"):
+            return
+
+        def scroll():  # once the new text and table are laid out: their heights move what is below
+            area.ensureWidgetVisible(self.apply_button.native, 0, 10)
+            area.ensureWidgetVisible(self.status.native, 0, 10)  # the top wins when both do not fit
+
+        QTimer.singleShot(0, scroll)
 
     def _show_qc(self) -> None:
         """The result's QC figures, in the QC dock (added the first time)."""
@@ -354,6 +392,12 @@ class RegistrationWidget(SaveApplyMixin, Container):
         self._pending = list(data)
         self._then = then
         self._keep_active = self.viewer.layers.selection.active  # each added layer becomes active
+        self._add_next_soon()
+
+    def _after_a_turn(self, then) -> None:
+        """Run ``then`` in a later turn of the event loop, as after the last result layer (the
+        run ends after it)."""
+        self._pending, self._then = [], then
         self._add_next_soon()
 
     def _add_next_soon(self) -> None:
@@ -414,6 +458,7 @@ class RegistrationWidget(SaveApplyMixin, Container):
         self._run_layers = ()
         self.shift_label.value = ""
         self.table.value = {"block": []}
+        self._show_reasons()
         self.save_button.enabled = False
         self.review.reset()
         self.qc_dock().clear(f"the last run failed: {exc}")

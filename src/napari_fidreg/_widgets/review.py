@@ -178,16 +178,18 @@ class BlockReview:
         name = L.registered_name(mov.name)
         if name in w.viewer.layers:
             w.viewer.layers[name].data = corrected
-        w._show_result()
+        w._show_text()
         n_hand = sum(b.reason == BY_HAND for b in reg.blocks)
 
         def done():
+            w._show_qc()  # as after a run: in a turn of its own, once the layers have theirs
             if then is not None:
                 then()
             w._set_status(f"corrected again in {time.perf_counter() - w._started:.1f} s "
                              f"({n_hand} block(s) rejected by hand)")  # fmt: skip
+            w._bring_results_into_view()
 
         if L.update_block_layers(w.viewer, reg, L.Geometry.of(ref)):
-            done()  # the worker's 'finished' then ends the run
+            w._after_a_turn(done)  # the run ends after it
         else:  # the user removed the arrows or the crosses: add them again
             w._replace_layers(L.block_layers(reg, L.Geometry.of(ref)), then=done)
