@@ -21,6 +21,7 @@ from napari_fidreg.figures import (
     HAND_ORANGE,
     PNG_EDGE,
     PNG_LEFT,
+    PNG_PLANES,
     PNG_TOP,
     PNG_WIDTH,
     QC_COLUMNS,
@@ -44,7 +45,7 @@ def _texts(fig) -> list[str]:
     return [t.get_text() for t in fig.texts] + [t.get_text() for ax in fig.axes for t in ax.texts]
 
 
-def test_the_png_is_the_figure_with_xy_and_xz_rows():
+def test_the_png_is_the_figure_with_xy_xz_and_yz_rows():
     from PIL import Image
 
     _, proj = result()
@@ -52,8 +53,9 @@ def test_the_png_is_the_figure_with_xy_and_xz_rows():
     img = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
     h, w = img.shape[:2]
     # the panels drawn 1:1, repeated by a whole factor to about PNG_WIDTH px, below the title band
-    # and right of the row names
-    mosaic = qc_panels(*proj, voxel_size=(0.2, 0.15, 0.15)).mosaic
+    # and right of the row names; the dock's three rows (a new user missed YZ in the PNG)
+    assert PNG_PLANES == ("xy", "xz", "yz")
+    mosaic = qc_panels(*proj, voxel_size=(0.2, 0.15, 0.15), planes=PNG_PLANES).mosaic
     m = PNG_WIDTH // mosaic.shape[1]
     assert w == mosaic.shape[1] * m + PNG_LEFT + PNG_EDGE and h == mosaic.shape[0] * m + PNG_TOP + PNG_EDGE
     assert 1200 < w <= PNG_WIDTH + 48
@@ -104,7 +106,7 @@ def test_the_png_is_drawn_without_matplotlib_and_five_342_px_panels_are_not_halv
     assert img.format == "PNG" and img.mode == "RGB"
     namespace: dict = {}
     exec(PROJECTIONS, namespace)
-    mosaic = qc_panels(*namespace["proj"], voxel_size=(0.3, 0.108, 0.108)).mosaic
+    mosaic = qc_panels(*namespace["proj"], voxel_size=(0.3, 0.108, 0.108), planes=PNG_PLANES).mosaic
     assert mosaic.shape[1] == 5 * 342 + 4 * GAP <= PNG_WIDTH
     assert img.size == (mosaic.shape[1] + PNG_LEFT + PNG_EDGE, mosaic.shape[0] + PNG_TOP + PNG_EDGE)  # 1:1
     np.testing.assert_array_equal(np.asarray(img)[PNG_TOP:-PNG_EDGE, PNG_LEFT:-PNG_EDGE], mosaic)
@@ -114,7 +116,7 @@ def test_the_png_has_its_title_score_line_and_names_over_their_panels():
     from PIL import Image
 
     _, proj = result()
-    panels = qc_panels(*proj)
+    panels = qc_panels(*proj, planes=PNG_PLANES)
     m = PNG_WIDTH // panels.mosaic.shape[1]
     heights, gap = [x * m for x in panels.heights], panels.gap * m
     panel_w = (panels.mosaic.shape[1] * m - 4 * gap) / 5
@@ -169,6 +171,44 @@ def test_the_block_map_marks_blocks_rejected_by_the_engine_and_by_hand():
     dx = maps[2].images[0].get_array()
     np.testing.assert_allclose(dx, np.array([b.shift[2] for b in reject_blocks(reg, [6]).blocks]).reshape(4, 4))
     assert "colour = block score" in fig.axes[-1].get_xlabel()
+
+
+def test_the_png_has_the_block_map_under_the_projections_without_matplotlib():
+    """What the dock's second tab shows, in the file a batch run leaves (a new user looked for it)."""
+    from PIL import Image
+
+    from napari_fidreg.block_map_png import diverging
+
+    reg, proj = result()
+    reg = reject_blocks(reg, [6])
+    plain = np.asarray(Image.open(io.BytesIO(qc_png(*proj))).convert("RGB"))
+    png = qc_png(*proj, registration=reg)
+    assert qc_png(*proj, registration=reg) == png  # the same bytes each time
+    img = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    assert img.shape[0] > plain.shape[0] + 300 and img.shape[1] == plain.shape[1]
+    np.testing.assert_array_equal(img[: plain.shape[0] - PNG_EDGE], plain[:-PNG_EDGE])  # the projections as they were
+    below = img[plain.shape[0] :].reshape(-1, 3)
+    colours = {tuple(c) for c in np.unique(below, axis=0)}
+    # each block's cell in its colour on each component's scale (centred on the median block)
+    shifts = np.array([b.shift for b in reg.blocks])
+    for k in range(3):
+        med = np.median(shifts[:, k])
+        half = max(np.abs(shifts[:, k] - med).max(), 0.25)
+        for v in shifts[:, k]:
+            assert tuple(diverging((v - med) / (2 * half) + 0.5)) in colours
+    # the crosses: red by the engine (block 0, the empty corner), orange by hand (block 6)
+    assert {tuple(round(255 * c) for c in ENGINE_RED[:3]), tuple(round(255 * c) for c in HAND_ORANGE[:3])} <= colours
+    # a global-only result has no map
+    p = cached_pair((32, 256, 256), (1.2, -3.4, 5.6), seed=2, empty=True)
+    assert qc_png(*proj, registration=register(p.reference, p.moving)) == qc_png(*proj)
+
+
+def test_the_diverging_scale_runs_blue_to_pale_to_red():
+    from napari_fidreg.block_map_png import diverging
+
+    lo, mid, hi = diverging(np.array([0.0, 0.5, 1.0]))
+    assert lo[2] > 150 > lo[0] and hi[0] > 150 > hi[2] and np.ptp(mid.astype(int)) < 5 and mid.min() > 200
+    np.testing.assert_array_equal(diverging(np.array([-3.0, 7.0])), [lo, hi])  # clipped
 
 
 def test_the_block_map_of_a_global_only_run_says_so():

@@ -28,10 +28,13 @@ GAP = 6  # px between panels
 ENGINE_RED, HAND_ORANGE = (1.0, 0.0, 0.0, 1.0), (1.0, 0.55, 0.0, 1.0)
 FILLED_GREY = (0.6, 0.6, 0.6, 1.0)  # a rejected block's arrow in the viewer: the shift filled in
 TOP_IN, LEFT_IN = 0.75, 0.4  # draw_qc's margins for the title band and the row names (inches)
+NO_TITLE_SAVES_IN = 0.22  # inches of that band, the title's line, when there is no title
 # the PNG: panels up to PNG_WIDTH px wide drawn 1:1 (five 342-px panels of a 2048-px stack, binned
 # by 6, fit), below a band of PNG_TOP px and right of a margin of PNG_LEFT px (draw_qc's at 100 dpi)
 PNG_WIDTH, PNG_TOP, PNG_LEFT = 1800, 75, 40
 PNG_EDGE = 8  # white right of and below the panels, so that the last ones do not look cut off
+PNG_PLANES = ("xy", "xz", "yz")  # the PNG's rows, as the dock's
+PNG_MAP_GAP = 24  # px between the projections and the block map
 # type sizes in px: draw_qc's (11, 9, 10, 9 pt at 100 dpi) and a px more, as Pillow's Aileron is
 # smaller than matplotlib's DejaVu at a size; the band's two lines centred at PNG_TITLE_Y and
 # PNG_SCORE_Y, and the column and row names PNG_PAD px from their panels
@@ -113,21 +116,32 @@ def qc_panels(reference: dict, before: dict, after: dict, *, voxel_size=None, pl
     )  # fmt: skip
 
 
-def qc_png(reference: dict, before: dict, after: dict, *, title: str = "", voxel_size=None) -> bytes:
-    """PNG bytes of :func:`qc_figure`'s layout with XY and XZ rows, drawn with Pillow.
+def qc_png(reference: dict, before: dict, after: dict, *, title: str = "", voxel_size=None, registration=None) -> bytes:
+    """PNG bytes of :func:`qc_figure`'s layout with XY, XZ and YZ rows, drawn with Pillow, and
+    below it the block map of ``registration`` when it has blocks (as the dock's two tabs).
 
     The panels (:func:`qc_panels`, resized in numpy to about ``PNG_WIDTH`` px) are pasted
     1:1 below a band with the title and the score line, the column names centred above
     their columns and the row names right-aligned left of their rows, as :func:`draw_qc`
     lays them out. No matplotlib: its import was 0.2 s of every fresh CLI process, and its
-    drawing and resampling most of the rest. Deterministic (same inputs, same bytes).
+    drawing and resampling most of the rest (the block map: :mod:`.block_map_png`).
+    Deterministic (same inputs, same bytes).
     """
     from PIL import Image, ImageDraw
 
-    panels = qc_panels(reference, before, after, voxel_size=voxel_size).resized(PNG_WIDTH)
+    panels = qc_panels(reference, before, after, voxel_size=voxel_size, planes=PNG_PLANES).resized(PNG_WIDTH)
     mosaic, gap = panels.mosaic, panels.gap
     h, w = mosaic.shape[:2]
-    img = Image.new("RGB", (w + PNG_LEFT + PNG_EDGE, h + PNG_TOP + PNG_EDGE), "white")
+    block_map = None
+    if registration is not None and registration.has_blocks:
+        from .block_map_png import block_map_image
+
+        block_map = block_map_image(registration, w + PNG_LEFT, _font)
+    extra = 0 if block_map is None else block_map.shape[0] + PNG_MAP_GAP
+    img = Image.new("RGB", (max(w + PNG_LEFT, 0 if block_map is None else block_map.shape[1]) + PNG_EDGE,
+                            h + PNG_TOP + PNG_EDGE + extra), "white")  # fmt: skip
+    if block_map is not None:
+        img.paste(Image.fromarray(block_map), ((img.width - block_map.shape[1]) // 2, h + PNG_TOP + PNG_MAP_GAP))
     img.paste(Image.fromarray(np.ascontiguousarray(mosaic, dtype=np.uint8)), (PNG_LEFT, PNG_TOP))  # RGB
     draw = ImageDraw.Draw(img)
     width = img.width
@@ -233,7 +247,9 @@ def draw_qc(panels: QCPanels, *, title: str = "", figure=None, interpolation: st
     fig.patch.set_facecolor("white")
     w_in, h_in = fig.get_size_inches()
     k = min(1.0, max(0.75, w_in / 10.0))  # smaller type on a small canvas (the dock); the PNG's at 1
-    left, top = min(LEFT_IN / w_in, 0.12), min(TOP_IN / h_in, 0.3)
+    # without a title (the dock's: the line above its tabs says it) the score line takes its place
+    band = TOP_IN if title else TOP_IN - NO_TITLE_SAVES_IN
+    left, top = min(LEFT_IN / w_in, 0.12), min(band / h_in, 0.3)
     right = min(PNG_EDGE / (w_in * fig.dpi), 0.03)  # the PNG's white edge: the last panel not flush with the frame
     ax = fig.add_axes((left, 0, 1 - left - right, 1 - top))
     ax.imshow(panels.rgba(), interpolation=interpolation, aspect="equal")
@@ -249,10 +265,11 @@ def draw_qc(panels: QCPanels, *, title: str = "", figure=None, interpolation: st
         xy = (0.0005, y0 + hh / 2)  # just inside the axes: hidden only when its row is out of view
         _label(ax, PLANE_LABELS[key], xy, ("axes fraction", "data"), (-5, 0), "right", "center", 9 * k, 0)
         y0 += hh + panels.gap
-    top_in = top * h_in  # the title lines share the band above the column names
-    fig.text(0.5, 1 - 0.22 * top_in / TOP_IN / h_in, title, ha="center", va="center", fontsize=11 * k)
+    top_in = top * h_in * TOP_IN / band  # the title lines share the band above the column names
+    if title:
+        fig.text(0.5, 1 - 0.22 * top_in / TOP_IN / h_in, title, ha="center", va="center", fontsize=11 * k)
     fig.text(
-        0.5, 1 - 0.44 * top_in / TOP_IN / h_in,
+        0.5, 1 - (0.44 if title else 0.22) * top_in / TOP_IN / h_in,
         panels.score_line(), ha="center", va="center", fontsize=9 * k, color="0.25",
     )  # fmt: skip
     return fig

@@ -114,6 +114,7 @@ def register_files(
                 after,
                 title=f"{mov.name} onto {ref.name}",
                 voxel_size=vs,
+                registration=reg,
             )
 
     written = save_result_set(

@@ -25,7 +25,7 @@ from ..core.warp import iter_warp
 from ..figures import QCPanels, qc_panels
 
 PROJECTION_STAGE = "projections"
-DOCK_PLANES = ("xy", "xz", "yz")  # rows of the QC dock's projections (the PNG has XY and XZ)
+DOCK_PLANES = ("xy", "xz", "yz")  # rows of the QC dock's projections (and of the PNG's)
 
 
 @dataclass

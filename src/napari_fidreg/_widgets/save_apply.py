@@ -46,7 +46,12 @@ class SaveApplyMixin:
                 reg,
                 corrected=self.result.corrected,
                 qc=lambda _: qc_png(
-                    proj["reference"], proj["before"], proj["after"], title=title, voxel_size=reg.voxel_size
+                    proj["reference"],
+                    proj["before"],
+                    proj["after"],
+                    title=title,
+                    voxel_size=reg.voxel_size,
+                    registration=reg,
                 ),
             )
         except (FidregError, OSError) as exc:  # an unwritable or full folder: one notification

@@ -72,6 +72,9 @@ class SeriesWidget(Container):
             label.native.setWordWrap(True)  # a long summary would widen the dock over the canvas
         self.extend([self.reference, self.moving, self.voxel_size, self.block_size, self.run_button, self.cancel_button,
                      self.progress, self.status, self.summary, self.folder, self.save_button])  # fmt: skip
+        # the spare height of a tall dock under the last row: spread between the rows, it left
+        # ~250 px gaps around the rounds list
+        Container.native.fget(self).layout().addStretch(1)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
         self.save_button.changed.connect(self.save)
@@ -339,7 +342,7 @@ def _save_series(res: SeriesResult, folder: Path):
 
                 def qc(_stack, i=i, reg=reg):
                     return qc_png(p["reference"], p["before"][i], p["after"][i], title=f"{reg.moving} onto {reg.reference}",
-                                  voxel_size=reg.voxel_size)  # fmt: skip
+                                  voxel_size=reg.voxel_size, registration=reg)  # fmt: skip
 
                 save_result_set(result_paths(folder, result_name(name)), reg, corrected=res.corrected[i], qc=qc)
             yield Progress("saving", i + 1, len(res.names))

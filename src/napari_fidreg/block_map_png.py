@@ -1,0 +1,106 @@
+"""The block map of the QC image (``NAME.qc.png``), drawn with Pillow.
+
+The same map as the dock's block-shift tab (:func:`napari_fidreg.figures.block_map_figure`):
+for each component (dz, dy, dx) and z level of the grid, the shift each block uses for the
+correction on a diverging scale centred on the median block, at least
+``MAP_MIN_HALF_RANGE`` px either side, rejected blocks crossed red (by the engine) or orange
+(by hand) and outlined in black. Without matplotlib, as the rest of the QC image: its import
+and drawing were most of a fresh CLI process's QC time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import figures
+from .core.block_grid import BY_HAND
+from .core.result import Registration
+from .figures import MAP_MIN_HALF_RANGE, MAX_Z_ROWS
+
+MAX_CELL = 64  # px of a block on the map
+NUMBERS_FROM = 44  # px: cells at least this wide hold their value
+ROW_TITLE, BAR_H, BAR_LABELS = 24, 10, 18  # px: a panel's title band, its colour bar and its labels
+PANEL_GAP = 36  # px between the three panels
+MARGIN = 24  # px left and right of them (the colour bars' end labels overhang a little)
+# matplotlib's "coolwarm" at 0, 1/4, 1/2, 3/4 and 1, interpolated in between
+_ANCHORS = np.array([(59, 76, 192), (141, 176, 254), (221, 221, 221), (245, 156, 125), (180, 4, 38)], np.float64)
+TITLE = "block shifts used for the correction"
+LEGEND = "red x = rejected by the engine, orange x = rejected by hand (both filled from their neighbours)"
+ENGINE_RED, HAND_ORANGE = (
+    tuple(round(255 * c) for c in rgba[:3]) for rgba in (figures.ENGINE_RED, figures.HAND_ORANGE)
+)
+
+
+def diverging(t: np.ndarray) -> np.ndarray:
+    """RGB uint8 of ``t`` in [0, 1] on the coolwarm scale (blue, pale grey, red)."""
+    x = np.clip(np.asarray(t, np.float64), 0.0, 1.0) * (len(_ANCHORS) - 1)
+    i = np.minimum(x.astype(int), len(_ANCHORS) - 2)
+    f = (x - i)[..., None]
+    return np.rint(_ANCHORS[i] * (1 - f) + _ANCHORS[i + 1] * f).astype(np.uint8)
+
+
+def block_map_image(reg: Registration, width: int, font) -> np.ndarray:
+    """The map of ``reg``'s blocks as RGB uint8, at most ``width`` px wide; ``font(size, text)``
+    gives a Pillow font. ``reg`` must have blocks."""
+    from PIL import Image, ImageDraw
+
+    gz, gy, gx = reg.grid_shape
+    rows = min(gz, MAX_Z_ROWS)
+    shifts = np.array([b.shift for b in reg.blocks], np.float64).reshape(gz, gy, gx, 3)
+    auto = np.array([not b.inlier and b.reason != BY_HAND for b in reg.blocks]).reshape(gz, gy, gx)
+    hand = np.array([b.reason == BY_HAND for b in reg.blocks]).reshape(gz, gy, gx)
+    cell = int(max(4, min(MAX_CELL, (width - 2 * PANEL_GAP - 2 * MARGIN) // (3 * gx))))
+    panel_w, panel_h = cell * gx, cell * gy
+    row_h = ROW_TITLE + panel_h + 6 + BAR_H + BAR_LABELS
+    head, foot = 30, 26
+    total_w = 3 * panel_w + 2 * PANEL_GAP
+    img = Image.new("RGB", (max(total_w + 2 * MARGIN, min(width, 900)), head + rows * row_h + foot), "white")
+    draw = ImageDraw.Draw(img)
+    x_left = (img.width - total_w) // 2
+    note = f" (z levels {rows}-{gz - 1} not drawn)" if gz > rows else ""
+    draw.text((img.width / 2, head / 2), TITLE + note, fill="black", font=font(14, TITLE), anchor="mm")
+    for k, name in enumerate(("dz", "dy", "dx")):
+        med = float(np.median(shifts[..., k]))
+        half = max(float(np.abs(shifts[..., k] - med).max()), MAP_MIN_HALF_RANGE)
+        x0 = x_left + k * (panel_w + PANEL_GAP)
+        for iz in range(rows):
+            y0 = head + iz * row_h
+            title = f"{name} (px)" + (f", z level {iz}" if gz > 1 else "")
+            draw.text((x0 + panel_w / 2, y0 + ROW_TITLE - 6), title, fill="black", font=font(13, title), anchor="md")
+            top = y0 + ROW_TITLE
+            values = shifts[iz, :, :, k]
+            colours = diverging((values - med) / (2 * half) + 0.5)
+            tiles = np.repeat(np.repeat(colours, cell, axis=0), cell, axis=1)
+            img.paste(Image.fromarray(tiles), (x0, top))
+            draw.rectangle((x0 - 1, top - 1, x0 + panel_w, top + panel_h), outline="black")
+            small = font(11, "+0.00")
+            for (j, i), v in np.ndenumerate(values):
+                numbers = cell >= NUMBERS_FROM  # the value low in the cell, the cross above it
+                cx, cy = x0 + (i + 0.5) * cell, top + (j + (0.4 if numbers else 0.5)) * cell
+                if auto[iz, j, i] or hand[iz, j, i]:
+                    _cross(draw, cx, cy, cell, ENGINE_RED if auto[iz, j, i] else HAND_ORANGE)
+                if numbers:
+                    draw.text((cx, top + (j + 0.94) * cell), f"{v:+.2f}", fill="black", font=small, anchor="mb")
+            _colour_bar(draw, img, x0, top + panel_h + 6, panel_w, med, half, font)
+    draw.text((img.width / 2, img.height - foot / 2), LEGEND, fill="black", font=font(12, LEGEND), anchor="mm")
+    return np.asarray(img)
+
+
+def _cross(draw, cx: float, cy: float, cell: int, colour) -> None:
+    """An x over a block, ``colour`` on a black outline (it shows on red and on blue cells)."""
+    r = max(2.0, cell * 0.2)
+    for width, fill in ((max(3, cell // 8), "black"), (max(1, cell // 16), colour)):
+        draw.line((cx - r, cy - r, cx + r, cy + r), fill=fill, width=width)
+        draw.line((cx - r, cy + r, cx + r, cy - r), fill=fill, width=width)
+
+
+def _colour_bar(draw, img, x0: int, y0: int, w: int, med: float, half: float, font) -> None:
+    """The panel's scale under it: the colours from med - half to med + half, three values."""
+    from PIL import Image
+
+    bar = np.repeat(diverging(np.linspace(0.0, 1.0, max(w, 2)))[None], BAR_H, axis=0)
+    img.paste(Image.fromarray(bar), (x0, y0))
+    small = font(11, "+0.00")
+    y = y0 + BAR_H + 2
+    for x, v, anchor in ((x0, med - half, "la"), (x0 + w / 2, med, "ma"), (x0 + w, med + half, "ra")):
+        draw.text((x, y), f"{v:+.2f}", fill="black", font=small, anchor=anchor)
