@@ -284,7 +284,9 @@ def test_reject_restore_and_undo_blocks_by_hand(make_napari_viewer, qtbot, tmp_p
     assert not np.allclose(colours[1], L.FILLED_GREY[:3])
     # the reasons under the table: of the selected rows when one of them is rejected
     assert widget.reasons.value.splitlines() == [
-        f"block 0,0,0: {BY_HAND}", f"block 0,1,1: {measured.blocks[5].reason}", f"block 0,1,2: {BY_HAND}"
+        f"block 0,0,0: {BY_HAND}",
+        f"block 0,1,1: {measured.blocks[5].reason}",
+        f"block 0,1,2: {BY_HAND}",
     ]
     _select_rows(widget, [6])
     assert widget.reasons.value == f"block 0,1,2: {BY_HAND}"

@@ -205,3 +205,24 @@ def test_the_series_job_reads_each_round_once(rounds):
             want = projections(vol, bin=res.bin)
             for plane in ("xy", "xz", "yz"):
                 np.testing.assert_array_equal(got[plane], want[plane], err_msg=f"{key} {plane} of round {i}")
+
+
+def test_a_tall_dock_keeps_its_rows_together(make_napari_viewer, qtbot, rounds):
+    """The spare height goes under the last row: spread between the rows, it left ~250 px gaps
+    around the rounds list of a 1100 px window."""
+    viewer, widget, _, _ = _scene(make_napari_viewer, rounds)
+    viewer.window._qt_window.resize(1500, 1100)
+    viewer.window._qt_window.show()
+    qtbot.waitUntil(lambda: widget.native.isVisible())
+    qtbot.wait(100)
+    inner = widget.native.widget()
+
+    def top(w):
+        return w.native.mapTo(inner, w.native.rect().topLeft()).y()
+
+    def bottom(w):
+        return top(w) + w.native.height()
+
+    assert inner.height() > bottom(widget.save_button) + 200  # a tall dock: room to spare
+    assert top(widget.moving) - bottom(widget.reference) < 30
+    assert top(widget.voxel_size) - bottom(widget.moving) < 30

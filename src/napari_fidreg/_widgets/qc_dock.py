@@ -132,7 +132,8 @@ class QCDock(QWidget):
         if panels is None:
             panels = qc_panels(p["reference"], p["before"], p["after"], voxel_size=reg.voxel_size, planes=DOCK_PLANES)
         self.title = title
-        self.qc.show_figure(lambda fig: draw_qc(panels, title=title, figure=fig))
+        # the title in the line above the tabs, not again in the figure (a new user's report)
+        self.qc.show_figure(lambda fig: draw_qc(panels, figure=fig))
         self.block_map.show_figure(lambda fig: block_map_figure(reg, figure=fig, arrow_gain=arrow_gain))
         self.message.setText(title)
 

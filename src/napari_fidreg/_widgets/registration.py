@@ -127,6 +127,7 @@ class RegistrationWidget(SaveApplyMixin, Container):
             label.native.setMinimumWidth(100)  # a wrapped label's own minimum follows its text (700 px)
             label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.table.native.setMinimumHeight(120)
+        self.table.visible = False  # until a result with blocks
         # eight rows or so, then it scrolls: taller, it pushed Save / re-apply below the dock's
         # fold after every run (a new user's report)
         self.table.native.setMaximumHeight(TABLE_MAX_HEIGHT)
@@ -138,6 +139,7 @@ class RegistrationWidget(SaveApplyMixin, Container):
         self.table.native.setItemDelegate(QStyledItemDelegate(self.table.native))
         self.table.native.verticalHeader().setVisible(False)  # row numbers: the 'block' column says which
         _span_the_label_column(self._results_box)
+        Container.native.fget(self).layout().addStretch(1)  # a tall dock's spare height under the last row
         self.max_width = 520  # a dock, not a page: the table scrolls sideways instead
         # as wide as its fields (~470 px once laid out) and the scroll bar, so that the dock
         # scrolls up and down but never cuts them off
@@ -336,6 +338,7 @@ class RegistrationWidget(SaveApplyMixin, Container):
         reg = self.result.registration
         self.shift_label.value = L.result_text(reg)
         self.table.value = L.block_table(reg) if reg.has_blocks else {"block": []}
+        self.table.visible = reg.has_blocks  # an empty table's frame said nothing
         table = self.table.native
         for row, b in enumerate(reg.blocks if reg.has_blocks else ()):
             if b.inlier:
@@ -458,6 +461,7 @@ class RegistrationWidget(SaveApplyMixin, Container):
         self._run_layers = ()
         self.shift_label.value = ""
         self.table.value = {"block": []}
+        self.table.visible = False
         self._show_reasons()
         self.save_button.enabled = False
         self.review.reset()
