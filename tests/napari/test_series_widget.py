@@ -108,6 +108,16 @@ def test_several_3d_layers_are_a_series_and_bad_choices_are_refused(make_napari_
     _run(qtbot, widget)
     assert widget.result.names == ["H1", "H2"]
     assert viewer.layers["series registered"].data.shape == (2, *ref.shape)
+    # the drift plot marks the round shown, on an axis H0 (the reference), H1, H2: it marked the
+    # round before (a new user's report)
+    dock = widget.qc_dock()
+    tabs = [dock.tabs.tabText(k) for k in range(dock.tabs.count())]
+    for i in (0, 1):
+        widget._show_round(i)
+        fig = dock.tabs.widget(tabs.index("drift over rounds")).drawn_figure()
+        names = [t.get_text() for t in fig.axes[2].get_xticklabels()]
+        marks = [line.get_xdata()[0] for line in fig.axes[0].lines if line.get_color() == "orange"]
+        assert names[int(marks[0])] == f"H{i + 1}" and len(marks) == 1, (names, marks)
     widget.moving.value = [four, layers[0]]
     widget.run()
     assert widget.worker is None and "not both" in widget.last_error

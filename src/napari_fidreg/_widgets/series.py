@@ -245,7 +245,7 @@ class SeriesWidget(Container):
 
     def _show_round(self, i: int) -> None:
         """Arrows, summary and QC views of round ``i``; the drift plot marks it."""
-        from ..drift_plot import drift_figure
+        from ..drift_plot import drift_data, drift_figure
 
         res = self.result
         self._shown = i
@@ -270,10 +270,15 @@ class SeriesWidget(Container):
         tab = self._drift_tab(dock)
         rows, ref_name = res.rows(), res.reference_name
 
-        def draw(fig, i=i):
-            drift_figure(rows, reference=ref_name, figure=fig, place_reference=not res.from_4d)
+        place = not res.from_4d
+        # the round's place on the plot's axis: the reference, placed among 3D layers' rounds by
+        # name, moves those after it one on (the line marked the round before the one shown)
+        at = drift_data(rows, reference=ref_name, place_reference=place).names.index(rows[i].moving)
+
+        def draw(fig, at=at):
+            drift_figure(rows, reference=ref_name, figure=fig, place_reference=place)
             for ax in fig.axes[:3]:
-                ax.axvline(i, color="orange", lw=1.5, alpha=0.8, zorder=0)  # the round under the slider
+                ax.axvline(at, color="orange", lw=1.5, alpha=0.8, zorder=0)  # the round under the slider
 
         tab.show_figure(draw)
 
