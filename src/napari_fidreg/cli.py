@@ -153,8 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Every parameter of the algorithm, with its help; defaults come from Params.
 _PARAM_HELP = {
-    "block_size": ("N", "y/x block size for local shifts (default: global only)"),
-    "block_size_z": ("N", "block depth in planes (default: whole depth)"),
+    "block_size": ("N", "y/x block size for local shifts, at least 16 (default: global only)"),
+    "block_size_z": ("N", "block depth in planes, at least 3 (default: whole depth)"),
     "hot_pixels": (None, "do not remove camera hot pixels"),
     "hot_pixel_threshold": ("K", "robust SDs above the 3x3 median that make a pixel hot (default %(default)s)"),
     "background": (None, "do not subtract the background"),

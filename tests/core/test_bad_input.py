@@ -57,8 +57,9 @@ def test_empty_stack_is_refused(pair):
 @pytest.mark.parametrize(
     "size,msg",
     [
-        (0, "block_size must be a positive integer"),
-        (-5, "positive integer"),
+        (0, "block_size must be an integer >= 16 px"),
+        (-5, "an integer >= 16 px"),
+        (8, "a smaller block holds too little to correlate"),
         (200, "block size 200 is larger than the y extent 128"),
     ],
 )

@@ -232,6 +232,19 @@ def test_reject_by_hand_refills_from_the_remaining_inliers_without_measuring():
     assert sum("blocks rejected" in w for w in out.warnings) == 1
 
 
+def test_with_every_block_rejected_the_note_says_the_global_shift_is_used():
+    """'16 of 16 blocks rejected and filled from neighbours' named neighbours that were not there."""
+    from napari_fidreg.core.block_grid import reject_blocks, restore_blocks
+
+    reg = registered_with_an_empty_block()
+    out = reject_blocks(reg, range(16))
+    assert all(b.shift == reg.global_shift for b in out.blocks) and out.consensus_shift is None
+    notes = [w for w in out.warnings if "blocks rejected" in w]
+    assert notes == ["all 16 blocks rejected (15 by hand): the global shift is used throughout"]
+    back = restore_blocks(out, range(16))  # and the count as it was
+    assert [w for w in back.warnings if "blocks rejected" in w] == ["1 of 16 blocks rejected and filled from neighbours"]
+
+
 def test_restore_brings_back_the_measured_shift_and_the_automatic_verdict():
     from napari_fidreg.core.block_grid import reject_blocks, restore_blocks
 

@@ -6,8 +6,8 @@ import pytest
 
 from conftest import cached_pair
 from napari_fidreg.core.coarse import camera_hot_pixels
-from napari_fidreg.core.measure import MIN_YX, Pair, measure_block, measure_many, overlap
-from napari_fidreg.core.params import Params
+from napari_fidreg.core.measure import Pair, measure_block, measure_many, overlap
+from napari_fidreg.core.params import MIN_BLOCK_YX, Params
 
 SHAPE = (32, 128, 128)
 SHIFT = (1.4, -3.3, 5.6)
@@ -111,9 +111,9 @@ def test_block_outside_the_moving_stack_is_not_measured():
 def test_block_clipped_narrower_than_min_yx_is_not_measured():
     p, pair = make_pair()
     box = (slice(0, 32), slice(0, 128), slice(96, 128))
-    offset = (1, -3, 128 - MIN_YX + 1)  # 15 columns of the block remain inside the moving stack
+    offset = (1, -3, 128 - MIN_BLOCK_YX + 1)  # 15 columns of the block remain inside the moving stack
     ref_sl, _ = overlap(box, offset, p.moving.shape)
-    assert ref_sl[2].stop - ref_sl[2].start == MIN_YX - 1
+    assert ref_sl[2].stop - ref_sl[2].start == MIN_BLOCK_YX - 1
     m = measure_block(pair, box, offset, (4, 4, 4))
     assert not m.valid
     np.testing.assert_array_equal(m.estimate.shift, offset)

@@ -197,9 +197,17 @@ def _refilled(reg: Registration, inlier: list[bool], reasons: list[str]) -> Regi
     warnings = [w for w in reg.warnings if not _REJECTED_NOTE.match(w)]
     n_out, n_hand = int((~mask).sum()), sum(r == BY_HAND for r, ok in zip(reasons, mask) if not ok)
     if n_out:
-        note = f"{n_out} of {len(blocks)} blocks rejected and filled from neighbours"
-        warnings.append(note + (f" ({n_hand} by hand)" if n_hand else ""))
+        warnings.append(rejection_note(n_out, len(blocks), n_hand))
     return replace(reg, blocks=blocks, consensus_shift=consensus, warnings=warnings)
 
 
-_REJECTED_NOTE = re.compile(r"^\d+ of \d+ blocks rejected and filled from neighbours")
+def rejection_note(n_out: int, n: int, n_hand: int = 0) -> str:
+    """The registration's warning on its rejected blocks: filled from their neighbours, or,
+    when no block is left to fill them from, all given the global shift."""
+    by_hand = f" ({n_hand} by hand)" if n_hand else ""
+    if n_out == n:
+        return f"all {n} blocks rejected{by_hand}: the global shift is used throughout"
+    return f"{n_out} of {n} blocks rejected and filled from neighbours{by_hand}"
+
+
+_REJECTED_NOTE = re.compile(r"^(\d+ of \d+ blocks rejected and filled from neighbours|all \d+ blocks rejected)")

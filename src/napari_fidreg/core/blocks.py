@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 Box = tuple[slice, slice, slice]
 
-NOT_MEASURED = "not measured: too little of the block inside the moving stack"
+NOT_MEASURED = "not measured: under 16 px (y, x) or 3 planes of the block inside the moving stack"
 AT_LIMIT = "peak at the edge of the search range: the shift may exceed max local shift"
 
 

@@ -57,8 +57,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .blocks import Box, judge
-from .measure import MIN_YX, Measured, Pair, measure_block, measure_many
-from .params import Params
+from .measure import Measured, Pair, measure_block, measure_many
+from .params import MIN_BLOCK_YX, Params
 
 QUADRANT_SEARCH = (2.0, 2.0, 2.0)  # px around the block's shift (dz, dy, dx)
 AGREE_QUADRANT_PX = 1.0  # a quadrant holds a few fiducials: its shift is rougher than the block's
@@ -141,7 +141,7 @@ def quadrants(box: Box) -> list[Box]:
     halves = []
     for sl in (y, x):
         mid = (sl.start + sl.stop) // 2
-        halves.append([slice(sl.start, mid), slice(mid, sl.stop)] if sl.stop - sl.start >= 2 * MIN_YX else [sl])
+        halves.append([slice(sl.start, mid), slice(mid, sl.stop)] if sl.stop - sl.start >= 2 * MIN_BLOCK_YX else [sl])
     return [(z, a, b) for a in halves[0] for b in halves[1]]
 
 

@@ -17,10 +17,8 @@ import numpy as np
 
 from .blocks import Box
 from .correlate import ShiftEstimate, correlate
-from .params import Params
+from .params import MIN_BLOCK_YX, MIN_BLOCK_Z, Params
 from .preprocess import prepare
-
-MIN_YX = 16  # a block narrower than this after clipping is not measured
 
 
 class Measured(NamedTuple):
@@ -84,8 +82,8 @@ def measure_block(pair: Pair, box: Box, offset, max_local, *, refine: int = 0, w
     ref, mov, hot, params = pair.reference, pair.moving, pair.hot, pair.params
     ref_sl, mov_sl = overlap(box, offset, mov.shape)
     sizes = [s.stop - s.start for s in ref_sl]
-    min_z = 1 if ref.shape[0] == 1 else 3
-    if sizes[0] < min_z or sizes[1] < MIN_YX or sizes[2] < MIN_YX:
+    min_z = 1 if ref.shape[0] == 1 else MIN_BLOCK_Z
+    if sizes[0] < min_z or sizes[1] < MIN_BLOCK_YX or sizes[2] < MIN_BLOCK_YX:
         return Measured(ShiftEstimate(np.array(offset, float), 0.0, 0.0, False), False)
     common = {"background": params.background, "background_sigma": params.background_sigma}
 

@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from .block_grid import box_key, measure_grid
+from .block_grid import box_key, measure_grid, rejection_note
 from .blocks import tile
 from .coarse import READ_STAGE, iter_coarse_shift
 from .errors import FidregError
 from .global_shift import refine_global_shift
-from .measure import MIN_YX, Pair
-from .params import DEFAULT_WORKERS, Params, Subvolume, check_subvolume
+from .measure import Pair
+from .params import DEFAULT_WORKERS, MIN_BLOCK_YX, Params, Subvolume, check_subvolume
 from .progress import Progress, Ticker, drain
 from .qc import display_bin
 from .result import Registration
@@ -113,10 +113,10 @@ def iter_register(
     sub = None if subvolume is None else check_subvolume(subvolume)
     region = _region(ref.shape, mov.shape, sub)
     for (a, b), axis in zip(region[1:], "yx"):
-        if b - a < MIN_YX:
+        if b - a < MIN_BLOCK_YX:
             what = "the subvolume" if sub is not None else "the region common to both stacks"
             raise FidregError(
-                f"{what} is {b - a} px along {axis}, too small to correlate (at least {MIN_YX}): "
+                f"{what} is {b - a} px along {axis}, too small to correlate (at least {MIN_BLOCK_YX}): "
                 f"reference {tuple(ref.shape)}, moving {tuple(mov.shape)}"
             )
     grid, grid_shape = [], (0, 0, 0)
@@ -203,7 +203,7 @@ def _run(job: _Checked) -> Generator[Progress, None, Registration]:
         )
         n_in = sum(b.inlier for b in blocks)
         if n_in < len(blocks):
-            warnings.append(f"{len(blocks) - n_in} of {len(blocks)} blocks rejected and filled from neighbours")
+            warnings.append(rejection_note(len(blocks) - n_in, len(blocks)))
     return Registration(
         global_shift=tuple(float(v) for v in shift),
         global_score=float(score),
