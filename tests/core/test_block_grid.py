@@ -242,7 +242,9 @@ def test_with_every_block_rejected_the_note_says_the_global_shift_is_used():
     notes = [w for w in out.warnings if "blocks rejected" in w]
     assert notes == ["all 16 blocks rejected (15 by hand): the global shift is used throughout"]
     back = restore_blocks(out, range(16))  # and the count as it was
-    assert [w for w in back.warnings if "blocks rejected" in w] == ["1 of 16 blocks rejected and filled from neighbours"]
+    assert [w for w in back.warnings if "blocks rejected" in w] == [
+        "1 of 16 blocks rejected and filled from neighbours"
+    ]
 
 
 def test_restore_brings_back_the_measured_shift_and_the_automatic_verdict():
