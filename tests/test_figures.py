@@ -163,8 +163,9 @@ def test_the_block_map_marks_blocks_rejected_by_the_engine_and_by_hand():
     assert [ax.get_title() for ax in maps] == ["dz (px)", "dy (px)", "dx (px)"]
     for ax in maps:  # crossed as in the viewer: red by the engine, orange by hand
         engine, hand = ax.collections
-        np.testing.assert_array_equal(engine.get_offsets(), [[0, 0]])  # block (y 0, x 0)
-        np.testing.assert_array_equal(hand.get_offsets(), [[2, 1]])  # block 6 = (y 1, x 2), drawn at (x, y)
+        # block (y 0, x 0) and block 6 = (y 1, x 2), drawn at (x, y), above the number in the cell
+        np.testing.assert_allclose(engine.get_offsets(), [[0, -0.17]])
+        np.testing.assert_allclose(hand.get_offsets(), [[2, 1 - 0.17]])
         np.testing.assert_allclose(engine.get_edgecolor()[0], ENGINE_RED)
         np.testing.assert_allclose(hand.get_edgecolor()[0], HAND_ORANGE)
     # the colours are the shifts each block uses

@@ -17,7 +17,8 @@ from .core.block_grid import BY_HAND
 from .core.result import Registration
 from .figures import MAP_MIN_HALF_RANGE, MAX_Z_ROWS
 
-MAX_CELL = 64  # px of a block on the map
+MAX_CELL = 96  # px of a block on the map
+MAX_PANEL = 360  # px: a panel's longer side at most (a 1 x 2 grid was 64 x 128 px, its bar unreadable)
 NUMBERS_FROM = 44  # px: cells at least this wide hold their value
 ROW_TITLE, BAR_H, BAR_LABELS = 24, 10, 18  # px: a panel's title band, its colour bar and its labels
 PANEL_GAP = 36  # px between the three panels
@@ -49,7 +50,7 @@ def block_map_image(reg: Registration, width: int, font) -> np.ndarray:
     shifts = np.array([b.shift for b in reg.blocks], np.float64).reshape(gz, gy, gx, 3)
     auto = np.array([not b.inlier and b.reason != BY_HAND for b in reg.blocks]).reshape(gz, gy, gx)
     hand = np.array([b.reason == BY_HAND for b in reg.blocks]).reshape(gz, gy, gx)
-    cell = int(max(4, min(MAX_CELL, (width - 2 * PANEL_GAP - 2 * MARGIN) // (3 * gx))))
+    cell = int(max(4, min(MAX_CELL, MAX_PANEL // max(gy, gx), (width - 2 * PANEL_GAP - 2 * MARGIN) // (3 * gx))))
     panel_w, panel_h = cell * gx, cell * gy
     row_h = ROW_TITLE + panel_h + 6 + BAR_H + BAR_LABELS
     head, foot = 30, 26
@@ -75,12 +76,14 @@ def block_map_image(reg: Registration, width: int, font) -> np.ndarray:
             draw.rectangle((x0 - 1, top - 1, x0 + panel_w, top + panel_h), outline="black")
             small = font(11, "+0.00")
             for (j, i), v in np.ndenumerate(values):
-                numbers = cell >= NUMBERS_FROM  # the value low in the cell, the cross above it
-                cx, cy = x0 + (i + 0.5) * cell, top + (j + (0.4 if numbers else 0.5)) * cell
-                if auto[iz, j, i] or hand[iz, j, i]:
+                numbers, crossed = cell >= NUMBERS_FROM, auto[iz, j, i] or hand[iz, j, i]
+                cx = x0 + (i + 0.5) * cell
+                if crossed:  # with a number, the cross above it, the number below: both readable
+                    cy = top + (j + (0.36 if numbers else 0.5)) * cell
                     _cross(draw, cx, cy, cell, ENGINE_RED if auto[iz, j, i] else HAND_ORANGE)
-                if numbers:
-                    draw.text((cx, top + (j + 0.94) * cell), f"{v:+.2f}", fill="black", font=small, anchor="mb")
+                if numbers:  # in the middle of its cell (low in it, it read as the cell's below)
+                    y = top + (j + (0.8 if crossed else 0.5)) * cell
+                    draw.text((cx, y), f"{v:+.2f}", fill="black", font=small, anchor="mm")
             _colour_bar(draw, img, x0, top + panel_h + 6, panel_w, med, half, font)
     draw.text((img.width / 2, img.height - foot / 2), LEGEND, fill="black", font=font(12, LEGEND), anchor="mm")
     return np.asarray(img)
@@ -88,7 +91,7 @@ def block_map_image(reg: Registration, width: int, font) -> np.ndarray:
 
 def _cross(draw, cx: float, cy: float, cell: int, colour) -> None:
     """An x over a block, ``colour`` on a black outline (it shows on red and on blue cells)."""
-    r = max(2.0, cell * 0.2)
+    r = max(2.0, cell * 0.17)
     for width, fill in ((max(3, cell // 8), "black"), (max(1, cell // 16), colour)):
         draw.line((cx - r, cy - r, cx + r, cy + r), fill=fill, width=width)
         draw.line((cx - r, cy + r, cx + r, cy - r), fill=fill, width=width)
@@ -102,5 +105,10 @@ def _colour_bar(draw, img, x0: int, y0: int, w: int, med: float, half: float, fo
     img.paste(Image.fromarray(bar), (x0, y0))
     small = font(11, "+0.00")
     y = y0 + BAR_H + 2
-    for x, v, anchor in ((x0, med - half, "la"), (x0 + w / 2, med, "ma"), (x0 + w, med + half, "ra")):
+    ends = ((x0, med - half, "la"), (x0 + w, med + half, "ra"))
+    middle = ((x0 + w / 2, med, "ma"),)
+    widest = max(small.getlength(f"{v:+.2f}") for v in (med - half, med, med + half)) + 6
+    # as many values as fit side by side (on a narrow panel they ran into one another)
+    labels = ends + middle if w >= 3 * widest else ends if w >= 2 * widest else middle
+    for x, v, anchor in labels:
         draw.text((x, y), f"{v:+.2f}", fill="black", font=small, anchor=anchor)

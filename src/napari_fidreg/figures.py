@@ -313,7 +313,7 @@ def block_map_figure(reg, *, figure=None, arrow_gain: float = 10.0):
     hand = np.array([b.reason == BY_HAND for b in reg.blocks]).reshape(gz, gy, gx)
     cell_pt = 72 * fig.get_size_inches()[0] * 0.25 / max(gy, gx)  # about a block's width on the map
     grid = fig.add_gridspec(rows + 1, 3, height_ratios=[1.0] * rows + [0.05], hspace=0.5, wspace=0.35,
-                            left=0.07, right=0.93, top=0.88, bottom=0.16)  # fmt: skip
+                            left=0.07, right=0.93, top=0.84, bottom=0.16)  # fmt: skip
     for k, name in enumerate(("dz", "dy", "dx")):
         med = float(np.median(shifts[..., k]))
         half = max(float(np.abs(shifts[..., k] - med).max()), MAP_MIN_HALF_RANGE)
@@ -321,11 +321,15 @@ def block_map_figure(reg, *, figure=None, arrow_gain: float = 10.0):
             ax = fig.add_subplot(grid[iz, k])
             im = ax.imshow(shifts[iz, :, :, k], cmap="coolwarm", vmin=med - half, vmax=med + half,
                            interpolation="nearest")  # fmt: skip
+            numbers = gy * gx <= 48  # few blocks: the numbers as well
+            crossed = auto[iz] | hand[iz]
+            lift = 0.17 if numbers else 0.0  # a cross above its cell's number, not over it
             for mask, colour in ((auto[iz], ENGINE_RED), (hand[iz], HAND_ORANGE)):
-                _mark(ax, mask, colour, min(60.0, (0.6 * cell_pt) ** 2))
-            if gy * gx <= 48:  # few blocks: the numbers as well
+                _mark(ax, mask, colour, min(60.0, (0.5 * cell_pt) ** 2), lift)
+            if numbers:  # in the middle of the cell, or under its cross
                 for (j, i), v in np.ndenumerate(shifts[iz, :, :, k]):
-                    ax.text(i, j + 0.32, f"{v:+.2f}", ha="center", va="center", fontsize=7)
+                    y = j + (0.27 if crossed[j, i] else 0.0)
+                    ax.text(i, y, f"{v:+.2f}", ha="center", va="center", fontsize=7)
             ax.set_title(f"{name} (px)" + (f", z level {iz}" if gz > 1 else ""), fontsize=10)
             if max(gy, gx) <= 10:  # one tick per block while they can be read
                 ax.set_xticks(range(gx))
@@ -349,15 +353,16 @@ def block_map_figure(reg, *, figure=None, arrow_gain: float = 10.0):
     return fig
 
 
-def _mark(ax, mask: np.ndarray, colour, size: float) -> None:
+def _mark(ax, mask: np.ndarray, colour, size: float, lift: float = 0.0) -> None:
     """Cross the blocks of ``mask`` on a heat map in ``colour``, outlined in black (a red
-    cross on a red cell of the diverging scale would not show)."""
+    cross on a red cell of the diverging scale would not show), ``lift`` cells above their
+    centres."""
     from matplotlib import patheffects
 
     j, i = np.nonzero(mask)
     if len(j):
         outline = [patheffects.withStroke(linewidth=3.5, foreground="black")]
-        ax.scatter(i, j, marker="x", s=size, linewidths=2, color=colour, path_effects=outline)
+        ax.scatter(i, j - lift, marker="x", s=size, linewidths=2, color=colour, path_effects=outline)
 
 
 def _label(ax, text, xy, xycoords, offset, ha, va, size, rotation):
@@ -375,9 +380,10 @@ def _aspect(voxel_size) -> float:
 def _mosaic(reference: dict, before: dict, after: dict, planes, aspect: float) -> tuple[np.ndarray, list[int]]:
     """The panels as one RGB image (rows: ``planes``), and each row's height.
 
-    Every panel is padded to the widest row's panel width, so that the columns line up
-    under their names: a YZ row is as wide as the stack is tall (ny), XY and XZ as it is
-    wide (nx), and a stack of 175 x 104 px would otherwise shift the columns of one row.
+    Every panel is padded to the widest row's panel width (centred in it), so that the
+    columns line up under their names: a YZ row is as wide as the stack is tall (ny), XY
+    and XZ as it is wide (nx), and a stack of 175 x 104 px would otherwise shift the
+    columns of one row.
     """
     width = max(min(reference[k].shape[1], before[k].shape[1], after[k].shape[1]) for k in planes)
     rows = [_row(reference, before, after, key, aspect if key != "xy" else 1.0, width) for key in planes]
@@ -395,8 +401,10 @@ def _row(reference: dict, before: dict, after: dict, key: str, aspect: float, wi
         n = max(1, int(round(shape[0] * aspect)))
         idx = np.minimum((np.arange(n) / aspect).astype(int), shape[0] - 1)
         panels = [p[idx] for p in panels]
-    if width > shape[1]:  # white to the right of a narrower panel, as between panels
-        panels = [np.pad(p, ((0, 0), (0, width - shape[1]), (0, 0)), constant_values=255) for p in panels]
+    if width > shape[1]:  # a narrower panel centred in its column, white either side as between panels
+        left = (width - shape[1]) // 2  # (left-aligned, the column names sat over its right edge)
+        pad = ((0, 0), (left, width - shape[1] - left), (0, 0))
+        panels = [np.pad(p, pad, constant_values=255) for p in panels]
     return _stack(panels, axis=1)
 
 

@@ -275,7 +275,14 @@ def test_reject_restore_and_undo_blocks_by_hand(make_napari_viewer, qtbot, tmp_p
     table = widget.table.native
     kept = next(c for c in range(table.columnCount()) if table.horizontalHeaderItem(c).text() == "kept")
     assert [table.item(r, kept).text() for r in (0, 1, 5, 6)] == ["no (hand)", "yes", "no", "no (hand)"]
-    assert table.item(6, 0).toolTip() == BY_HAND and table.item(5, 2).toolTip() == measured.blocks[5].reason
+    # each rejected row's tooltip: why, and what it measured (the row shows the filled-in shift)
+    tip6, tip5 = table.item(6, 0).toolTip().splitlines(), table.item(5, 2).toolTip().splitlines()
+    assert tip6[0] == BY_HAND and tip5[0] == measured.blocks[5].reason
+    dz = measured.blocks[6].measured_shift[0]
+    assert tip6[1].startswith(f"measured (dz, dy, dx) = ({dz:+.3f}, ") and "filled in" in tip6[1]
+    assert table.item(6, 0).text() == "0,1,2" and table.item(6, 1).text() == f"{reg.blocks[6].shift[0]:+.3f}"
+    # the rows just rejected stay selected: their reasons under the table
+    assert widget.review.selected() == [0, 5, 6]
     assert table.item(6, 0).foreground().color().getRgbF()[:3] == pytest.approx(orange, abs=0.01)
     assert table.item(5, 0).foreground().color().getRgbF()[:3] == pytest.approx(red, abs=0.01)
     # rejected blocks' arrows are grey: what they show is filled in, not measured

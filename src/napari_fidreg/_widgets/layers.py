@@ -210,6 +210,16 @@ def block_table(reg: Registration) -> dict[str, list]:
     return cols
 
 
+def rejected_tooltip(block) -> str:
+    """A rejected row's tooltip: why, and what it measured (the row shows the shift filled in
+    from its neighbours, the one the correction uses)."""
+    lines = [block.reason]
+    if block.measured_shift is not None:
+        measured = ", ".join(f"{v:+.3f}" for v in block.measured_shift)
+        lines.append(f"measured (dz, dy, dx) = ({measured}); shown: the shift filled in from its neighbours")
+    return "\n".join(lines)
+
+
 def block_name(block) -> str:
     """A block as the table's first column names it: its grid index z,y,x."""
     return "{},{},{}".format(*block.index)

@@ -344,10 +344,11 @@ class RegistrationWidget(SaveApplyMixin, Container):
             if b.inlier:
                 continue
             colour = QColor.fromRgbF(*(L.HAND_ORANGE if b.reason == BY_HAND else L.ENGINE_RED))
+            tip = L.rejected_tooltip(b)
             for col in range(table.columnCount()):
                 item = table.item(row, col)
                 item.setForeground(colour)
-                item.setToolTip(b.reason)
+                item.setToolTip(tip)
         table.resizeColumnsToContents()  # 7 columns in a dock's width: no 100 px each
         self._show_reasons()
 

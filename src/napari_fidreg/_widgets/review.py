@@ -125,7 +125,7 @@ class BlockReview:
                                    if how is reject_blocks else "no block rejected by hand is selected"))  # fmt: skip
             return
         old = res.registration
-        self.recorrect(new, then=lambda: self._pushed(old))
+        self.recorrect(new, then=lambda: self._pushed(old, rows))
 
     def undo(self) -> None:
         """Go back to the registration before the last Reject or Restore."""
@@ -133,9 +133,11 @@ class BlockReview:
             return
         self.recorrect(self.history[-1], then=self._popped)
 
-    def _pushed(self, old: Registration) -> None:
+    def _pushed(self, old: Registration, rows) -> None:
         self.history.append(old)
         self.update()
+        # the rows just changed stay selected (and in view), their reasons under the table
+        self.select(rows)
 
     def _popped(self) -> None:
         self.history.pop()

@@ -68,8 +68,14 @@ class SeriesWidget(Container):
         self.folder = FileEdit(label="save into", mode="d", value=Path.cwd())
         self.save_button = PushButton(text="Save every round + drift table", enabled=False)
         self.moving.native.setMaximumHeight(110)  # a list of layers, not half the window
+        from qtpy.QtWidgets import QSizePolicy
+
         for label in (self.status, self.summary):
             label.native.setWordWrap(True)  # a long summary would widen the dock over the canvas
+            # a wrapped label's own minimum follows its text: the summary of a round pushed the
+            # dock's right column (the folder button, the combo's arrow) out of view
+            label.native.setMinimumWidth(100)
+            label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.extend([self.reference, self.moving, self.voxel_size, self.block_size, self.run_button, self.cancel_button,
                      self.progress, self.status, self.summary, self.folder, self.save_button])  # fmt: skip
         # the spare height of a tall dock under the last row: spread between the rows, it left
