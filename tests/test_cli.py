@@ -100,7 +100,7 @@ def test_on_a_terminal_results_never_run_into_the_progress_line(tmp_path, tiff_p
     "args,msg",
     [
         (["missing.tif"], "no such file"),
-        (["--block-size", "0"], "block_size must be an integer >= 16 px"),
+        (["--block-size", "0"], "block_size must be a positive integer"),
         (["--block-size", "8"], "a smaller block holds too little to correlate"),
         (["--block-size", "999"], "block size 999 is larger than the y extent 160"),
         (["--subvolume", "5:2,0:10,0:10"], "z range 5:2 is empty or inverted"),

@@ -204,12 +204,52 @@ def test_the_png_has_the_block_map_under_the_projections_without_matplotlib():
     assert qc_png(*proj, registration=register(p.reference, p.moving)) == qc_png(*proj)
 
 
+def _cells_as_drawn(reg, width=1500):
+    """Each block's colour in :func:`block_map_image`, read 3 px inside its cell's top-left
+    corner (clear of its number and cross), and the colour expected there: (component, block) rows."""
+    from napari_fidreg.block_map_png import block_map_image, cell_origin, diverging
+    from napari_fidreg.figures import _font
+
+    img = block_map_image(reg, width, _font)
+    gz, gy, gx = reg.grid_shape
+    shifts = np.array([b.shift for b in reg.blocks]).reshape(gz, gy, gx, 3)
+    seen, want = [], []
+    for k in range(3):
+        med = np.median(shifts[..., k])
+        half = max(np.abs(shifts[..., k] - med).max(), 0.25)
+        for z, y, x in np.ndindex(min(gz, 6), gy, gx):
+            col, row = cell_origin(reg.grid_shape, width, k, z, y, x)
+            seen.append(img[row + 3, col + 3])
+            want.append(diverging((shifts[z, y, x, k] - med) / (2 * half) + 0.5))
+    return img, np.array(seen), np.array(want)
+
+
+def test_each_block_of_the_png_map_is_in_its_place_in_its_colour():
+    reg, _ = result()
+    img, seen, want = _cells_as_drawn(reject_blocks(reg, [6]))
+    np.testing.assert_array_equal(seen, want)
+    assert len(np.unique(want, axis=0)) > 10  # the blocks differ: a misplaced cell would show
+
+
+def test_the_png_map_of_z_blocks_has_a_row_per_z_level():
+    from napari_fidreg.block_map_png import FOOT, HEAD
+
+    p = cached_pair((40, 128, 128), (1.0, -2.0, 3.0), seed=7, deformation=(0.5, 1.5, 1.5))
+    reg = register(p.reference, p.moving, block_size=64, block_size_z=20)
+    assert reg.grid_shape == (2, 2, 2)
+    img, seen, want = _cells_as_drawn(reg)
+    np.testing.assert_array_equal(seen, want)
+    one = _cells_as_drawn(register(p.reference, p.moving, block_size=64))[0]
+    assert img.shape[0] - HEAD - FOOT == 2 * (one.shape[0] - HEAD - FOOT)  # two z levels, two rows
+
+
 def test_the_diverging_scale_runs_blue_to_pale_to_red():
     from napari_fidreg.block_map_png import diverging
 
     lo, mid, hi = diverging(np.array([0.0, 0.5, 1.0]))
     assert lo[2] > 150 > lo[0] and hi[0] > 150 > hi[2] and np.ptp(mid.astype(int)) < 5 and mid.min() > 200
     np.testing.assert_array_equal(diverging(np.array([-3.0, 7.0])), [lo, hi])  # clipped
+    np.testing.assert_array_equal(diverging(np.array([np.nan])), [[128, 128, 128]])  # not a value: grey
 
 
 def test_the_block_map_of_a_global_only_run_says_so():

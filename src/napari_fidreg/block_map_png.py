@@ -26,18 +26,46 @@ MARGIN = 24  # px left and right of them (the colour bars' end labels overhang a
 # matplotlib's "coolwarm" at 0, 1/4, 1/2, 3/4 and 1, interpolated in between
 _ANCHORS = np.array([(59, 76, 192), (141, 176, 254), (221, 221, 221), (245, 156, 125), (180, 4, 38)], np.float64)
 TITLE = "block shifts used for the correction"
-LEGEND = "red x = rejected by the engine, orange x = rejected by hand (both filled from their neighbours)"
+LEGEND = (
+    "red x = rejected by the engine, orange x = rejected by hand (both filled from their neighbours, "
+    "or given the global shift when no block is kept)"
+)
 ENGINE_RED, HAND_ORANGE = (
     tuple(round(255 * c) for c in rgba[:3]) for rgba in (figures.ENGINE_RED, figures.HAND_ORANGE)
 )
 
 
 def diverging(t: np.ndarray) -> np.ndarray:
-    """RGB uint8 of ``t`` in [0, 1] on the coolwarm scale (blue, pale grey, red)."""
-    x = np.clip(np.asarray(t, np.float64), 0.0, 1.0) * (len(_ANCHORS) - 1)
+    """RGB uint8 of ``t`` in [0, 1] on the coolwarm scale (blue, pale grey, red); mid grey where
+    ``t`` is not finite (a hand-made registration's NaN)."""
+    t = np.asarray(t, np.float64)
+    finite = np.isfinite(t)
+    x = np.clip(np.where(finite, t, 0.5), 0.0, 1.0) * (len(_ANCHORS) - 1)
     i = np.minimum(x.astype(int), len(_ANCHORS) - 2)
     f = (x - i)[..., None]
-    return np.rint(_ANCHORS[i] * (1 - f) + _ANCHORS[i + 1] * f).astype(np.uint8)
+    out = np.rint(_ANCHORS[i] * (1 - f) + _ANCHORS[i + 1] * f).astype(np.uint8)
+    out[~finite] = 128
+    return out
+
+
+HEAD, FOOT = 30, 26  # px: the title's band above the panels, the legend's below them
+
+
+def cell_origin(grid_shape, width: int, component: int, z: int, y: int, x: int) -> tuple[int, int]:
+    """Where :func:`block_map_image` draws a block: the (column, row) of the top-left pixel of
+    block (``z``, ``y``, ``x``) in the panel of ``component`` (0 dz, 1 dy, 2 dx)."""
+    cell, panel_w, _, row_h, img_w = _geometry(grid_shape, width)
+    x_left = (img_w - (3 * panel_w + 2 * PANEL_GAP)) // 2
+    return x_left + component * (panel_w + PANEL_GAP) + x * cell, HEAD + z * row_h + ROW_TITLE + y * cell
+
+
+def _geometry(grid_shape, width: int) -> tuple[int, int, int, int, int]:
+    """(cell, panel width, panel height, a z level's height, image width) in px."""
+    _, gy, gx = grid_shape
+    cell = int(max(4, min(MAX_CELL, MAX_PANEL // max(gy, gx), (width - 2 * PANEL_GAP - 2 * MARGIN) // (3 * gx))))
+    panel_w, panel_h = cell * gx, cell * gy
+    row_h = ROW_TITLE + panel_h + 6 + BAR_H + BAR_LABELS
+    return cell, panel_w, panel_h, row_h, max(3 * panel_w + 2 * PANEL_GAP + 2 * MARGIN, min(width, 900))
 
 
 def block_map_image(reg: Registration, width: int, font) -> np.ndarray:
@@ -50,19 +78,18 @@ def block_map_image(reg: Registration, width: int, font) -> np.ndarray:
     shifts = np.array([b.shift for b in reg.blocks], np.float64).reshape(gz, gy, gx, 3)
     auto = np.array([not b.inlier and b.reason != BY_HAND for b in reg.blocks]).reshape(gz, gy, gx)
     hand = np.array([b.reason == BY_HAND for b in reg.blocks]).reshape(gz, gy, gx)
-    cell = int(max(4, min(MAX_CELL, MAX_PANEL // max(gy, gx), (width - 2 * PANEL_GAP - 2 * MARGIN) // (3 * gx))))
-    panel_w, panel_h = cell * gx, cell * gy
-    row_h = ROW_TITLE + panel_h + 6 + BAR_H + BAR_LABELS
-    head, foot = 30, 26
+    cell, panel_w, panel_h, row_h, img_w = _geometry(reg.grid_shape, width)
+    head, foot = HEAD, FOOT
     total_w = 3 * panel_w + 2 * PANEL_GAP
-    img = Image.new("RGB", (max(total_w + 2 * MARGIN, min(width, 900)), head + rows * row_h + foot), "white")
+    img = Image.new("RGB", (img_w, head + rows * row_h + foot), "white")
     draw = ImageDraw.Draw(img)
     x_left = (img.width - total_w) // 2
     note = f" (z levels {rows}-{gz - 1} not drawn)" if gz > rows else ""
     draw.text((img.width / 2, head / 2), TITLE + note, fill="black", font=font(14, TITLE), anchor="mm")
     for k, name in enumerate(("dz", "dy", "dx")):
-        med = float(np.median(shifts[..., k]))
-        half = max(float(np.abs(shifts[..., k] - med).max()), MAP_MIN_HALF_RANGE)
+        finite = shifts[..., k][np.isfinite(shifts[..., k])]
+        med = float(np.median(finite)) if finite.size else 0.0
+        half = max(float(np.abs(finite - med).max()) if finite.size else 0.0, MAP_MIN_HALF_RANGE)
         x0 = x_left + k * (panel_w + PANEL_GAP)
         for iz in range(rows):
             y0 = head + iz * row_h
@@ -92,7 +119,8 @@ def block_map_image(reg: Registration, width: int, font) -> np.ndarray:
 def _cross(draw, cx: float, cy: float, cell: int, colour) -> None:
     """An x over a block, ``colour`` on a black outline (it shows on red and on blue cells)."""
     r = max(2.0, cell * 0.17)
-    for width, fill in ((max(3, cell // 8), "black"), (max(1, cell // 16), colour)):
+    strokes = ((max(3, cell // 8), "black"), (max(1, cell // 16), colour)) if cell >= 16 else ((1, colour),)
+    for width, fill in strokes:  # under 16 px a black outline made a blob of red and orange alike
         draw.line((cx - r, cy - r, cx + r, cy + r), fill=fill, width=width)
         draw.line((cx - r, cy + r, cx + r, cy - r), fill=fill, width=width)
 

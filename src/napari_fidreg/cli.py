@@ -19,7 +19,7 @@ from typing import NoReturn
 from . import __version__
 from ._logs import quiet_file_libraries
 from .core.errors import FidregError
-from .core.params import DEFAULT_WORKERS, NAMES, Params, parse_subvolume
+from .core.params import DEFAULT_WORKERS, MIN_BLOCK_YX, MIN_BLOCK_Z, NAMES, Params, parse_subvolume
 from .core.progress import Progress
 
 
@@ -153,8 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Every parameter of the algorithm, with its help; defaults come from Params.
 _PARAM_HELP = {
-    "block_size": ("N", "y/x block size for local shifts, at least 16 (default: global only)"),
-    "block_size_z": ("N", "block depth in planes, at least 3 (default: whole depth)"),
+    "block_size": ("N", f"y/x block size for local shifts, at least {MIN_BLOCK_YX} (default: global only)"),
+    "block_size_z": ("N", f"block depth in planes, at least {MIN_BLOCK_Z} (default: whole depth)"),
     "hot_pixels": (None, "do not remove camera hot pixels"),
     "hot_pixel_threshold": ("K", "robust SDs above the 3x3 median that make a pixel hot (default %(default)s)"),
     "background": (None, "do not subtract the background"),

@@ -276,8 +276,8 @@ def draw_qc(panels: QCPanels, *, title: str = "", figure=None, interpolation: st
 
 
 ARROW_LEGEND = (
-    "block arrows in the viewer: colour = block score (0 to 1), length = {gain:g} x (dy, dx)\n"
-    "red x = rejected by the engine, orange x = rejected by hand: grey arrow = filled from the neighbours"
+    "block arrows in the viewer: colour = block score (0 to 1), grey if rejected; length = {gain:g} x (dy, dx)\n"
+    "red x = rejected by the engine, orange x = rejected by hand: given their neighbours' shift (or the global one)"
 )
 MAX_Z_ROWS = 6  # z levels of the grid drawn in the block map
 
@@ -321,7 +321,7 @@ def block_map_figure(reg, *, figure=None, arrow_gain: float = 10.0):
             ax = fig.add_subplot(grid[iz, k])
             im = ax.imshow(shifts[iz, :, :, k], cmap="coolwarm", vmin=med - half, vmax=med + half,
                            interpolation="nearest")  # fmt: skip
-            numbers = gy * gx <= 48  # few blocks: the numbers as well
+            numbers = gy * gx * rows <= 48  # few blocks drawn: the numbers as well (z rows make them small)
             crossed = auto[iz] | hand[iz]
             lift = 0.17 if numbers else 0.0  # a cross above its cell's number, not over it
             for mask, colour in ((auto[iz], ENGINE_RED), (hand[iz], HAND_ORANGE)):

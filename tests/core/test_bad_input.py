@@ -1,5 +1,7 @@
 """Every bad input gets a FidregError with a message naming the problem, and inputs stay untouched."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -57,15 +59,34 @@ def test_empty_stack_is_refused(pair):
 @pytest.mark.parametrize(
     "size,msg",
     [
-        (0, "block_size must be an integer >= 16 px"),
-        (-5, "an integer >= 16 px"),
-        (8, "a smaller block holds too little to correlate"),
+        (0, "block_size must be a positive integer"),
+        (-5, "positive integer"),
+        (8, "block_size must be at least 16 px \\(a smaller block holds too little to correlate\\)"),
         (200, "block size 200 is larger than the y extent 128"),
     ],
 )
 def test_bad_block_sizes(pair, size, msg):
     with pytest.raises(FidregError, match=msg):
         register(pair.reference, pair.moving, block_size=size)
+
+
+def test_blocks_under_what_is_measured_are_refused_but_their_results_still_load(pair, tmp_path):
+    """Every block of --block-size 8 was rejected as 'not measured' (a new user's run); a result
+    saved with such blocks before the check must still load (apply, the dock's Apply, --skip-existing)."""
+    from napari_fidreg.core import Registration
+
+    with pytest.raises(FidregError, match="block_size_z must be at least 3 planes"):
+        register(pair.reference, pair.moving, block_size=64, block_size_z=2)
+    reg = register(pair.reference, pair.moving, block_size=64, block_size_z=20)
+    doc = reg.to_dict()
+    doc["parameters"]["block_size"], doc["parameters"]["block_size_z"] = 8, 1
+    path = tmp_path / "old.shifts.json"
+    path.write_text(json.dumps(doc))
+    loaded = Registration.load(path)
+    assert (loaded.params.block_size, loaded.params.block_size_z) == (8, 1)
+    # a single image has one plane: its blocks' depth is that plane
+    image = cached_pair((1, 128, 128), (0.0, 2.0, -3.0), seed=2)
+    assert register(image.reference, image.moving, block_size=64, block_size_z=1).has_blocks
 
 
 def test_block_depth_larger_than_the_stack(pair):

@@ -270,3 +270,34 @@ def test_judge_of_no_blocks():
     j = judge([], Params())
     assert j.shifts.shape == (0, 3)
     assert j.inlier.shape == (0,) and j.reasons == []
+
+
+def test_a_block_that_measuring_skips_is_not_measured_from_judge_to_the_verdict_read_back():
+    """The one path where a block is not measured at all: too little of it inside the moving
+    stack. Its reason, in judge (which knows at_limit) and from its stored fields (which don't)."""
+    from conftest import cached_pair
+    from napari_fidreg.core.block_grid import grid_blocks
+    from napari_fidreg.core.measure import Pair, measure_block
+
+    p = cached_pair((20, 64, 128), (0.0, 0.0, 0.0), seed=3)
+    pair = Pair(p.reference, p.moving, None, Params())
+    boxes, grid = tile(((0, 20), (0, 64), (0, 128)), (20, 64, 64))
+    offset = np.array([0, 0, -56])  # the second block keeps 8 of its 64 columns inside the moving stack
+    ms = [measure_block(pair, box, offset, (2.0, 2.0, 2.0)) for box in boxes]
+    assert not ms[1].valid and not ms[1].estimate.at_limit  # (block 0 is measured, wrongly placed: at the limit)
+    j = judge(ms, Params())
+    assert j.reasons[1].startswith("not measured: under 16 px")
+    blocks, _ = grid_blocks(boxes, grid, ms, (0.0, 0.0, 0.0), Params())
+    assert blocks[1].measured_shift is None and blocks[1].reason == j.reasons[1]
+    # read back: no at_limit kept, told by its score and sharpness 0
+    _, reasons = verdict(
+        [b.measured_shift or b.shift for b in blocks], [b.score for b in blocks],
+        [b.sharpness for b in blocks], [b.measured_shift is not None for b in blocks],
+    )  # fmt: skip
+    assert reasons[1] == j.reasons[1]
+
+
+def test_a_block_with_a_non_finite_estimate_is_rejected():
+    inlier, reasons = verdict([(1.0, 2.0, 3.0)] * 4 + [(np.nan, 2.0, 3.0)], scores=[0.5, 0.5, 0.5, np.nan, 0.5])
+    assert inlier.tolist() == [True, True, True, False, False]
+    assert reasons[3] == reasons[4] == "no finite estimate (NaN or infinite)"

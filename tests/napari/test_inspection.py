@@ -279,7 +279,7 @@ def test_reject_restore_and_undo_blocks_by_hand(make_napari_viewer, qtbot, tmp_p
     tip6, tip5 = table.item(6, 0).toolTip().splitlines(), table.item(5, 2).toolTip().splitlines()
     assert tip6[0] == BY_HAND and tip5[0] == measured.blocks[5].reason
     dz = measured.blocks[6].measured_shift[0]
-    assert tip6[1].startswith(f"measured (dz, dy, dx) = ({dz:+.3f}, ") and "filled in" in tip6[1]
+    assert tip6[1].startswith(f"measured (dz, dy, dx) = ({dz:+.3f}, ") and "the shift used instead" in tip6[1]
     assert table.item(6, 0).text() == "0,1,2" and table.item(6, 1).text() == f"{reg.blocks[6].shift[0]:+.3f}"
     # the rows just rejected stay selected: their reasons under the table
     assert widget.review.selected() == [0, 5, 6]

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..core.errors import FidregError
 from ..core.io import voxel_size_from_scale
+from ..core.params import MIN_BLOCK_YX
 
 SUBVOLUME_LAYER = "fidreg: sub-volume"
 
@@ -19,13 +20,13 @@ def voxel_size_text(layer) -> str:
 
 def fitting_block_size(layer, size: int) -> int:
     """``size``, or for a stack narrower than it (the Bintu crops are 104 px wide, the default
-    block 128) the largest power of two, at least 16, that fits its y/x extent."""
+    block 128) the largest power of two, at least MIN_BLOCK_YX (16), that fits its y/x extent."""
     if layer is None or layer.ndim < 2:
         return size
     extent = int(min(layer.data.shape[-2:]))
     if size <= extent:
         return size
-    return max(16, 2 ** int(np.log2(max(extent, 1))))
+    return max(MIN_BLOCK_YX, 2 ** int(np.log2(max(extent, 1))))
 
 
 def parse_voxel_size(text: str) -> tuple[float, float, float] | None:

@@ -29,7 +29,7 @@ from magicgui.widgets import (
 
 from ..core.block_grid import BY_HAND
 from ..core.errors import FidregError
-from ..core.params import Params
+from ..core.params import MIN_BLOCK_YX, Params
 from . import layers as L
 from . import region as R
 from .jobs import JobResult, preload_result_modules, registration_job
@@ -74,7 +74,7 @@ class RegistrationWidget(SaveApplyMixin, Container):
         self.z_start = SpinBox(label="z from", min=0, max=100000, value=0)
         self.z_stop = SpinBox(label="z to (0 = last)", min=0, max=100000, value=0)
         self.with_blocks = CheckBox(text="global + block shifts (off: global only)", value=True)
-        self.block_size = SpinBox(label="block size y/x", min=16, max=8192, step=16, value=128)
+        self.block_size = SpinBox(label="block size y/x", min=MIN_BLOCK_YX, max=8192, step=16, value=128)
         self.block_size_z = SpinBox(label="block depth z (0 = all)", min=0, max=10000, value=0)
         self.refine_blocks = CheckBox(text="refine block shifts (more precise, slower)", value=False)
         self.hot_pixels = CheckBox(text="remove hot pixels", value=True)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from .errors import FidregError
+from .params import MIN_BLOCK_YX, MIN_BLOCK_Z
 
 if TYPE_CHECKING:
     from .measure import Measured
@@ -15,8 +16,12 @@ if TYPE_CHECKING:
 
 Box = tuple[slice, slice, slice]
 
-NOT_MEASURED = "not measured: under 16 px (y, x) or 3 planes of the block inside the moving stack"
-AT_LIMIT = "peak at the edge of the search range: the shift may exceed max local shift"
+NOT_MEASURED = (
+    f"not measured: under {MIN_BLOCK_YX} px (y, x) or {MIN_BLOCK_Z} planes (1 for an image) "
+    "of the block inside the moving stack"
+)
+# the range is max local shift, or less along an axis where the block is thinner (its extent - 1)
+AT_LIMIT = "peak at the edge of the search range: the shift may be larger than it"
 
 
 class Judged(NamedTuple):
@@ -60,11 +65,13 @@ def judge(measured: list[Measured], params: Params) -> Judged:
     scores = np.array([m.estimate.score for m in measured], dtype=np.float64)
     sharp = np.array([m.estimate.sharpness for m in measured], dtype=np.float64)
     valid = np.array([m.valid for m in measured], dtype=bool)
+    at_limit = np.array([m.estimate.at_limit for m in measured], dtype=bool)
     inlier, reasons = flag_outliers(
         shifts,
         scores,
         sharp,
         valid,
+        at_limit=at_limit,
         min_score=params.min_score,
         min_sharpness=params.min_sharpness,
         outlier_mad=params.outlier_mad,
@@ -83,24 +90,34 @@ def flag_outliers(
     min_sharpness: float,
     outlier_mad: float,
     outlier_floor: float,
+    at_limit: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """Decide which blocks are inliers; returns (inlier mask, reason per block).
 
-    A block is rejected when it could not be measured (too little of it inside the
-    moving stack: ``valid`` false, score and sharpness 0), when its correlation peak
-    is weak (score or sharpness below the thresholds: typically a block without
-    fiducials, whose noise peak often lands on the edge of the search range too: the
-    weak peak is the reason given), when a clear peak lies on the edge of the search
-    range (``valid`` false: the shift may be larger than the range), or when its shift departs from the median of the good blocks
-    (itself included) by more than ``outlier_mad`` robust standard deviations on some axis
-    (never less than ``outlier_floor`` pixels, so a smooth deformation is kept).
+    A block is rejected when it could not be measured (``valid`` false and not
+    ``at_limit``: too little of it inside the moving stack), when its estimate is not
+    finite, when its correlation peak is weak (score or sharpness below the thresholds:
+    typically a block without fiducials, whose noise peak often lands on the edge of the
+    search range too: the weak peak is the reason given), when a clear peak lies on the
+    edge of the search range (``valid`` false, ``at_limit``: the shift may be larger than
+    the range), or when its shift departs from the median of the good blocks (itself
+    included) by more than ``outlier_mad`` robust standard deviations on some axis (never
+    less than ``outlier_floor`` pixels, so a smooth deformation is kept).
+
+    ``at_limit`` None (a registration read back, which keeps no such flag): a block
+    that was not measured is told by the score and sharpness 0 that measuring gave it.
     """
     n = len(shifts)
     reasons = [""] * n
     good = valid.copy()
+    if at_limit is None:
+        at_limit = ~valid & ~((scores == 0) & (sharpness == 0))
     for i in range(n):
-        if not valid[i] and scores[i] == 0 and sharpness[i] == 0:  # what measure_block gives a block it skips
+        if not valid[i] and not at_limit[i]:
             reasons[i] = NOT_MEASURED
+        elif not (np.isfinite(scores[i]) and np.isfinite(sharpness[i]) and np.isfinite(shifts[i]).all()):
+            reasons[i] = "no finite estimate (NaN or infinite)"
+            good[i] = False
         elif scores[i] < min_score:
             reasons[i] = f"low score {_below(scores[i], min_score, 3)} < {min_score}"
             good[i] = False

@@ -24,7 +24,21 @@ DEFAULT_WORKERS = 2  # threads per registration or correction (a keyword of the 
 
 
 MIN_BLOCK_YX = 16  # px: a block (or what of it lies inside the moving stack) narrower is not measured
-MIN_BLOCK_Z = 3  # planes: likewise, in a stack of more than one plane
+MIN_BLOCK_Z = 3  # planes: likewise, in a stack of more than one plane (a single image: 1)
+
+
+def check_measurable_blocks(params: Params, n_planes: int) -> None:
+    """Refuse block sizes under what is measured (:data:`MIN_BLOCK_YX`, :data:`MIN_BLOCK_Z`): every
+    block would be rejected as not measured (a new user's ``--block-size 8`` ran to the end so)."""
+    checks = [("block_size", params.block_size, MIN_BLOCK_YX, "px", "the global shift only")]
+    if n_planes > 1:
+        checks.append(("block_size_z", params.block_size_z, MIN_BLOCK_Z, "planes", "the whole depth"))
+    for name, value, least, unit, otherwise in checks:
+        if value is not None and value < least:
+            raise FidregError(
+                f"{name} must be at least {least} {unit} (a smaller block holds too little to correlate), "
+                f"or None for {otherwise}; got {value}"
+            )
 
 
 @dataclass(frozen=True)
@@ -107,18 +121,12 @@ class Params:
     n_global_blocks: int = 8
 
     def __post_init__(self) -> None:
-        for name, least, unit, otherwise in (
-            ("block_size", MIN_BLOCK_YX, "px", "the global shift only"),
-            ("block_size_z", MIN_BLOCK_Z, "planes", "the whole depth"),
-        ):
+        for name in ("block_size", "block_size_z"):
+            # positive only: a result saved with smaller blocks still loads; measuring with them
+            # is refused by check_measurable_blocks
             value = getattr(self, name)
-            if value is not None and (not _is_int(value) or value < least):
-                # smaller blocks are not measured at all: every one was rejected, each with a
-                # reason about the moving stack's edge (a new user's --block-size 8)
-                raise FidregError(
-                    f"{name} must be an integer >= {least} {unit} (a smaller block holds too little to "
-                    f"correlate), or None for {otherwise}; got {value!r}"
-                )
+            if value is not None and (not _is_int(value) or value <= 0):
+                raise FidregError(f"{name} must be a positive integer or None, got {value!r}")
             object.__setattr__(self, name, None if value is None else int(value))
         if not _is_int(self.n_global_blocks) or self.n_global_blocks < 1:
             raise FidregError(f"n_global_blocks must be an integer >= 1, got {self.n_global_blocks!r}")

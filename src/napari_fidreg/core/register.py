@@ -28,7 +28,7 @@ from .coarse import READ_STAGE, iter_coarse_shift
 from .errors import FidregError
 from .global_shift import refine_global_shift
 from .measure import Pair
-from .params import DEFAULT_WORKERS, MIN_BLOCK_YX, Params, Subvolume, check_subvolume
+from .params import DEFAULT_WORKERS, MIN_BLOCK_YX, Params, Subvolume, check_measurable_blocks, check_subvolume
 from .progress import Progress, Ticker, drain
 from .qc import display_bin
 from .result import Registration
@@ -120,6 +120,7 @@ def iter_register(
                 f"reference {tuple(ref.shape)}, moving {tuple(mov.shape)}"
             )
     grid, grid_shape = [], (0, 0, 0)
+    check_measurable_blocks(params, ref.shape[0])
     if params.block_size is not None:
         bz = params.block_size_z or (region[0][1] - region[0][0])
         grid, grid_shape = tile(region, (bz, params.block_size, params.block_size))  # checks sizes

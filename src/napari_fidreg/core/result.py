@@ -31,7 +31,8 @@ class Block:
 
     ``shift`` is the shift used for correction: the measured one for inliers, the
     one filled from neighbours for rejected blocks. ``measured_shift`` is what the
-    correlation found (None when the block could not be measured).
+    correlation found (None when the block was not measured, or its peak lay on the edge of
+    the search range).
     """
 
     index: tuple[int, int, int]
