@@ -428,3 +428,58 @@ def test_the_registration_job_s_qc_projections_are_those_of_the_arrays():
         want = projections(vol, bin=2)
         for plane in ("xy", "xz", "yz"):
             np.testing.assert_array_equal(res.projections[key][plane], want[plane], err_msg=f"{key} {plane}")
+
+
+SECOND_RUN = """
+import time
+import numpy as np
+import napari
+from qtpy.QtWidgets import QApplication
+from napari_fidreg.core.synthetic import fiducial_pair
+from napari_fidreg._widgets import RegistrationWidget
+
+viewer = napari.Viewer(show=True)
+p = fiducial_pair((32, 192, 192), (1.2, -3.4, 5.6), seed=2)
+viewer.add_image(p.reference, name="ref")
+viewer.add_image(p.moving, name="mov")
+w = RegistrationWidget(viewer)
+viewer.window.add_dock_widget(w, name="fidreg")
+w.reference.value, w.moving.value = viewer.layers["ref"], viewer.layers["mov"]
+w.block_size.value = 64
+
+
+def run():
+    w.run()
+    while w.worker is not None:
+        QApplication.processEvents()
+        time.sleep(0.02)
+    for _ in range(50):  # the paints after the run
+        QApplication.processEvents()
+        time.sleep(0.01)
+    assert w.result is not None, w.last_error
+
+
+run()
+first = viewer.layers["mov registered"]
+w.with_blocks.value = False
+run()
+layer = viewer.layers["mov registered"]
+assert layer is first and layer.visible and np.array_equal(layer.data, w.result.corrected)
+assert not any(x.name.startswith("fidreg: block") for x in viewer.layers)
+w.with_blocks.value = True
+run()
+assert viewer.layers["mov registered"] is first
+print("ok", [x.name for x in viewer.layers])
+viewer.close()
+"""
+
+
+def test_registering_again_in_a_shown_viewer_updates_the_registered_layer_without_crashing():
+    """The second Register of a shown viewer segfaulted in vispy's glDrawArrays (Mesa under
+    Xvfb): the registered layer removed, with the block layers, and added again 15 ms later.
+    In a process of its own, so that a crash is this test's failure, not the run's end."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", SECOND_RUN], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and "ok" in run.stdout, (run.returncode, run.stderr[-3000:])
