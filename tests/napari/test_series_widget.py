@@ -236,3 +236,19 @@ def test_a_tall_dock_keeps_its_rows_together(make_napari_viewer, qtbot, rounds):
     assert inner.height() > bottom(widget.save_button) + 200  # a tall dock: room to spare
     assert top(widget.moving) - bottom(widget.reference) < 30
     assert top(widget.voxel_size) - bottom(widget.moving) < 30
+
+
+def test_registering_the_series_again_keeps_the_new_result(make_napari_viewer, qtbot, rounds):
+    """The second run removed the first one's layer after keeping its own result, and the
+    removal forgot it: the run ended in an AttributeError (napari aborted)."""
+    viewer, widget, ref, mov = _scene(make_napari_viewer, rounds)
+    widget.block_size.value = 64
+    _run(qtbot, widget)
+    first = widget.result
+    widget.block_size.value = 0
+    _run(qtbot, widget)
+    assert widget.result is not None and widget.result is not first, widget.last_error
+    registered = [x for x in viewer.layers if x.name.endswith("registered")]
+    assert len(registered) == 1  # one layer of the result, not one a run
+    np.testing.assert_array_equal(registered[0].data, widget.result.corrected)
+    assert not widget.result.registrations[0].has_blocks and "done in" in widget.status.value

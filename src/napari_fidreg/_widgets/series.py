@@ -199,14 +199,24 @@ class SeriesWidget(Container):
         self.status.value = f"{tick.label}: {tick.done}/{tick.total}"
 
     def _on_done(self, res: SeriesResult, ref, series_name: str) -> None:
-        self.result = res
-        self._geom = L.Geometry.of(ref)
+        self._geom = g = L.Geometry.of(ref)
         name = L.registered_name(series_name)
-        if name in self.viewer.layers:
-            self.viewer.layers.remove(name)
-        g = self._geom
-        self._result_layer = self.viewer.add_image(res.corrected, name=name, scale=(1.0, *g.scale), translate=(0.0, *g.translate),
-                              colormap="magenta", blending="additive", metadata={"fidreg_role": "registered"})  # fmt: skip
+        meta = {"scale": (1.0, *g.scale), "translate": (0.0, *g.translate), "colormap": "magenta",
+                "blending": "additive", "metadata": {"fidreg_role": "registered"}}  # fmt: skip
+        old = self.viewer.layers[name] if name in self.viewer.layers else None
+        if old is not None and old is self._result_layer and old.ndim == res.corrected.ndim:
+            # the earlier run's layer takes the new rounds in place (as the registration dock
+            # does: removed and added again, a layer crashed the next GL paint under Xvfb)
+            for key, value in meta.items():
+                setattr(old, key, value)
+            old.data = res.corrected
+            old.reset_contrast_limits()
+            old.visible = True
+        else:
+            if old is not None:  # removed before the new result is kept: its removal forgets the result it showed
+                self.viewer.layers.remove(old)
+            self._result_layer = self.viewer.add_image(res.corrected, name=name, **meta)
+        self.result = res
         ref.colormap, ref.blending = "green", "additive"
         for layer in self._chosen_layers():
             layer.visible = False  # the overlay is reference | registered rounds; tick a round to compare
