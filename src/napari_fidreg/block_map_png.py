@@ -13,9 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import figures
-from .core.block_grid import BY_HAND
 from .core.result import Registration
-from .figures import MAP_MIN_HALF_RANGE, MAX_Z_ROWS
+from .figures import MAX_Z_ROWS, block_map_data, map_scale
 
 MAX_CELL = 96  # px of a block on the map
 MAX_PANEL = 360  # px: a panel's longer side at most (a 1 x 2 grid was 64 x 128 px, its bar unreadable)
@@ -73,29 +72,20 @@ def block_map_image(reg: Registration, width: int, font) -> np.ndarray:
     gives a Pillow font. ``reg`` must have blocks."""
     from PIL import Image, ImageDraw
 
-    gz, gy, gx = reg.grid_shape
+    gz = reg.grid_shape[0]
     rows = min(gz, MAX_Z_ROWS)
-    shifts = np.array([b.shift for b in reg.blocks], np.float64).reshape(gz, gy, gx, 3)
-    auto = np.array([not b.inlier and b.reason != BY_HAND for b in reg.blocks]).reshape(gz, gy, gx)
-    hand = np.array([b.reason == BY_HAND for b in reg.blocks]).reshape(gz, gy, gx)
+    shifts, auto, hand = block_map_data(reg)
     cell, panel_w, panel_h, row_h, img_w = _geometry(reg.grid_shape, width)
-    head, foot = HEAD, FOOT
-    total_w = 3 * panel_w + 2 * PANEL_GAP
-    img = Image.new("RGB", (img_w, head + rows * row_h + foot), "white")
+    img = Image.new("RGB", (img_w, HEAD + rows * row_h + FOOT), "white")
     draw = ImageDraw.Draw(img)
-    x_left = (img.width - total_w) // 2
     note = f" (z levels {rows}-{gz - 1} not drawn)" if gz > rows else ""
-    draw.text((img.width / 2, head / 2), TITLE + note, fill="black", font=font(14, TITLE), anchor="mm")
+    draw.text((img.width / 2, HEAD / 2), TITLE + note, fill="black", font=font(14, TITLE), anchor="mm")
     for k, name in enumerate(("dz", "dy", "dx")):
-        finite = shifts[..., k][np.isfinite(shifts[..., k])]
-        med = float(np.median(finite)) if finite.size else 0.0
-        half = max(float(np.abs(finite - med).max()) if finite.size else 0.0, MAP_MIN_HALF_RANGE)
-        x0 = x_left + k * (panel_w + PANEL_GAP)
+        med, half = map_scale(shifts[..., k])
         for iz in range(rows):
-            y0 = head + iz * row_h
+            x0, top = cell_origin(reg.grid_shape, width, k, iz, 0, 0)  # the panel's top-left corner
             title = f"{name} (px)" + (f", z level {iz}" if gz > 1 else "")
-            draw.text((x0 + panel_w / 2, y0 + ROW_TITLE - 6), title, fill="black", font=font(13, title), anchor="md")
-            top = y0 + ROW_TITLE
+            draw.text((x0 + panel_w / 2, top - 6), title, fill="black", font=font(13, title), anchor="md")
             values = shifts[iz, :, :, k]
             colours = diverging((values - med) / (2 * half) + 0.5)
             tiles = np.repeat(np.repeat(colours, cell, axis=0), cell, axis=1)
@@ -112,7 +102,7 @@ def block_map_image(reg: Registration, width: int, font) -> np.ndarray:
                     y = top + (j + (0.8 if crossed else 0.5)) * cell
                     draw.text((cx, y), f"{v:+.2f}", fill="black", font=small, anchor="mm")
             _colour_bar(draw, img, x0, top + panel_h + 6, panel_w, med, half, font)
-    draw.text((img.width / 2, img.height - foot / 2), LEGEND, fill="black", font=font(12, LEGEND), anchor="mm")
+    draw.text((img.width / 2, img.height - FOOT / 2), LEGEND, fill="black", font=font(12, LEGEND), anchor="mm")
     return np.asarray(img)
 
 

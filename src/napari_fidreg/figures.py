@@ -282,6 +282,29 @@ ARROW_LEGEND = (
 MAX_Z_ROWS = 6  # z levels of the grid drawn in the block map
 
 
+def block_map_data(reg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What both block maps (this module's and :mod:`.block_map_png`'s) draw: the shifts used,
+    (gz, gy, gx, 3), and the masks (gz, gy, gx) of the blocks rejected by the engine and by hand."""
+    gz, gy, gx = reg.grid_shape
+    shifts = np.array([b.shift for b in reg.blocks], np.float64).reshape(gz, gy, gx, 3)
+    auto = np.array([not b.inlier and b.reason != BY_HAND for b in reg.blocks]).reshape(gz, gy, gx)
+    hand = np.array([b.reason == BY_HAND for b in reg.blocks]).reshape(gz, gy, gx)
+    return shifts, auto, hand
+
+
+def map_scale(values: np.ndarray) -> tuple[float, float]:
+    """A block map's colour scale for one component: its median block and half-range (at least
+    ``MAP_MIN_HALF_RANGE``), over the finite values (0 when there is none)."""
+    finite = values[np.isfinite(values)]
+    med = float(np.median(finite)) if finite.size else 0.0
+    return med, max(float(np.abs(finite - med).max()) if finite.size else 0.0, MAP_MIN_HALF_RANGE)
+
+
+def rejected_colour(block) -> tuple[float, float, float, float]:
+    """A rejected block's colour (RGBA), in the viewer, the table and the maps alike."""
+    return HAND_ORANGE if block.reason == BY_HAND else ENGINE_RED
+
+
 # the block map's colour scale spans at least this many px either side of the median block: a
 # rigid shift's ±0.05 px of measurement noise filled the whole scale and read as a deformation
 MAP_MIN_HALF_RANGE = 0.25
@@ -308,15 +331,12 @@ def block_map_figure(reg, *, figure=None, arrow_gain: float = 10.0):
         return fig
     gz, gy, gx = reg.grid_shape
     rows = min(gz, MAX_Z_ROWS)
-    shifts = np.array([b.shift for b in reg.blocks], np.float64).reshape(gz, gy, gx, 3)
-    auto = np.array([not b.inlier and b.reason != BY_HAND for b in reg.blocks]).reshape(gz, gy, gx)
-    hand = np.array([b.reason == BY_HAND for b in reg.blocks]).reshape(gz, gy, gx)
+    shifts, auto, hand = block_map_data(reg)
     cell_pt = 72 * fig.get_size_inches()[0] * 0.25 / max(gy, gx)  # about a block's width on the map
     grid = fig.add_gridspec(rows + 1, 3, height_ratios=[1.0] * rows + [0.05], hspace=0.5, wspace=0.35,
                             left=0.07, right=0.93, top=0.84, bottom=0.16)  # fmt: skip
     for k, name in enumerate(("dz", "dy", "dx")):
-        med = float(np.median(shifts[..., k]))
-        half = max(float(np.abs(shifts[..., k] - med).max()), MAP_MIN_HALF_RANGE)
+        med, half = map_scale(shifts[..., k])
         for iz in range(rows):
             ax = fig.add_subplot(grid[iz, k])
             im = ax.imshow(shifts[iz, :, :, k], cmap="coolwarm", vmin=med - half, vmax=med + half,

@@ -14,6 +14,7 @@ from napari_fidreg._widgets import layers as L
 from napari_fidreg.core import register
 from napari_fidreg.core.block_grid import reject_blocks
 from napari_fidreg.core.synthetic import fiducial_pair
+from napari_fidreg.figures import ENGINE_RED, HAND_ORANGE
 
 GEOM = L.Geometry((0.2, 0.1, 0.1), (0.0, 5.0, -3.0))
 
@@ -51,7 +52,7 @@ def test_crosses_are_the_two_diagonals_of_a_third_of_each_rejected_block(regs, w
     np.testing.assert_allclose(ext_a, np.hstack([side, side]))  # down to the right
     np.testing.assert_allclose(ext_b, np.hstack([-side, side]))  # up to the right
     hand = [b.reason == "rejected by hand" for b in rejected]
-    expect = [L.HAND_ORANGE if h else L.ENGINE_RED for h in hand] * 2
+    expect = [HAND_ORANGE if h else ENGINE_RED for h in hand] * 2
     np.testing.assert_allclose(cmeta["edge_color"], expect)
     assert cmeta["name"] == L.CROSSES and vmeta["name"] != cmeta["name"]
     assert cmeta["scale"] == (GEOM.scale[1:] if ndim == 2 else GEOM.scale)
@@ -79,7 +80,7 @@ def test_update_block_layers_in_place_as_the_rejected_blocks_change(regs):
         assert L.update_block_layers(viewer, reg, GEOM)
         assert viewer.layers[L.CROSSES] is cross and len(cross.data) == 2 * len(rejected)
         if rejected:
-            np.testing.assert_allclose(cross.edge_color, [L.HAND_ORANGE] * (2 * len(rejected)))
+            np.testing.assert_allclose(cross.edge_color, [HAND_ORANGE] * (2 * len(rejected)))
     # a layer of another kind under that name (the user's): not updated, the caller adds them anew
     viewer.layers.remove(cross)
     viewer.add_points(np.zeros((1, 2)), name=L.CROSSES)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..core.block_grid import BY_HAND
 from ..core.result import Registration
-from ..figures import ENGINE_RED, FILLED_GREY, HAND_ORANGE
+from ..figures import FILLED_GREY, rejected_colour
 
 # Names of every layer the widget creates, so that a re-run replaces them.
 PREFIX = "fidreg: "
@@ -59,6 +59,23 @@ def corrected_layer(data: np.ndarray, moving_name: str, geom: Geometry, colormap
     if contrast is not None:
         meta["contrast_limits"] = contrast
     return (data, meta, "image")
+
+
+def update_image(layer, array, meta: dict) -> None:
+    """An image layer already in the viewer made as ``viewer.add_image(array, **meta)`` would make
+    a new one (its contrast from the data unless ``meta`` gives it): the docks' registered layers
+    take a new run's data in place. Removed and added again, a layer crashed the next GL paint
+    (vispy's glDrawArrays, Mesa under Xvfb), and a removal costs napari ~0.25 s besides."""
+    for key in ("scale", "translate"):
+        if key in meta:
+            setattr(layer, key, meta[key])
+    layer.data = array
+    if "contrast_limits" not in meta:
+        layer.reset_contrast_limits()
+    for key in ("contrast_limits", "colormap", "blending", "metadata"):
+        if key in meta:
+            setattr(layer, key, meta[key])
+    layer.visible = True
 
 
 def block_layers(reg: Registration, geom: Geometry) -> list[tuple]:
@@ -155,7 +172,7 @@ def crosses(reg: Registration, centres: np.ndarray) -> tuple[np.ndarray, np.ndar
     mid = centres[out]
     starts = np.concatenate([mid - half * down, mid - half * up])
     projections = np.concatenate([2 * half * down, 2 * half * up])
-    colour = np.array([HAND_ORANGE if b.reason == BY_HAND else ENGINE_RED for b in rejected])
+    colour = np.array([rejected_colour(b) for b in rejected])
     return np.stack([starts, projections], axis=1), np.concatenate([colour, colour])
 
 

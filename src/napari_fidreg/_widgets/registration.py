@@ -27,7 +27,6 @@ from magicgui.widgets import (
     Table,
 )
 
-from ..core.block_grid import BY_HAND
 from ..core.errors import FidregError
 from ..core.params import MIN_BLOCK_YX, Params
 from . import layers as L
@@ -344,7 +343,7 @@ class RegistrationWidget(SaveApplyMixin, Container):
         for row, b in enumerate(reg.blocks if reg.has_blocks else ()):
             if b.inlier:
                 continue
-            colour = QColor.fromRgbF(*(L.HAND_ORANGE if b.reason == BY_HAND else L.ENGINE_RED))
+            colour = QColor.fromRgbF(*L.rejected_colour(b))
             tip = L.rejected_tooltip(b)
             for col in range(table.columnCount()):
                 item = table.item(row, col)
@@ -433,7 +432,7 @@ class RegistrationWidget(SaveApplyMixin, Container):
         if self._pending:
             array, meta, kind = self._pending.pop(0)
             if meta["name"] in self._reuse and meta["name"] in self.viewer.layers:
-                _update_image(self.viewer.layers[meta["name"]], array, meta)
+                L.update_image(self.viewer.layers[meta["name"]], array, meta)
             else:
                 getattr(self.viewer, f"add_{kind}")(array, **meta)
             self._add_next_soon()
@@ -488,17 +487,6 @@ class RegistrationWidget(SaveApplyMixin, Container):
         self.review.reset()
         self.qc_dock().clear(f"the last run failed: {exc}")
         self._error(exc)
-
-
-def _update_image(layer, array, meta: dict) -> None:
-    """An image layer made to look as ``viewer.add_image(array, **meta)`` would make it."""
-    for key in ("scale", "translate"):
-        setattr(layer, key, meta[key])
-    layer.data = array
-    for key in ("contrast_limits", "colormap", "blending", "metadata"):
-        if key in meta:
-            setattr(layer, key, meta[key])
-    layer.visible = True
 
 
 def _span_the_label_column(box) -> None:

@@ -205,13 +205,7 @@ class SeriesWidget(Container):
                 "blending": "additive", "metadata": {"fidreg_role": "registered"}}  # fmt: skip
         old = self.viewer.layers[name] if name in self.viewer.layers else None
         if old is not None and old is self._result_layer and old.ndim == res.corrected.ndim:
-            # the earlier run's layer takes the new rounds in place (as the registration dock
-            # does: removed and added again, a layer crashed the next GL paint under Xvfb)
-            for key, value in meta.items():
-                setattr(old, key, value)
-            old.data = res.corrected
-            old.reset_contrast_limits()
-            old.visible = True
+            L.update_image(old, res.corrected, meta)  # the earlier run's layer takes the new rounds
         else:
             if old is not None:  # removed before the new result is kept: its removal forgets the result it showed
                 self.viewer.layers.remove(old)
