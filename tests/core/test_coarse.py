@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import cached_pair
-from napari_fidreg.core.coarse import camera_hot_pixels, coarse_shift, richest_blocks, scan
+from napari_fidreg.core.coarse import camera_hot_pixels, coarse_shift, correlation_bin, richest_blocks, scan
 from napari_fidreg.core.params import Params
 from napari_fidreg.core.synthetic import fiducial_pair
 
@@ -103,13 +103,22 @@ def test_coarse_shift_within_a_bin(seed, shift):
     pair = cached_pair((20, 400, 400), shift, seed=seed)
     c = coarse_shift(pair.reference, pair.moving, region_of((20, 400, 400)), Params(), workers=2)
     assert c.factor == 2  # 400 px binned to <= 384
+    assert c.correlation_factor == 4  # and correlated at 100 px: 200 > CORRELATION_TARGET
     err = np.abs(c.shift - shift)
-    assert err[0] < 1.0 and np.all(err[1:] < c.factor), err
-    np.testing.assert_allclose(c.shift, c.estimate.shift * (1, 2, 2))  # binned estimate, scaled back
+    assert err[0] < 1.0 and np.all(err[1:] < c.correlation_factor), err
+    np.testing.assert_allclose(c.shift, c.estimate.shift * (1, 4, 4))  # binned estimate, scaled back
     assert not c.estimate.at_limit
     assert c.max_shift == pytest.approx((20 / 3, 100.0, 100.0))  # default: 1/3 of z, 1/4 of y/x
     assert {tuple(p) for p in np.argwhere(c.hot)} == {tuple(p) for p in pair.hot_pixels}
     assert c.candidates == [(slice(0, 20), slice(0, 400), slice(0, 400))]  # 400 px: one 256+ block
+
+
+def test_correlation_bin_coarser_only_where_enough_remains():
+    assert correlation_bin((256, 256)) == 2  # a 60x256^2 stack: correlated at 128 px
+    assert correlation_bin((342, 342)) == 2  # 2048^2 scanned at 6x: correlated at 12x
+    assert correlation_bin((175, 104)) == 1  # a Bintu crop: small enough as it is
+    assert correlation_bin((400, 80)) == 1  # 40 px along x would be too few
+    assert correlation_bin((193, 96)) == 2
 
 
 def test_coarse_shift_unbinned_and_options():

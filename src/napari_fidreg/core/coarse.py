@@ -3,8 +3,10 @@
 Each stack is read once, plane by plane (memory-mapped files are read in place):
 that pass yields the minimum over z of the camera frame (for hot pixels) and a
 copy of the region binned in y/x to about ``COARSE_TARGET`` pixels. The binned
-copies are correlated with float32 real FFTs, padded so that large shifts do not
-wrap around; they also rank the blocks by content for the refinement that follows,
+copies are cleaned there, binned twice more where they are larger than
+``CORRELATION_TARGET`` (:func:`correlation_bin`: the coarse shift need only be within the
+refinement's search, and the correlation was most of a 256^2 stack's registration) and
+correlated with float32 real FFTs, padded so that large shifts do not wrap around; they also rank the blocks by content for the refinement that follows,
 and, cleaned for QC like any stack (:func:`.qc.cleaned_projections`), they give the QC
 projections of the two stacks (:mod:`.qc` bins the same way), so that a QC image needs no
 second read of either stack.
@@ -22,12 +24,14 @@ from .blocks import Box, tile
 from .correlate import ShiftEstimate, correlate
 from .kernels import bin_planes
 from .params import Params
-from .preprocess import bin_counts, hot_pixel_mask, neighbour_median, subtract_background
+from .preprocess import bin_counts, bin_mean, hot_pixel_mask, neighbour_median, subtract_background
 from .progress import Progress, drain
 from .qc import QC_SIZE, cleaned_projections, display_bin
 from .validate import check_finite_and_varying, native
 
 COARSE_TARGET = QC_SIZE  # y/x extent of the binned copy used for the coarse shift (and for QC)
+CORRELATION_TARGET = 192  # binned y/x extent above which the coarse correlation bins 2x more
+MIN_CORRELATION = 48  # ... unless that leaves fewer pixels than this along y or x
 GLOBAL_BLOCK = 256  # y/x size of the blocks that refine the global shift
 
 Region = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
@@ -40,7 +44,8 @@ class Coarse:
     shift: np.ndarray  # (dz, dy, dx) at full resolution
     estimate: ShiftEstimate  # on the binned copies
     max_shift: tuple[float, float, float]  # the search range used, full-resolution pixels
-    factor: int  # y/x binning
+    factor: int  # y/x binning of the scan's copies (and of the QC projections)
+    correlation_factor: int  # y/x binning of the coarse correlation: ``factor``, or twice it
     hot: np.ndarray | None  # (y, x) hot-pixel mask of the camera frame
     candidates: list[Box]  # the richest full-depth blocks, richest first
     # the QC projections of the reference and the moving stack (each None unless asked for),
@@ -98,16 +103,26 @@ def iter_coarse_shift(
     max_shift = params.max_shift or (extent[0] / 3, extent[1] / 4, extent[2] / 4)
     # rank the blocks before the correlation normalises the binned copies in place
     candidates = richest_blocks(ref_small, region, factor, params.n_global_blocks)
+    more = correlation_bin(ref_small.shape[1:])
+    if more > 1:  # cleaned at the QC's scale, correlated at a coarser one (a quarter of the FFT work)
+        ref_small, mov_small = bin_mean(ref_small, more), bin_mean(mov_small, more)
+    f = factor * more
     est = correlate(
         ref_small,
         mov_small,
-        max_shift=(max_shift[0], max_shift[1] / factor, max_shift[2] / factor),
+        max_shift=(max_shift[0], max_shift[1] / f, max_shift[2] / f),
         z_taper=params.z_taper,
         yx_taper=params.yx_taper,
         workers=workers,
     )
-    shift = est.shift * np.array([1, factor, factor])
-    return Coarse(shift, est, tuple(float(v) for v in max_shift), factor, hot, candidates, qc)
+    shift = est.shift * np.array([1, f, f])
+    return Coarse(shift, est, tuple(float(v) for v in max_shift), factor, f, hot, candidates, qc)
+
+
+def correlation_bin(binned_yx) -> int:
+    """Further y/x binning of the cleaned copies for the coarse correlation: 2 where their
+    larger side exceeds ``CORRELATION_TARGET`` px and the smaller stays >= ``MIN_CORRELATION``."""
+    return 2 if max(binned_yx) > CORRELATION_TARGET and min(binned_yx) >= 2 * MIN_CORRELATION else 1
 
 
 def scan(vol, region: Region, factor: int, chunk: int = CHUNK) -> tuple[np.ndarray, np.ndarray]:

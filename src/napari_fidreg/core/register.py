@@ -177,8 +177,9 @@ def _run(job: _Checked) -> Generator[Progress, None, Registration]:
             f"{np.round(coarse.max_shift, 1).tolist()}: the true shift may be larger (raise max_shift)"
         )
     # The coarse step is binned in y/x only: its z estimate is within a plane, its y/x
-    # within about a bin.
-    margin = (4.0, float(max(4, coarse.factor + 2)), float(max(4, coarse.factor + 2)))
+    # within about a bin of its correlation.
+    cf = coarse.correlation_factor
+    margin = (4.0, float(max(4, cf + 2)), float(max(4, cf + 2)))
     ticks = Ticker(len(coarse.candidates) + len(grid))
     found = yield from refine_global_shift(
         Pair(ref, mov, coarse.hot, params),
