@@ -483,3 +483,35 @@ def test_registering_again_in_a_shown_viewer_updates_the_registered_layer_withou
 
     run = subprocess.run([sys.executable, "-c", SECOND_RUN], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and "ok" in run.stdout, (run.returncode, run.stderr[-3000:])
+
+
+def test_block_depth_and_series_block_size_skip_what_cannot_be_measured(make_napari_viewer, qtbot):
+    """0 means 'all planes' / 'global only'; 1-2 planes or a 1-15 px series block would only be
+    refused at Register: the spin boxes step over them, and a typed one is moved out of them."""
+    from napari_fidreg._widgets import SeriesWidget
+    from napari_fidreg.core.params import MIN_BLOCK_YX, MIN_BLOCK_Z
+
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-fidreg", WIDGET)
+    depth = widget.block_size_z
+    depth.native.stepUp()  # the arrow up from 0 (all planes)
+    assert depth.value == MIN_BLOCK_Z
+    depth.native.stepUp()
+    assert depth.value == MIN_BLOCK_Z + 1
+    depth.value = MIN_BLOCK_Z
+    depth.native.stepDown()  # the arrow down from the smallest depth: back to all planes
+    assert depth.value == 0
+    depth.value = 2  # typed from 0
+    assert depth.value == MIN_BLOCK_Z
+    series = SeriesWidget(viewer)
+    series.block_size.value = 8  # from 0 (global only)
+    assert series.block_size.value == MIN_BLOCK_YX
+    series.block_size.value = 0
+    assert series.block_size.value == 0
+    from qtpy.QtCore import Qt
+
+    edit = series.block_size.native.lineEdit()  # typed key by key: "6" alone is not taken for 16
+    edit.selectAll()
+    qtbot.keyClicks(edit, "64")
+    qtbot.keyClick(edit, Qt.Key_Return)
+    assert series.block_size.value == 64

@@ -28,9 +28,10 @@ from magicgui.widgets import (
 )
 
 from ..core.errors import FidregError
-from ..core.params import MIN_BLOCK_YX, Params
+from ..core.params import MIN_BLOCK_YX, MIN_BLOCK_Z, Params
 from . import layers as L
 from . import region as R
+from .inputs import zero_or_at_least
 from .jobs import JobResult, preload_result_modules, registration_job
 from .qc_dock import QCDock, qc_dock_of
 from .region import SUBVOLUME_LAYER
@@ -75,7 +76,9 @@ class RegistrationWidget(SaveApplyMixin, Container):
         self.z_stop = SpinBox(label="z to (0 = last)", min=0, max=100000, value=0)
         self.with_blocks = CheckBox(text="global + block shifts (off: global only)", value=True)
         self.block_size = SpinBox(label="block size y/x", min=MIN_BLOCK_YX, max=8192, step=16, value=128)
-        self.block_size_z = SpinBox(label="block depth z (0 = all)", min=0, max=10000, value=0)
+        self.block_size_z = zero_or_at_least(
+            SpinBox(label="block depth z (0 = all)", min=0, max=10000, value=0), MIN_BLOCK_Z
+        )  # fmt: skip
         self.refine_blocks = CheckBox(text="refine block shifts (more precise, slower)", value=False)
         self.hot_pixels = CheckBox(text="remove hot pixels", value=True)
         self.background = CheckBox(text="subtract background", value=True)

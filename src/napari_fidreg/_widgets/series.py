@@ -22,10 +22,11 @@ from magicgui.widgets import ComboBox, Container, FileEdit, Label, LineEdit, Pro
 
 from ..core.drift import DriftRow
 from ..core.errors import FidregError
-from ..core.params import Params
+from ..core.params import MIN_BLOCK_YX, Params
 from ..core.progress import Progress
 from . import layers as L
 from . import region as R
+from .inputs import zero_or_at_least
 from .jobs import SeriesResult, preload_result_modules, series_job
 
 if TYPE_CHECKING:
@@ -59,7 +60,9 @@ class SeriesWidget(Container):
             tooltip="prefilled from the reference layer's scale; empty when unknown. A value typed here is "
             "applied to the reference and round layers and recorded in every round's result",
         )  # fmt: skip
-        self.block_size = SpinBox(label="block size (0: global only)", min=0, max=4096, step=32, value=0)
+        self.block_size = zero_or_at_least(
+            SpinBox(label="block size (0: global only)", min=0, max=4096, step=32, value=0), MIN_BLOCK_YX
+        )  # fmt: skip
         self.run_button = PushButton(text="Register series")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="progress", min=0, max=1, value=0)
