@@ -29,6 +29,8 @@ def test_register_512_pair_within_002_px(tmp_path, shift, seed):
     assert res.returncode == 0, res.stderr
     d = json.loads((out / "H2R2_beads.shifts.json").read_text())
     assert d["parameters"]["refine_blocks"] is bool(refine)
+    assert (d["reference"], d["moving"]) == ("ref", "H2R2_beads")  # names, and the files themselves
+    assert (d["reference_file"], d["moving_file"]) == (str(ref.resolve()), str(mov.resolve()))
     err = np.abs(np.subtract(d["global_shift"], shift))
     assert err.max() <= 0.02, err
     assert len(d["blocks"]) == 4 and all({"origin", "size", "shift", "score", "inlier"} <= set(b) for b in d["blocks"])

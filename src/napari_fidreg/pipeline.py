@@ -79,6 +79,7 @@ def register_files(
         _naming_files(reference, moving),
     ):
         reg = drain(gen, report)
+    reg.reference_file, reg.moving_file = str(reference.resolve()), str(moving.resolve())
     differ = [] if voxel_size is not None else _voxel_sizes_differ(ref, mov)  # the user's size is the one used
     reg.warnings[:0] = ref.notes + mov.notes + differ  # which series was read, ...
     if scanned.get("reference") is not None:

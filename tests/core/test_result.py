@@ -23,8 +23,11 @@ def test_registration_json_round_trip_with_units_and_convention():
     assert len(d["blocks"]) == 4
     assert set(d["blocks"][0]) >= {"origin", "size", "shift", "score", "inlier"}
     assert d["global_confident"] is True
+    assert d["reference_file"] is None and d["moving_file"] is None  # arrays, not files
     again = Registration.from_json(reg.to_json())
     assert again.to_dict() == reg.to_dict()
+    reg.reference_file, reg.moving_file = "/data/fov1/H11R11.tif", "/data/fov1/H2R2.tif"
+    assert Registration.from_json(reg.to_json()).moving_file == "/data/fov1/H2R2.tif"
 
 
 def test_registration_from_before_global_confident_reads_it_from_the_warnings():

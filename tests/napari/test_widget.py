@@ -333,6 +333,7 @@ def test_widget_and_cli_write_the_same_result_set(make_napari_viewer, qtbot, tmp
     a, b = (json.loads(d["H3 R3 beads.shifts.json"].read_text()) for d in (from_widget, from_cli))
     a.pop("created"), b.pop("created")
     assert a == b
+    assert a["moving_file"] == str((src / "H3 R3 beads.tif").resolve())  # layers opened from files
     for name in ("H3 R3 beads.blocks.csv", "H3 R3 beads.qc.png"):
         assert from_widget[name].read_bytes() == from_cli[name].read_bytes(), name
     np.testing.assert_array_equal(

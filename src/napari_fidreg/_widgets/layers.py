@@ -254,3 +254,12 @@ def rejection_text(reg: Registration, rows=(), *, limit: int = 3) -> str:
     if len(chosen) > limit:
         lines.append(f"… and {len(chosen) - limit} more (select their rows to see why)")
     return "\n".join(lines)
+
+
+def source_file(layer) -> str:
+    """The file a layer was opened from, as an absolute path ("" when it was made in memory:
+    a sample, a script's array, a computed layer)."""
+    from pathlib import Path
+
+    path = getattr(getattr(layer, "source", None), "path", None)
+    return str(Path(path).resolve()) if path else ""

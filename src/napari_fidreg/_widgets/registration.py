@@ -311,6 +311,7 @@ class RegistrationWidget(SaveApplyMixin, Container):
     def _on_registered(self, res: JobResult, ref, mov) -> None:
         self.result = res
         self._run_layers = (ref, mov)
+        res.registration.reference_file, res.registration.moving_file = L.source_file(ref), L.source_file(mov)
         self.review.reset()
         geom = L.Geometry.of(ref)
         # overlay colours: reference green, moving magenta, added

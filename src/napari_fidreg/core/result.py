@@ -81,6 +81,11 @@ class Registration:
         The region of the reference the registration was restricted to (None:
         the whole common volume).
     voxel_size : (z, y, x) in micrometres, or None when unknown
+    reference, moving : str
+        The stacks' names (file stems, layer names).
+    reference_file, moving_file : str
+        The files registered, as absolute paths, when the stacks came from files (the CLI,
+        or napari layers opened from a file); "" otherwise (null in the JSON).
     params : Params
     warnings : list of str
         Things the user should know (low score, shapes differ, ...).
@@ -101,6 +106,8 @@ class Registration:
     voxel_size: tuple[float, float, float] | None = None
     reference: str = ""
     moving: str = ""
+    reference_file: str = ""  # the files registered (absolute paths), "" for arrays in memory
+    moving_file: str = ""
     warnings: list[str] = field(default_factory=list)
     version: str = ""
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
@@ -163,6 +170,8 @@ class Registration:
             "voxel_size_um": None if self.voxel_size is None else [float(v) for v in self.voxel_size],
             "reference": self.reference,
             "moving": self.moving,
+            "reference_file": self.reference_file or None,
+            "moving_file": self.moving_file or None,
             "reference_shape": list(self.reference_shape),
             "moving_shape": list(self.moving_shape),
             "grid_shape": list(self.grid_shape),
@@ -262,6 +271,8 @@ class Registration:
             voxel_size=None if vs is None else checks.numbers(vs, "voxel_size_um", positive=True),
             reference=str(d.get("reference", "")),
             moving=str(d.get("moving", "")),
+            reference_file=str(d.get("reference_file") or ""),
+            moving_file=str(d.get("moving_file") or ""),
             warnings=[str(w) for w in warnings],
             version=str((d.get("software") or {}).get("napari-fidreg", "")),
             created=str(d.get("created", "")),
