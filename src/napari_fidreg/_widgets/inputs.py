@@ -22,7 +22,7 @@ def zero_or_at_least(spin: SpinBox, minimum: int) -> SpinBox:
     def snap(value) -> None:
         v = int(value)
         if 0 < v < minimum:
-            v = minimum if last[0] < v or last[0] == 0 else 0
+            v = minimum if last[0] < v else 0  # up from below (0): the minimum; down: 0
             last[0] = v
             spin.value = v  # re-enters with an allowed value
             return

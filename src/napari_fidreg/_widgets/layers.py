@@ -8,6 +8,7 @@ reference's pixel grid. The QC projections are figures in the QC dock, not layer
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -259,7 +260,5 @@ def rejection_text(reg: Registration, rows=(), *, limit: int = 3) -> str:
 def source_file(layer) -> str:
     """The file a layer was opened from, as an absolute path ("" when it was made in memory:
     a sample, a script's array, a computed layer)."""
-    from pathlib import Path
-
     path = getattr(getattr(layer, "source", None), "path", None)
     return str(Path(path).resolve()) if path else ""

@@ -3,13 +3,14 @@
 Each stack is read once, plane by plane (memory-mapped files are read in place):
 that pass yields the minimum over z of the camera frame (for hot pixels) and a
 copy of the region binned in y/x to about ``COARSE_TARGET`` pixels. The binned
-copies are cleaned there, binned twice more where they are larger than
-``CORRELATION_TARGET`` (:func:`correlation_bin`: the coarse shift need only be within the
-refinement's search, and the correlation was most of a 256^2 stack's registration) and
-correlated with float32 real FFTs, padded so that large shifts do not wrap around; they also rank the blocks by content for the refinement that follows,
-and, cleaned for QC like any stack (:func:`.qc.cleaned_projections`), they give the QC
-projections of the two stacks (:mod:`.qc` bins the same way), so that a QC image needs no
-second read of either stack.
+copies are cleaned (hot pixels, background), rank the blocks by content for the
+refinement that follows, and are correlated with float32 real FFTs, padded so that large
+shifts do not wrap around; copies larger than ``CORRELATION_TARGET`` are binned by 2 more
+for the correlation alone (:func:`correlation_bin`: the coarse shift need only fall inside
+the refinement's search, and the correlation was most of a 256^2 stack's registration).
+Copied before the cleaning and cleaned for QC like any stack
+(:func:`.qc.cleaned_projections`), they also give the QC projections of the two stacks
+(:mod:`.qc` bins the same way), so that a QC image needs no second read of either stack.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from .qc import QC_SIZE, cleaned_projections, display_bin
 from .validate import check_finite_and_varying, native
 
 COARSE_TARGET = QC_SIZE  # y/x extent of the binned copy used for the coarse shift (and for QC)
-CORRELATION_TARGET = 192  # binned y/x extent above which the coarse correlation bins 2x more
+CORRELATION_TARGET = 192  # binned y/x extent above which the coarse correlation bins by 2 more
 MIN_CORRELATION = 48  # ... unless that leaves fewer pixels than this along y or x
 GLOBAL_BLOCK = 256  # y/x size of the blocks that refine the global shift
 
@@ -45,7 +46,7 @@ class Coarse:
     estimate: ShiftEstimate  # on the binned copies
     max_shift: tuple[float, float, float]  # the search range used, full-resolution pixels
     factor: int  # y/x binning of the scan's copies (and of the QC projections)
-    correlation_factor: int  # y/x binning of the coarse correlation: ``factor``, or twice it
+    correlation_factor: int  # y/x binning of the coarse correlation: ``factor``, or 2 ``factor``
     hot: np.ndarray | None  # (y, x) hot-pixel mask of the camera frame
     candidates: list[Box]  # the richest full-depth blocks, richest first
     # the QC projections of the reference and the moving stack (each None unless asked for),
@@ -121,7 +122,8 @@ def iter_coarse_shift(
 
 def correlation_bin(binned_yx) -> int:
     """Further y/x binning of the cleaned copies for the coarse correlation: 2 where their
-    larger side exceeds ``CORRELATION_TARGET`` px and the smaller stays >= ``MIN_CORRELATION``."""
+    larger side exceeds ``CORRELATION_TARGET`` px and the smaller, binned, keeps at least
+    ``MIN_CORRELATION``."""
     return 2 if max(binned_yx) > CORRELATION_TARGET and min(binned_yx) >= 2 * MIN_CORRELATION else 1
 
 
