@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 
 from napari_fidreg.core import FidregError
-from napari_fidreg.core.validate import as_volume, check_finite_and_varying, kernel_dtype, kernel_ready, native
+from napari_fidreg.core.validate import (
+    as_volume,
+    check_finite_and_varying,
+    kernel_dtype,
+    kernel_input,
+    kernel_ready,
+    native,
+    read_only,
+)
 
 
 @pytest.mark.parametrize(
@@ -101,6 +109,24 @@ def test_native_leaves_native_data_alone_and_widens_half_floats():
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out, half.astype(np.float32))
     np.testing.assert_array_equal(native([[1, 2]]), [[1, 2]])
+
+
+def test_kernel_input_is_a_read_only_c_ordered_native_view_without_copying():
+    data = np.arange(24, dtype=np.uint16).reshape(2, 3, 4)
+    view = kernel_input(data)
+    assert not view.flags.writeable and view.flags.c_contiguous
+    assert np.shares_memory(view, data) and data.flags.writeable  # the caller's array stays writeable
+    frozen = data.copy()
+    frozen.flags.writeable = False
+    assert kernel_input(frozen) is frozen  # a memory-mapped file's planes, as they are
+    strided = kernel_input(data[:, :, ::2])
+    assert strided.flags.c_contiguous and not strided.flags.writeable
+    np.testing.assert_array_equal(strided, data[:, :, ::2])
+    in_place = read_only(data[:, :, ::2])  # a whole stack read in place by the correction: no copy
+    assert not in_place.flags.writeable and np.shares_memory(in_place, data) and not in_place.flags.c_contiguous
+    big = kernel_input(data.astype(">u2"))
+    assert big.dtype == np.uint16 and not big.flags.writeable
+    np.testing.assert_array_equal(big, data)
 
 
 def test_kernel_ready_and_kernel_dtype():

@@ -28,7 +28,7 @@ from .params import Params
 from .preprocess import bin_counts, bin_mean, hot_pixel_mask, neighbour_median, subtract_background
 from .progress import Progress, drain
 from .qc import QC_SIZE, cleaned_projections, display_bin
-from .validate import check_finite_and_varying, native
+from .validate import check_finite_and_varying, kernel_input
 
 COARSE_TARGET = QC_SIZE  # y/x extent of the binned copy used for the coarse shift (and for QC)
 CORRELATION_TARGET = 192  # binned y/x extent above which the coarse correlation bins by 2 more
@@ -151,7 +151,7 @@ class _Scan:
 
     def read(self, z: int) -> None:
         (z0, z1), (y0, y1), (x0, x1) = self.region
-        planes = native(self.vol[z : min(z + self.chunk, z1)])
+        planes = kernel_input(self.vol[z : min(z + self.chunk, z1)])
         if self.zmin is None:
             self.zmin = planes[0].copy()
         bin_planes(planes, y0, y1, x0, x1, self.factor, self.small[z - z0 :], self.zmin)

@@ -10,7 +10,7 @@ import numpy as np
 
 from .interpolate import linear_taps
 from .kernels import bin_planes, box_extreme, gaussian_yx, median9_at, normalize_window, subtract_rows
-from .validate import native
+from .validate import kernel_input
 
 _NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
 _NO_MIN = np.zeros((0, 0), dtype=np.float32)  # bin_planes without the minimum over z
@@ -167,7 +167,7 @@ def bin_mean(vol: np.ndarray, factor: int) -> np.ndarray:
     """
     if factor == 1:
         return np.array(vol, dtype=np.float32, order="C", copy=True)
-    vol = np.ascontiguousarray(native(vol))
+    vol = kernel_input(vol)
     nz, ny, nx = vol.shape
     out = np.zeros((nz, -(-ny // factor), -(-nx // factor)), dtype=np.float32)
     # an empty minimum of the input's dtype: for uint16 the coarse scan's compiled signature

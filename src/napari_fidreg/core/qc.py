@@ -18,7 +18,7 @@ import numpy as np
 
 from .kernels import bin_data
 from .preprocess import clean, hot_pixel_mask
-from .validate import native
+from .validate import kernel_input
 
 QC_SIZE = 384  # y/x extent the QC projections are reduced to: the coarse scan's binned copies
 
@@ -78,7 +78,7 @@ class Reduction:
 
     def add_plane(self, z: int, plane: np.ndarray) -> None:
         """Reduce plane ``z`` (y, x) of the stack; safe to call from several threads at once."""
-        nz, plane = self.small.shape[0], np.ascontiguousarray(native(plane))
+        nz, plane = self.small.shape[0], kernel_input(plane)
         if not 0 <= int(z) < nz or plane.shape != self.plane_shape:
             ny, nx = self.plane_shape
             raise ValueError(f"plane {z} of shape {plane.shape} is not a plane of this {nz}x{ny}x{nx} stack")
@@ -145,7 +145,7 @@ def _reduced(planes, bin: int) -> np.ndarray:
     plane's fill pulled the background envelope down and showed as a bright curve in
     the cleaned projection.
     """
-    part = np.ascontiguousarray(native(planes))
+    part = kernel_input(planes)
     nz, ny, nx = part.shape
     out = np.empty((nz, -(-ny // bin), -(-nx // bin)), dtype=np.float32)
     bin_data(part, int(bin), out)

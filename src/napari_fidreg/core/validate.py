@@ -57,6 +57,26 @@ def native(planes) -> np.ndarray:
     return arr
 
 
+def kernel_input(planes) -> np.ndarray:
+    """``planes`` as the compiled kernels take their input: :func:`native`, C-contiguous
+    and read-only (a view; no copy when already so).
+
+    Read-only whether memory-mapped from a file (tifffile maps files read-only) or in
+    memory (a compressed file decoded, a napari layer): numba compiles a kernel for each
+    array type it meets (~1 s each on a first run), and writeable and read-only arrays
+    are two types to it.
+    """
+    return read_only(np.ascontiguousarray(native(planes)))
+
+
+def read_only(arr: np.ndarray) -> np.ndarray:
+    """``arr`` itself when read-only, else a read-only view of it (see :func:`kernel_input`)."""
+    if arr.flags.writeable:
+        arr = arr.view()
+        arr.flags.writeable = False
+    return arr
+
+
 def kernel_ready(dtype) -> bool:
     """Whether the compiled kernels read ``dtype`` as it is."""
     dtype = np.dtype(dtype)

@@ -22,7 +22,7 @@ from .interpolate import interp_matrix, linear_taps
 from .kernels import sample_plane, sample_plane_nearest, sample_plane_yx
 from .progress import Progress, drain
 from .result import Registration
-from .validate import as_volume, kernel_dtype, kernel_ready, native
+from .validate import as_volume, kernel_dtype, kernel_input, kernel_ready, read_only
 
 STAGE = "correcting"
 
@@ -199,6 +199,9 @@ def iter_warp(
     # and non-native byte orders are read (and converted) as the few planes each output
     # plane needs (a slab).
     in_memory = isinstance(src, np.ndarray) and kernel_ready(src.dtype)
+    # read-only, as kernel_input gives the slabs: one compiled type; a strided stack (a channel
+    # of a ZCYX hyperstack) read in place, as it is, not copied
+    whole = read_only(src) if in_memory else None
     work = kernel_dtype(dtype)  # what the kernels write: float16 is computed in float32
     nz_src = src.shape[0]
     tables = None
@@ -220,13 +223,13 @@ def iter_warp(
             if b <= a:
                 buf.fill(fill)
             else:
-                sample_plane_nearest(np.asarray(src) if in_memory else native(src[a:b]), float(z), float(a),
+                sample_plane_nearest(whole if in_memory else kernel_input(src[a:b]), float(z), float(a),
                                      sz, sy, sx, fill, buf)  # fmt: skip
         elif tables is not None and in_memory:
             zs_base, y0, x0, fy, fx, inside = tables
-            sample_plane_yx(np.asarray(src), float(z), zs_base, y0, x0, fy, fx, inside, fill, lo, hi, is_int, buf)
+            sample_plane_yx(whole, float(z), zs_base, y0, x0, fy, fx, inside, fill, lo, hi, is_int, buf)
         elif in_memory:
-            sample_plane(np.asarray(src), float(z), 0.0, sz, sy, sx, fill, lo, hi, is_int, buf)
+            sample_plane(whole, float(z), 0.0, sz, sy, sx, fill, lo, hi, is_int, buf)
         else:
             a, b = _slab_range(z, sz, nz_src)
             if b <= a:
@@ -234,7 +237,7 @@ def iter_warp(
             else:
                 # [a, b) holds every source plane inside the stack, clipped to the stack, so
                 # the kernels' bounds checks on the slab fill exactly what lies outside it
-                slab = native(src[a:b])
+                slab = kernel_input(src[a:b])
                 if tables is not None:  # z counted from the slab's first plane
                     zs_base, y0, x0, fy, fx, inside = tables
                     sample_plane_yx(slab, float(z - a), zs_base, y0, x0, fy, fx, inside, fill, lo, hi, is_int, buf)
