@@ -25,3 +25,6 @@ else
   "$ROOT/.venv/bin/python" -m pip install -q -e "$ROOT" 2>&1 | grep -v -E "^(WARNING|  )" || true
 fi
 "$ROOT/.venv/bin/python" -c "import napari_fidreg.core" # fail early if the install did not work
+# numba's kernels compiled now for every common dtype (~30 s the first time, ~1 s once cached),
+# not by the first registration of each
+"$ROOT/.venv/bin/fidreg" compile --quiet

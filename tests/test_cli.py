@@ -299,3 +299,16 @@ def test_the_progress_count_says_done_a_failed_stack_included(tmp_path, tiff_pai
     assert res.returncode == 1
     assert "2 of 2 stacks done" in res.stderr and "2 of 2 stacks registered" not in res.stderr
     assert "1 of 2 stacks registered" in res.stdout
+
+
+def test_compile_says_what_it_compiled_and_where_the_cache_is(capsys):
+    from napari_fidreg.cli import main
+    from napari_fidreg.core.precompile import DTYPES
+
+    assert main(["compile", "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""  # --quiet: no line per dtype
+    line = out.strip()
+    assert line.count("\n") == 0 and f"for {', '.join(DTYPES)} in " in line
+    assert "numba's cache: " in line
+    assert line.startswith(("compiled ", "every kernel signature was in the cache already"))

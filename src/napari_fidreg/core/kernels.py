@@ -4,7 +4,9 @@ Each kernel does in one pass what numpy would do in several passes with full-siz
 temporaries; each is ``nogil`` so that the block and plane threads run in parallel.
 The callers (:mod:`.scan`, :mod:`.preprocess`, :mod:`.warp`) hold the logic; the
 kernels hold arithmetic only. ``cache=True`` keeps the machine code between
-processes (``__pycache__``), so only the first run on a machine compiles.
+processes (``__pycache__``), so only the first run on a machine compiles, for each
+array type it meets: inputs are passed read-only (:func:`.validate.kernel_input`), one
+type per dtype, and ``fidreg compile`` (:mod:`.precompile`) compiles them all up front.
 """
 
 from __future__ import annotations
@@ -440,3 +442,8 @@ def warm_up() -> None:
     """
     vol = np.zeros((1, 4, 4), dtype=np.float32)
     gaussian_yx(vol, np.ones(1), np.empty_like(vol))
+
+
+def dispatchers() -> list:
+    """The compiled kernels of this module (numba dispatchers: their ``signatures`` and ``stats``)."""
+    return [f for f in globals().values() if isinstance(f, numba.core.registry.CPUDispatcher)]
