@@ -33,6 +33,7 @@ import json
 import os
 import pickle
 import platform
+import shutil
 import subprocess
 import sys
 import threading
@@ -305,12 +306,12 @@ def startup_rows(repeats: int) -> list:
     return rows
 
 
-def fidreg_cmd(*args) -> list[str]:
+def fidreg_cmd(*args, command: str = "register") -> list[str]:
     """``fidreg register ARGS -q`` as users run it: the console script beside this
     interpreter (``python -m napari_fidreg.cli`` where it is not installed)."""
     script = Path(sys.executable).with_name("fidreg")
     launch = [str(script)] if script.is_file() else [sys.executable, "-m", "napari_fidreg.cli"]
-    return [*launch, "register", *map(str, args), "-q"]
+    return [*launch, command, *map(str, args), "-q"]
 
 
 def bench_users(args, rows: list) -> None:
@@ -357,6 +358,18 @@ def bench_users(args, rows: list) -> None:
     rows.append(("`fidreg register REF MOV --out D`, defaults, fresh process, 60×256²", t_fid, rss_fid,
                  "the prototype's job (read, PCC, shift, write) as a fresh process", np.median(t_pro) / np.median(t_fid)))  # fmt: skip
     rows.append(("prototype's job as a fresh process, 60×256²", t_pro, rss_pro, "", None))
+    # the first run after installing: numba's cache empty (a folder of its own each time)
+    caches = [args.workdir / f"numba-cache-{os.getpid()}-{k}" for k in range(args.repeats + 1)]
+    first = [run_child(["env", f"NUMBA_CACHE_DIR={c}", *fidreg_cmd(sref, smov, "--out", out / "first")])
+             for c in caches[1:]]  # fmt: skip
+    rows.append(("the same, the first run after installing (numba's cache empty: it compiles the kernels)",
+                 [t for t, _ in first], max(r for _, r in first), "the same with the kernels cached",
+                 np.median(t_fid) / np.median([t for t, _ in first])))  # fmt: skip
+    t_comp, rss_comp = run_child(["env", f"NUMBA_CACHE_DIR={caches[0]}", *fidreg_cmd(command="compile")])
+    rows.append(("`fidreg compile` on an empty cache (what scripts/setup_env.sh runs once)", [t_comp], rss_comp,
+                 "", None))  # fmt: skip
+    for c in caches:
+        shutil.rmtree(c, ignore_errors=True)
 
     if args.bintu is not None:
         fov = Path(args.bintu)
