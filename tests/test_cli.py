@@ -1,6 +1,7 @@
 """The fidreg command, run as a real subprocess on real TIFF files."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -312,3 +313,23 @@ def test_compile_says_what_it_compiled_and_where_the_cache_is(capsys):
     assert line.count("\n") == 0 and f"for {', '.join(DTYPES)} in " in line
     assert "numba's cache: " in line
     assert line.startswith(("compiled ", "every kernel signature was in the cache already"))
+
+
+def test_a_run_that_compiles_says_so_once_and_names_fidreg_compile(tmp_path):
+    pair = cached_pair((12, 64, 64), (1.0, -2.0, 3.0), seed=5)
+    ref = write_stack(tmp_path / "ref.tif", pair.reference)
+    mov = write_stack(tmp_path / "mov.tif", pair.moving)
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")}  # empty: a first run after installing
+    cmd = [sys.executable, "-m", "napari_fidreg.cli", "register", str(ref), str(mov), "--no-qc", "--no-stack"]
+    first, second = (
+        subprocess.run([*cmd, "--out", str(tmp_path / out)], capture_output=True, text=True, env=env)
+        for out in ("a", "b")
+    )
+    assert first.returncode == 0 and second.returncode == 0, (first.stderr, second.stderr)
+    note = [line for line in first.stderr.splitlines() if line.startswith("note: this run compiled ")]
+    assert len(note) == 1 and "`fidreg compile`" in note[0], first.stderr
+    assert "compiled" not in second.stderr, second.stderr  # loaded from the cache the first run filled
+    assert (
+        json.loads((tmp_path / "a" / "mov.shifts.json").read_text())["global_shift"]
+        == json.loads((tmp_path / "b" / "mov.shifts.json").read_text())["global_shift"]
+    )

@@ -348,6 +348,7 @@ def _cmd_register(args) -> int:
 
     params = params_from_args(args)
     report = Reporter(args.quiet)
+    compiled_before = _compiled_so_far()
     if args.workers is not None and args.workers < 1:
         raise FidregError(f"--workers must be at least 1, got {args.workers}")
     if args.cluster is not None:
@@ -411,6 +412,7 @@ def _cmd_register(args) -> int:
         extra = f" ({kept[0]} kept from an earlier run)" if kept[0] else ""
         tables = f"; drift table {where}" if with_table else ""
         _say(f"{total - failures[0]} of {total} stacks registered{extra}; outputs in {args.out}{tables}")
+    _note_compiled(report, compiled_before)
     if failures[0]:
         return 2 if total == 1 else 1  # one stack: its bad input; several: some failed
     return 0
@@ -430,6 +432,7 @@ def _cmd_apply(args) -> int:
         raise FidregError(f"--columns {args.columns!r}: expected three column names z,y,x")
     targets = output_paths(matches, args.out)
     report = Reporter(args.quiet)
+    compiled_before = _compiled_so_far()
     loaded: dict[Path, Registration] = {}
     for m, target in zip(matches, targets):
         reg = None
@@ -448,7 +451,27 @@ def _cmd_apply(args) -> int:
             else f" (reference round {m.round}: unchanged)"
         )
         _say(f"wrote {target}{note}")
+    _note_compiled(report, compiled_before)
     return 0
+
+
+def _compiled_so_far() -> int:
+    """How many kernel signatures this process has compiled (not found in numba's cache)."""
+    kernels = sys.modules.get("napari_fidreg.core.kernels")
+    if kernels is None:  # no kernel has run in this process (a dask cluster's workers compile in theirs)
+        return 0
+    return sum(sum(k.stats.cache_misses.values()) for k in kernels.dispatchers())
+
+
+def _note_compiled(report: Reporter, before: int) -> None:
+    """A line on stderr when this command compiled kernels (the first run after installing, or
+    the first on a new dtype, seconds slower than the next): why, and what does it up front."""
+    compiled = _compiled_so_far() - before
+    if compiled:
+        report.info(
+            f"note: this run compiled {compiled} of the engine's kernel signatures, once (they are "
+            "cached for the next run); `fidreg compile` compiles them for every common dtype up front"
+        )
 
 
 def _cmd_demo(args) -> int:
