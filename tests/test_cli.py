@@ -333,3 +333,21 @@ def test_a_run_that_compiles_says_so_once_and_names_fidreg_compile(tmp_path):
         json.loads((tmp_path / "a" / "mov.shifts.json").read_text())["global_shift"]
         == json.loads((tmp_path / "b" / "mov.shifts.json").read_text())["global_shift"]
     )
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc (Linux)")
+@pytest.mark.parametrize("user_value, threads", [(None, 1), ("2", 3)])
+def test_the_command_runs_no_blas_threads_unless_the_user_asks(user_value, threads):
+    """OpenBLAS (numpy's and scipy's) starts a thread per core when it loads, and they spin beside
+    the engine's own threads; the command's process loads them with one, a user's setting kept."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if user_value is not None:
+        env["OPENBLAS_NUM_THREADS"] = user_value
+    count = (
+        "import os, napari_fidreg.cli\n"
+        "from napari_fidreg.core import kernels, register\n"
+        "kernels.warm_up()\n"  # numba loads scipy's BLAS for its check
+        "print(len(os.listdir('/proc/self/task')))"
+    )
+    out = subprocess.run([sys.executable, "-c", count], capture_output=True, text=True, env=env, check=True)
+    assert int(out.stdout) == threads  # the main thread, and one more per BLAS thread beyond the first of each

@@ -17,11 +17,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from . import __version__
-from ._logs import quiet_file_libraries
-from .core.errors import FidregError
-from .core.params import DEFAULT_WORKERS, MIN_BLOCK_YX, MIN_BLOCK_Z, NAMES, Params, parse_subvolume
-from .core.progress import Progress
+# Set before numpy and scipy load OpenBLAS (the imports below): the engine runs its own
+# threads (planes, blocks) and calls BLAS only for tiny products, but each OpenBLAS (numpy
+# has one, scipy another) starts a thread per core when it loads and after its calls, and
+# those spin for a while beside the engine's: 10 % of a small job's CPU time on two cores
+# (perf), gone with one thread. A value the user set is kept; dask workers inherit it.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from . import __version__  # noqa: E402
+from ._logs import quiet_file_libraries  # noqa: E402
+from .core.errors import FidregError  # noqa: E402
+from .core.params import DEFAULT_WORKERS, MIN_BLOCK_YX, MIN_BLOCK_Z, NAMES, Params, parse_subvolume  # noqa: E402
+from .core.progress import Progress  # noqa: E402
 
 
 class _ArgumentParser(argparse.ArgumentParser):
