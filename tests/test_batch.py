@@ -1,6 +1,7 @@
 """Many rounds: threads side by side and a real LocalCluster on localhost give the serial results."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -175,15 +176,21 @@ def test_the_reference_is_read_once_for_the_stacks_that_share_it_and_again_once_
 
 def test_an_interrupted_batch_starts_no_further_stack(rounds, tmp_path):
     ref, movs = rounds
-    jobs = [Job(ref, m, tmp_path / f"run{k}") for k, m in enumerate(movs * 4)]  # 12 stacks, two at a time
+    jobs = [Job(ref, m, tmp_path / f"run{k}") for k, m in enumerate(movs * 4)]  # 12 stacks, side by side
+    finished_then = []
 
     def stop(i, outcome):
+        # finished by now, reported or not: a loaded machine's waiting thread may wake after the
+        # second stack has finished too (4 result sets, not 3, seen once in CI)
+        finished_then.append(len(list(tmp_path.glob("run*/*.shifts.json"))))
         raise KeyboardInterrupt  # what Ctrl-C raises in the waiting thread
 
     with pytest.raises(KeyboardInterrupt):
         run_batch(jobs, Params(), options={"write_qc": False, "write_stack_file": False}, on_outcome=stop)
     written = list(tmp_path.glob("run*/*.shifts.json"))
-    assert 1 <= len(written) <= 3, written  # the stacks that were running, not the whole queue
+    running = max(1, (os.cpu_count() or 1) // threads_per_stack(jobs))  # stacks the batch runs at once
+    # those finished when Ctrl-C landed and those then running: not the rest of the queue
+    assert 1 <= finished_then[0] <= len(written) <= finished_then[0] + running < len(jobs), (finished_then, written)
 
 
 def test_two_stacks_whose_results_would_share_names_are_refused_before_any_work(rounds, tmp_path):
