@@ -21,8 +21,10 @@ from typing import NoReturn
 # threads (planes, blocks) and calls BLAS only for tiny products, but each OpenBLAS (numpy
 # has one, scipy another) starts a thread per core when it loads and after its calls, and
 # those spin for a while beside the engine's: 10 % of a small job's CPU time on two cores
-# (perf), gone with one thread. A value the user set is kept; dask workers inherit it.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# (perf), gone with one thread. Not where the user chose a number of threads through any
+# of the variables OpenBLAS reads; `--cluster local:N` workers inherit it.
+if not any(os.environ.get(v) for v in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")):
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
 from . import __version__  # noqa: E402
 from ._logs import quiet_file_libraries  # noqa: E402
@@ -476,8 +478,9 @@ def _note_compiled(report: Reporter, before: int) -> None:
     compiled = _compiled_so_far() - before
     if compiled:
         report.info(
-            f"note: this run compiled {compiled} of the engine's kernel signatures, once (they are "
-            "cached for the next run); `fidreg compile` compiles them for every common dtype up front"
+            f"note: this run compiled {compiled} of the engine's kernel signatures, which numba caches "
+            "for the next run (a note at every run: its cache folder is not writable, see NUMBA_CACHE_DIR); "
+            "`fidreg compile` compiles them for every common dtype up front"
         )
 
 
