@@ -40,13 +40,12 @@ import threading
 import time
 from pathlib import Path
 
-# The in-process rows run with one OpenBLAS thread, as the `fidreg` command does (cli.py):
-# set before numpy and scipy load theirs, then unset, so that the fresh processes below (the
+from napari_fidreg._blas import one_blas_thread
+
+# The in-process rows run with one OpenBLAS thread, as the `fidreg` command does: asked for
+# before numpy and scipy load theirs, then unset, so that the fresh processes below (the
 # prototype's job, napari) keep their own defaults and `fidreg` makes its own choice.
-_BLAS_ENV = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
-_BLAS_SET = not any(os.environ.get(v) for v in _BLAS_ENV)
-if _BLAS_SET:
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+_BLAS_SET = one_blas_thread()
 
 import numpy as np  # noqa: E402
 import scipy.linalg  # noqa: E402, F401 - scipy's OpenBLAS, loaded now (numba would load it later)

@@ -1,7 +1,6 @@
 """Many rounds: threads side by side and a real LocalCluster on localhost give the serial results."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -10,7 +9,7 @@ import pytest
 
 from conftest import cached_pair, later_round
 from napari_fidreg import batch
-from napari_fidreg.batch import Job, expand_moving, run_batch, threads_per_stack
+from napari_fidreg.batch import Job, expand_moving, run_batch, stacks_side_by_side, threads_per_stack
 from napari_fidreg.core import FidregError, Params, Progress, read_stack, write_stack
 from napari_fidreg.pipeline import register_files
 
@@ -176,7 +175,7 @@ def test_the_reference_is_read_once_for_the_stacks_that_share_it_and_again_once_
 
 def test_an_interrupted_batch_starts_no_further_stack(rounds, tmp_path):
     ref, movs = rounds
-    running = max(1, (os.cpu_count() or 1) // threads_per_stack([Job(ref, m, tmp_path) for m in movs]))  # at once
+    running = stacks_side_by_side(threads_per_stack([Job(ref, m, tmp_path) for m in movs]))
     jobs = [Job(ref, m, tmp_path / f"run{k}") for k, m in enumerate(movs * max(4, 2 * running))]
     finished_then = []
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import cached_pair, file_digest
+from napari_fidreg._blas import THREAD_VARIABLES
 from napari_fidreg.core import read_stack, write_stack
 
 
@@ -353,9 +354,7 @@ def _threads_after_loading_the_engine(env: dict) -> int:
 def test_the_command_runs_no_blas_threads_unless_the_user_asks():
     """OpenBLAS (numpy's and scipy's) starts a thread per core when it loads, and they spin beside
     the engine's own threads; the command's process loads them with one, a user's choice kept."""
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
-    }
+    env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
     assert _threads_after_loading_the_engine(env) == 1  # the main thread alone
     for chosen in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
         assert _threads_after_loading_the_engine({**env, chosen: "2"}) > 1, chosen

@@ -196,13 +196,17 @@ def run_batch(
 
     args = [(jobs[i], params.to_dict(), options) for i in todo]
     if args and scheduler is None:
-        # Each registration uses `workers` threads itself; run as many side by side as the
-        # machine has room for (one at a time on a 2-core machine: no scheduler at all).
-        n = max(1, (os.cpu_count() or 1) // max(workers, 1))
+        n = stacks_side_by_side(workers)
         (_run_here if n == 1 or len(args) == 1 else _run_threads)(args, n, progress, finished)
     elif args:
         _run_distributed(args, scheduler, workers, finished)
     return results  # type: ignore[return-value]
+
+
+def stacks_side_by_side(workers: int) -> int:
+    """How many registrations of ``workers`` threads each a batch in this process runs at once:
+    as many as the machine has room for (one at a time on a 2-core machine with 2 threads each)."""
+    return max(1, (os.cpu_count() or 1) // max(workers, 1))
 
 
 _CASELESS = sys.platform in ("darwin", "win32")

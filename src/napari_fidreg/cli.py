@@ -17,14 +17,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-# Set before numpy and scipy load OpenBLAS (the imports below): the engine runs its own
-# threads (planes, blocks) and calls BLAS only for tiny products, but each OpenBLAS (numpy
-# has one, scipy another) starts a thread per core when it loads and after its calls, and
-# those spin for a while beside the engine's: 10 % of a small job's CPU time on two cores
-# (perf), gone with one thread. Not where the user chose a number of threads through any
-# of the variables OpenBLAS reads; `--cluster local:N` workers inherit it.
-if not any(os.environ.get(v) for v in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")):
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+from ._blas import one_blas_thread
+
+# before the imports below load numpy and scipy, and with them OpenBLAS (see _blas);
+# `--cluster local:N` workers inherit the setting
+one_blas_thread()
 
 from . import __version__  # noqa: E402
 from ._logs import quiet_file_libraries  # noqa: E402
