@@ -122,6 +122,7 @@ def test_fit_to_view_frames_the_reference_and_the_qc_views_are_in_their_own_dock
         assert any(expected in t for t in texts), (expected, texts)
     assert not dock.block_map.figure.axes  # a tab not in view is built when shown, not before
     dock.tabs.setCurrentWidget(dock.block_map)
+    qtbot.waitUntil(lambda: bool(dock.block_map.figure.axes))  # in a turn of its own, just after
     titles = [ax.get_title() for ax in dock.block_map.figure.axes]
     assert {"dz (px)", "dy (px)", "dx (px)"} <= set(titles), titles
     legend = dock.block_map.figure.axes[-1].get_xlabel()
@@ -141,14 +142,53 @@ def test_the_qc_dock_draws_into_the_canvas(make_napari_viewer, qtbot):
     widget = RegistrationWidget(viewer)
     _register(qtbot, widget)
     tab = widget.qc_dock().qc
-    # in view (the dock under the canvas): built once shown, in the turns after the result's layers
-    qtbot.waitUntil(lambda: bool(tab.figure.axes))
     canvas = tab.canvas
-    canvas.draw()
-    rgb = np.asarray(canvas.buffer_rgba())[..., :3].astype(int)
-    magenta = (rgb[..., 0] > 150) & (rgb[..., 2] > 150) & (rgb[..., 1] < 80)
-    green = (rgb[..., 1] > 150) & (rgb[..., 0] < 80)
-    assert magenta.sum() > 20 and green.sum() > 20  # the 'overlay before' panel
+
+    def overlay_drawn() -> bool:  # the 'overlay before' panel's pixels on what the canvas shows
+        if not hasattr(canvas, "renderer"):
+            return False
+        rgb = np.asarray(canvas.buffer_rgba())[..., :3].astype(int)
+        magenta = (rgb[..., 0] > 150) & (rgb[..., 2] > 150) & (rgb[..., 1] < 80)
+        green = (rgb[..., 1] > 150) & (rgb[..., 0] < 80)
+        return magenta.sum() > 20 and green.sum() > 20
+
+    # in view (the dock under the canvas): built and rendered once shown, in the turns after the
+    # result's layers, by the dock itself (the render is its own turn, never a paint's)
+    qtbot.waitUntil(overlay_drawn)
+    assert tab.figure.axes
+
+
+def test_a_qc_figure_is_rendered_in_a_turn_of_its_own_never_in_a_paint(qtbot):
+    """The render (Agg, 60-140 ms at 1024^2) runs after the paints that a new figure or a resize
+    asks for: in the paint, it made the window's relayout after a run one 0.3-0.4 s stall."""
+    from napari_fidreg._widgets.qc_dock import FigureTab
+
+    tab = FigureTab()
+    qtbot.addWidget(tab)
+    tab.resize(800, 400)
+    tab.show()
+    qtbot.waitExposed(tab)
+    renders, built = [], []
+    tab.canvas.mpl_connect("draw_event", lambda event: renders.append(tab.canvas.get_width_height()))
+
+    def draw(fig):
+        built.append(tuple(fig.get_size_inches()))
+        fig.clear()
+        fig.add_subplot().plot([0, 1], [1, 0])
+
+    tab.show_figure(draw)
+    assert not built  # not in the caller's turn
+    tab.canvas.repaint()  # a paint now: it copies what there is, it does not build or render
+    assert not built and not renders
+    qtbot.waitUntil(lambda: bool(renders))
+    assert len(built) == 1 and len(renders) == 1
+    tab.resize(600, 300)  # a smaller dock: the figure is laid out again for it and rendered once
+    tab.canvas.repaint()
+    assert len(renders) == 1
+    qtbot.waitUntil(lambda: len(renders) == 2)
+    qtbot.wait(100)  # nothing more comes of that resize
+    assert len(built) == 2 and len(renders) == 2 and built[1] != built[0]
+    assert renders[1] == tab.canvas.get_width_height()
 
 
 def test_a_closed_qc_dock_comes_back_at_the_next_run(make_napari_viewer, qtbot):

@@ -16,18 +16,44 @@ from .jobs import DOCK_PLANES
 
 DOCK_NAME = "fidreg QC"
 QC_TAB, MAP_TAB = "projections", "block shifts"
+# a figure is built and rendered this long after it is asked for (a new result, a resize, the
+# toolbar's pan), in a turn of the event loop of its own; requests meanwhile join it
+UPDATE_GAP_MS = 30
+
+
+def _canvas_class():
+    """matplotlib's Qt canvas, whose render is left to its tab (see ``draw_idle``); imported
+    when the first tab is made (matplotlib's Qt backend is 0.5 s of import)."""
+    from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+
+    class Canvas(FigureCanvasQTAgg):
+        """A canvas that never renders inside a paint of the window. matplotlib's own
+        ``draw_idle`` leaves the render (Agg: 60-140 ms for the QC figure at 1024^2) to the
+        next paint; after a run, the new dock's layout resized the canvas, and that one paint
+        composed the window, drew the scene and rendered the figure, with the figure's build
+        just before it: 0.3-0.4 s of a frozen GUI under Xvfb. Here ``draw_idle`` asks the tab
+        (``request``), and a paint copies what was last rendered (blank just after a resize)."""
+
+        request = None  # the tab's: build the figure if due and render it, soon
+
+        def draw_idle(self):
+            if self.request is not None:
+                self.request()
+
+    return Canvas
 
 
 class FigureTab(QWidget):
     """One matplotlib figure on a Qt canvas, with the navigation toolbar (pan, zoom, save)."""
 
     def __init__(self, parent=None):
-        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg, NavigationToolbar2QT
+        from matplotlib.backends.backend_qtagg import NavigationToolbar2QT
         from matplotlib.figure import Figure
+        from qtpy.QtCore import QTimer
 
         super().__init__(parent)
         self.figure = Figure(figsize=(10, 3.5))
-        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas = _canvas_class()(self.figure)
         self.canvas.setMinimumHeight(220)
         self.toolbar = NavigationToolbar2QT(self.canvas, self)
         layout = QVBoxLayout(self)
@@ -36,44 +62,54 @@ class FigureTab(QWidget):
         layout.addWidget(self.canvas)
         self._draw = None  # how to draw the figure: kept to lay it out again at another size
         self._stale = False  # a figure to build the next time the tab is shown
+        self._relayout = False  # the figure to build again, for the canvas's new size
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self._update)
+        self.canvas.request = self._update_soon
         # the figures lay out their text for the figure's size: lay them out again when it changes
         self.canvas.mpl_connect("resize_event", lambda _: self._resized())
 
     def show_figure(self, draw) -> None:
-        """Show ``draw(figure)``: built at the next turn of the event loop when the tab is in view,
-        else when it is first shown (building a figure takes 40-110 ms on the GUI thread: a hidden
-        tab costs nothing). Not at once: a dock just added is resized first, which built the
-        figure a second time (0.06-0.1 s more of the stall at the end of a napari run)."""
-        from qtpy.QtCore import QTimer
+        """Show ``draw(figure)``: built and rendered ``UPDATE_GAP_MS`` later when the tab is in
+        view, else when it is first shown (a figure's build and render take 0.1-0.2 s of the
+        GUI thread: a hidden tab costs nothing). Not at once: a dock just added is laid out
+        first, and its resizes built the figure again and its paint rendered it."""
+        self._draw, self._stale, self._relayout = draw, True, False
+        self._update_soon()
 
-        self._draw, self._stale = draw, True
-        if self.isVisible():
-            QTimer.singleShot(0, self._build_if_visible)
+    def _update_soon(self) -> None:
+        if not self._timer.isActive():
+            self._timer.start(UPDATE_GAP_MS)
 
-    def _build_if_visible(self) -> None:
-        if self.isVisible():  # still in view (else it is built when shown: showEvent)
-            self.drawn_figure()
+    def _update(self) -> None:
+        """Build the figure if it is due, and render it (in this turn: the paints that follow
+        copy it)."""
+        if not self.isVisible() or self.canvas.width() <= 0 or self.canvas.height() <= 0:
+            return  # showEvent asks again
+        if self._relayout and not self._stale and self._draw is not None:
+            self._draw(self.figure)
+        self._relayout = False
+        self.drawn_figure()
+        self.canvas.draw()
+        self._timer.stop()  # the build's own request (draw_idle) is met by this render
 
     def _resized(self) -> None:
-        if not self.isVisible():
-            return
-        if self._stale:
-            self.drawn_figure()  # a figure due: built once, at this size
-        elif self._draw is not None:
-            self._draw(self.figure)
+        self._relayout = True  # built again at the new size by the update it asks for (draw_idle)
 
     def drawn_figure(self):
-        """The figure, built if it is due (for a tab not shown yet, or a viewer without a window)."""
+        """The figure, built if it is due (for a tab not shown yet, or a viewer without a window);
+        rendered later (``draw_idle``)."""
         if self._stale and self._draw is not None:
             self._stale = False
             self._draw(self.figure)
             self.toolbar.update()  # forget the zoom history of the previous figure
-            self.canvas.draw_idle()  # drawn at the next paint, not now
+            self.canvas.draw_idle()
         return self.figure
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
-        self.drawn_figure()
+        self._update_soon()
 
     def clear(self) -> None:
         self._draw, self._stale = None, False
