@@ -160,21 +160,33 @@ def test_the_qc_dock_draws_into_the_canvas(make_napari_viewer, qtbot):
 
 def test_a_qc_figure_is_rendered_in_a_turn_of_its_own_never_in_a_paint(qtbot):
     """The render (Agg, 60-140 ms at 1024^2) runs after the paints that a new figure or a resize
-    asks for: in the paint, it made the window's relayout after a run one 0.3-0.4 s stall."""
+    asks for: in the paint, it made the window's relayout after a run one 0.3-0.4 s stall. Until
+    then the canvas shows its last render, stretched, not a blank; a tab shown again as it was
+    is not rendered again."""
+    from qtpy.QtWidgets import QTabWidget
+
     from napari_fidreg._widgets.qc_dock import FigureTab
 
-    tab = FigureTab()
-    qtbot.addWidget(tab)
-    tab.resize(800, 400)
-    tab.show()
-    qtbot.waitExposed(tab)
+    tabs = QTabWidget()
+    qtbot.addWidget(tabs)
+    tab, other = FigureTab(), FigureTab()
+    tabs.addTab(tab, "one")
+    tabs.addTab(other, "two")
+    tabs.resize(800, 400)
+    tabs.show()
+    qtbot.waitExposed(tabs)
     renders, built = [], []
     tab.canvas.mpl_connect("draw_event", lambda event: renders.append(tab.canvas.get_width_height()))
 
     def draw(fig):
         built.append(tuple(fig.get_size_inches()))
         fig.clear()
-        fig.add_subplot().plot([0, 1], [1, 0])
+        fig.add_axes((0, 0, 1, 1)).plot([0, 1], [1, 0], color="black", linewidth=12)
+
+    def shown() -> np.ndarray:  # what the canvas paints now, as grey levels
+        image = tab.canvas.grab().toImage()
+        return np.array([[image.pixelColor(x, y).value() for x in range(0, image.width(), 4)]
+                         for y in range(0, image.height(), 4)])  # fmt: skip
 
     tab.show_figure(draw)
     assert not built  # not in the caller's turn
@@ -182,13 +194,21 @@ def test_a_qc_figure_is_rendered_in_a_turn_of_its_own_never_in_a_paint(qtbot):
     assert not built and not renders
     qtbot.waitUntil(lambda: bool(renders))
     assert len(built) == 1 and len(renders) == 1
-    tab.resize(600, 300)  # a smaller dock: the figure is laid out again for it and rendered once
+    tabs.resize(600, 300)  # a smaller dock: the figure is laid out again for it and rendered once
     tab.canvas.repaint()
     assert len(renders) == 1
+    grey = shown()  # meanwhile the last render, stretched: the line on white, not an empty canvas
+    assert (grey > 240).mean() > 0.5 and (grey < 40).mean() > 0.02
     qtbot.waitUntil(lambda: len(renders) == 2)
     qtbot.wait(100)  # nothing more comes of that resize
     assert len(built) == 2 and len(renders) == 2 and built[1] != built[0]
     assert renders[1] == tab.canvas.get_width_height()
+    tabs.setCurrentWidget(other)
+    tabs.setCurrentWidget(tab)  # back to the tab as it was: its render is shown again, not remade
+    qtbot.wait(100)
+    assert len(renders) == 2
+    grey = shown()
+    assert (grey > 240).mean() > 0.5 and (grey < 40).mean() > 0.02
 
 
 def test_a_closed_qc_dock_comes_back_at_the_next_run(make_napari_viewer, qtbot):

@@ -8,6 +8,8 @@ dock of their own, zoomable with matplotlib's toolbar. The figures are those of
 
 from __future__ import annotations
 
+import traceback
+
 from qtpy.QtWidgets import QLabel, QTabWidget, QVBoxLayout, QWidget
 
 from ..core.result import Registration
@@ -24,7 +26,13 @@ UPDATE_GAP_MS = 30
 def _canvas_class():
     """matplotlib's Qt canvas, whose render is left to its tab (see ``draw_idle``); imported
     when the first tab is made (matplotlib's Qt backend is 0.5 s of import)."""
+    import numpy as np
     from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+    from matplotlib.backends.qt_compat import QT_API
+    from qtpy.QtGui import QImage, QPainter
+
+    if QT_API == "PyQt6":
+        from PyQt6 import sip
 
     class Canvas(FigureCanvasQTAgg):
         """A canvas that never renders inside a paint of the window. matplotlib's own
@@ -32,13 +40,36 @@ def _canvas_class():
         next paint; after a run, the new dock's layout resized the canvas, and that one paint
         composed the window, drew the scene and rendered the figure, with the figure's build
         just before it: 0.3-0.4 s of a frozen GUI under Xvfb. Here ``draw_idle`` asks the tab
-        (``request``), and a paint copies what was last rendered (blank just after a resize)."""
+        (``request``), and a paint copies what was last rendered: stretched to the canvas
+        while the render for a new size is due (a resize, a dragged splitter), not blank."""
 
         request = None  # the tab's: build the figure if due and render it, soon
 
         def draw_idle(self):
             if self.request is not None:
                 self.request()
+
+        def rendered_for_size(self) -> bool:
+            """Whether the last render is of the canvas's present size."""
+            renderer = getattr(self, "renderer", None)
+            size = self.get_width_height(physical=True)
+            return renderer is not None and (int(renderer.width), int(renderer.height)) == size
+
+        def paintEvent(self, event):  # noqa: N802 - Qt's name
+            renderer = getattr(self, "renderer", None)
+            if renderer is None or self.rendered_for_size() or getattr(self, "_draw_pending", False):
+                super().paintEvent(event)  # matplotlib's copy (or its render, after a save)
+                return
+            # matplotlib's paint would make an empty renderer of the new size and show it
+            rgba = np.ascontiguousarray(renderer.buffer_rgba())
+            buf = memoryview(rgba)
+            ptr = int(sip.voidptr(buf)) if QT_API == "PyQt6" else buf  # as matplotlib's own paint
+            image = QImage(ptr, rgba.shape[1], rgba.shape[0], rgba.strides[0], QImage.Format.Format_RGBA8888)
+            painter = QPainter(self)
+            try:
+                painter.drawImage(self.rect(), image)
+            finally:
+                painter.end()
 
     return Canvas
 
@@ -63,6 +94,7 @@ class FigureTab(QWidget):
         self._draw = None  # how to draw the figure: kept to lay it out again at another size
         self._stale = False  # a figure to build the next time the tab is shown
         self._relayout = False  # the figure to build again, for the canvas's new size
+        self._due = False  # a render asked for and not made yet (the tab hidden meanwhile)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._update)
@@ -79,8 +111,12 @@ class FigureTab(QWidget):
         self._update_soon()
 
     def _update_soon(self) -> None:
-        if not self._timer.isActive():
-            self._timer.start(UPDATE_GAP_MS)
+        try:
+            self._due = True
+            if not self._timer.isActive():
+                self._timer.start(UPDATE_GAP_MS)
+        except RuntimeError:  # the tab is deleted (a closed dock's figure, drawn by a script)
+            pass
 
     def _update(self) -> None:
         """Build the figure if it is due, and render it (in this turn: the paints that follow
@@ -90,8 +126,12 @@ class FigureTab(QWidget):
         if self._relayout and not self._stale and self._draw is not None:
             self._draw(self.figure)
         self._relayout = False
-        self.drawn_figure()
-        self.canvas.draw()
+        try:
+            self.drawn_figure()
+            self.canvas.draw()
+        except Exception:  # noqa: BLE001 - as matplotlib's draw_idle: an exception in a Qt slot can abort
+            traceback.print_exc()
+        self._due = False
         self._timer.stop()  # the build's own request (draw_idle) is met by this render
 
     def _resized(self) -> None:
@@ -109,7 +149,10 @@ class FigureTab(QWidget):
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
-        self._update_soon()
+        # a figure due, a render asked for while hidden, or a size it was not rendered for; a tab
+        # shown again as it was keeps its render (no 50-100 ms render on each switch back)
+        if self._stale or self._due or self._relayout or not self.canvas.rendered_for_size():
+            self._update_soon()
 
     def clear(self) -> None:
         self._draw, self._stale = None, False
