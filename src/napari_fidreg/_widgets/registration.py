@@ -37,6 +37,7 @@ from .qc_dock import QCDock, qc_dock_of
 from .region import SUBVOLUME_LAYER
 from .review import BlockReview
 from .save_apply import SaveApplyMixin, target_layers
+from .ticks import TickGate
 
 if TYPE_CHECKING:
     import napari
@@ -272,17 +273,20 @@ class RegistrationWidget(SaveApplyMixin, Container):
             self._ended_as = "cancelled"
             self._set_status("cancelled: nothing was changed")
 
-        return create_worker(
+        ticks = TickGate(self._on_progress)
+        worker = create_worker(
             lambda: (yield from job),
             _start_thread=False,
             _connect={
-                "yielded": self._on_progress,
+                "yielded": ticks,
                 "returned": returned,
                 "errored": errored,
                 "aborted": aborted,
                 "finished": self._finished,
             },
         )
+        ticks.follow(worker)
+        return worker
 
     def cancel(self) -> None:
         if self.worker is not None:

@@ -28,6 +28,7 @@ from . import layers as L
 from . import region as R
 from .inputs import zero_or_at_least
 from .jobs import SeriesResult, preload_result_modules, series_job
+from .ticks import TickGate
 
 if TYPE_CHECKING:
     import napari
@@ -181,12 +182,14 @@ class SeriesWidget(Container):
         from napari.qt.threading import create_worker
 
         self._started = time.perf_counter()
+        ticks = TickGate(self._on_progress)
         self.worker = create_worker(
             lambda: (yield from job), _start_thread=False,
-            _connect={"yielded": self._on_progress, "returned": lambda res: self._on_done(replace(res, from_4d=from_4d), ref, series_name),
+            _connect={"yielded": ticks, "returned": lambda res: self._on_done(replace(res, from_4d=from_4d), ref, series_name),
                       "errored": self._failed, "aborted": lambda: setattr(self.status, "value", "cancelled: nothing was changed"),
                       "finished": self._finished},
         )  # fmt: skip
+        ticks.follow(self.worker)
         self._set_running(True)
         self.status.value = f"registering {len(names)} rounds …"
         self.worker.start()
@@ -319,11 +322,13 @@ class SeriesWidget(Container):
 
         folder = Path(self.folder.value)
         job = _save_series(self.result, folder)
+        ticks = TickGate(self._on_progress)
         self.worker = create_worker(
             lambda: (yield from job), _start_thread=False,
-            _connect={"yielded": self._on_progress, "errored": self._error, "finished": self._finished,
+            _connect={"yielded": ticks, "errored": self._error, "finished": self._finished,
                       "returned": lambda n: setattr(self.status, "value", f"saved {n} rounds and drift.csv into {folder}")},
         )  # fmt: skip
+        ticks.follow(self.worker)
         self._set_running(True)
         self.worker.start()
 
