@@ -149,9 +149,10 @@ class FigureTab(QWidget):
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
-        # a figure due, a render asked for while hidden, or a size it was not rendered for; a tab
-        # shown again as it was keeps its render (no 50-100 ms render on each switch back)
-        if self._stale or self._due or self._relayout or not self.canvas.rendered_for_size():
+        # a render asked for while hidden (a new figure, a resize: each asks), or a size it was
+        # not rendered for; a tab shown again as it was keeps its render (no 50-100 ms render on
+        # each switch back)
+        if self._due or not self.canvas.rendered_for_size():
             self._update_soon()
 
     def clear(self) -> None:
