@@ -31,7 +31,7 @@ def test_a_held_tick_is_dropped_when_the_worker_ends(qtbot):
     assert [t.done for t in shown] == [1]  # "done" or "cancelled" is not written over
 
 
-def test_the_gate_follows_a_real_worker(make_napari_viewer, qtbot):
+def test_the_gate_follows_a_real_worker(qtbot):
     from napari.qt.threading import create_worker
 
     def job():
